@@ -1,0 +1,19 @@
+# Warning flags for every KWM target (kwm_set_warnings) and the sanitizer switch.
+set(KWM_CXX_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align
+    -Woverloaded-virtual -Wnull-dereference -Wdouble-promotion -Wimplicit-fallthrough)
+if(KWM_WARNINGS_AS_ERRORS)
+  list(APPEND KWM_CXX_WARNINGS -Werror)
+endif()
+
+if(KWM_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer
+                      -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+function(kwm_set_warnings target)
+  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${KWM_CXX_WARNINGS}>)
+  if(KWM_WARNINGS_AS_ERRORS)
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings>)
+  endif()
+endfunction()
