@@ -1,0 +1,30 @@
+// Single-process Communicator: a build without MPI runs every learner through this.
+#include <algorithm>
+
+#include "distributed/communicator.hpp"
+
+namespace kwm {
+namespace {
+
+class SingleProcessCommunicator final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  std::string name() const override { return "single"; }
+  void all_reduce_sum(double*, std::size_t) override {}
+  void all_reduce_sum(float*, std::size_t) override {}
+  bool all_reduce_any(bool flag) override { return flag; }
+  void all_gather(const double* send, std::size_t count, double* recv) override {
+    std::copy(send, send + count, recv);
+  }
+  void broadcast(double*, std::size_t, int) override {}
+  void barrier() override {}
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_single_process_communicator() {
+  return std::make_unique<SingleProcessCommunicator>();
+}
+
+}  // namespace kwm
