@@ -48,7 +48,8 @@ class CpuBackend final : public Backend<T> {
   Tensor<T> allocate(Index rows, Index cols) override {
     require<T>(rows >= 0 && cols >= 0, "allocate", "negative size " + dims(rows, cols));
     const auto count = static_cast<std::size_t>(rows * cols);
-    std::shared_ptr<T> storage(new T[std::max<std::size_t>(count, 1)](), std::default_delete<T[]>());
+    std::shared_ptr<T> storage(new T[std::max<std::size_t>(count, 1)](),
+                               std::default_delete<T[]>());
     return Tensor<T>(rows, cols, std::move(storage), MemorySpace::host);
   }
 
@@ -122,14 +123,16 @@ class CpuBackend final : public Backend<T> {
 
   void scale_rows(const Tensor<T>& d, Tensor<T>& a) override {
     require<T>(d.size() == a.rows(), "scale_rows",
-               "d has " + std::to_string(d.size()) + " entries, A has " +
-                   std::to_string(a.rows()) + " rows");
+               "d has " + std::to_string(d.size()) + " entries, A has " + std::to_string(a.rows()) +
+                   " rows");
     view(a) = ConstMapMat<T>(d.data(), d.size(), 1).asDiagonal() * view(a);
   }
 
   T dot(const Tensor<T>& x, const Tensor<T>& y) override {
     same_size("dot", x, y);
-    return ConstMapMat<T>(x.data(), x.size(), 1).col(0).dot(ConstMapMat<T>(y.data(), y.size(), 1).col(0));
+    return ConstMapMat<T>(x.data(), x.size(), 1)
+        .col(0)
+        .dot(ConstMapMat<T>(y.data(), y.size(), 1).col(0));
   }
 
   void add_identity(T alpha, Tensor<T>& a) override {
@@ -160,7 +163,8 @@ class CpuBackend final : public Backend<T> {
   }
   void diagonal(const Tensor<T>& a, Tensor<T>& d) override {
     require_square("diagonal", a);
-    require<T>(d.size() == a.rows(), "diagonal", "d must have " + std::to_string(a.rows()) + " entries");
+    require<T>(d.size() == a.rows(), "diagonal",
+               "d must have " + std::to_string(a.rows()) + " entries");
     MapMat<T>(d.data(), d.size(), 1).col(0) = view(a).diagonal();
   }
 
@@ -181,11 +185,11 @@ class CpuBackend final : public Backend<T> {
   }
 
   void diagonal_downdate(Tensor<T>& p, const Tensor<T>& k, const Tensor<T>& u) override {
-    require<T>(p.cols() == 1 && k.rows() == p.rows() && u.rows() == p.rows() &&
-                   k.cols() == u.cols(),
-               "diagonal_downdate",
-               "p is " + dims(p.rows(), p.cols()) + ", K is " + dims(k.rows(), k.cols()) +
-                   ", U is " + dims(u.rows(), u.cols()));
+    require<T>(
+        p.cols() == 1 && k.rows() == p.rows() && u.rows() == p.rows() && k.cols() == u.cols(),
+        "diagonal_downdate",
+        "p is " + dims(p.rows(), p.cols()) + ", K is " + dims(k.rows(), k.cols()) + ", U is " +
+            dims(u.rows(), u.cols()));
     view(p).col(0) -= view(k).cwiseProduct(view(u)).rowwise().sum();
   }
 
