@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up, build and run every test, as CI does: the release and the ASan+UBSan builds with
+# warnings as errors, ctest on both, and the clang-format check. Idempotent.
+#
+#   launch/test.sh
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+jobs="$(nproc)"
+
+launch/setup.sh --preset ci-release
+launch/fetch_data.sh
+ctest --preset ci-release -j "$jobs"
+
+launch/setup.sh --preset ci-asan --no-install
+ctest --preset ci-asan -j "$jobs"
+
+launch/check_format.sh
+echo "[test] all tests passed"
