@@ -1,0 +1,478 @@
+// CudaBackend<T>: every Backend method on cuBLAS/cuSOLVER or a kernel of kernels.cuh, all queued
+// on the backend's stream. Methods that return a host value (dot, trace, cholesky's success,
+// all_finite, clamp_eigenvalues) wait for the stream.
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "core/backend/cuda/blas_dispatch.hpp"
+#include "core/backend/cuda/cuda_backend.hpp"
+#include "core/backend/cuda/cuda_check.hpp"
+#include "core/backend/cuda/cuda_factory.hpp"
+#include "core/backend/cuda/kernels.cuh"
+
+namespace kwm {
+namespace {
+
+using cuda_detail::data_type;
+namespace kernels = cuda_kernels;
+
+// Offsets into the backend's small device scalar block.
+constexpr std::size_t kInfoOffset = 0;      // int
+constexpr std::size_t kFlagOffset = 8;      // int
+constexpr std::size_t kMovedOffset = 16;    // unsigned long long
+constexpr std::size_t kResultOffset = 32;   // T
+constexpr std::size_t kScalarBytes = 64;
+
+template <typename T>
+std::string dims(const Tensor<T>& t) {
+  return std::to_string(t.rows()) + "x" + std::to_string(t.cols());
+}
+
+void require(bool ok, const char* kernel, const std::string& detail) {
+  if (!ok) throw ShapeError(std::string("cuda ") + kernel + ": " + detail);
+}
+
+template <typename T>
+void require_device(const Tensor<T>& t, const char* kernel) {
+  if (t.size() > 0 && (t.space() != MemorySpace::cuda || t.data() == nullptr)) {
+    throw std::invalid_argument(std::string("cuda ") + kernel +
+                                ": tensor is not in CUDA memory (allocate it with this backend)");
+  }
+}
+
+template <typename T>
+void require_square(const Tensor<T>& a, const char* kernel) {
+  require(a.is_square(), kernel, "matrix must be square; got " + dims(a));
+  require_device(a, kernel);
+}
+
+int64_t ld(Index rows) { return std::max<Index>(rows, 1); }
+
+cublasOperation_t to_cublas(Op op) { return op == Op::none ? CUBLAS_OP_N : CUBLAS_OP_T; }
+
+template <typename T>
+std::shared_ptr<T> device_alloc(std::size_t count) {
+  T* ptr = nullptr;
+  KWM_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&ptr), count * sizeof(T)));
+  return std::shared_ptr<T>(ptr, [](T* q) { cudaFree(q); });  // no throw from a deleter
+}
+
+}  // namespace
+
+bool cuda_device_present() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no device" error
+    return false;
+  }
+  return count > 0;
+}
+
+template <typename T>
+CudaBackend<T>::CudaBackend() {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    throw std::runtime_error(
+        std::string("CUDA backend: no CUDA device is visible (cudaGetDeviceCount: ") +
+        (status == cudaSuccess ? "0 devices" : cudaGetErrorString(status)) +
+        "); use backend \"cpu\" or check CUDA_VISIBLE_DEVICES and the driver");
+  }
+  KWM_CUDA_CHECK(cudaGetDevice(&device_));
+  KWM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  KWM_CUBLAS_CHECK(cublasCreate(&blas_));
+  KWM_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+  // Plain IEEE fp32/fp64 products: no TF32 (the conformance tolerances assume full precision).
+  KWM_CUBLAS_CHECK(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));
+  KWM_CUSOLVER_CHECK(cusolverDnCreate(&solver_));
+  KWM_CUSOLVER_CHECK(cusolverDnSetStream(solver_, stream_));
+  KWM_CUSOLVER_CHECK(cusolverDnCreateParams(&solver_params_));
+  scalars_ = device_alloc<unsigned char>(kScalarBytes);
+}
+
+template <typename T>
+CudaBackend<T>::~CudaBackend() {
+  // Destructors must not throw: release in reverse order, ignoring errors at shutdown.
+  if (stream_) cudaStreamSynchronize(stream_);
+  if (solver_params_) cusolverDnDestroyParams(solver_params_);
+  if (solver_) cusolverDnDestroy(solver_);
+  if (blas_) cublasDestroy(blas_);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+template <typename T>
+void* CudaBackend<T>::device_workspace(std::size_t bytes) {
+  if (bytes > workspace_bytes_) {
+    KWM_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old buffer may still be in use
+    workspace_ = device_alloc<unsigned char>(bytes);
+    workspace_bytes_ = bytes;
+  }
+  return workspace_.get();
+}
+
+template <typename T>
+void* CudaBackend<T>::host_workspace(std::size_t bytes) {
+  if (bytes > host_workspace_.size()) host_workspace_.resize(bytes);
+  return host_workspace_.empty() ? nullptr : host_workspace_.data();
+}
+
+template <typename T>
+template <typename S>
+S CudaBackend<T>::read_scalar(const S* device_value) {
+  S value{};
+  KWM_CUDA_CHECK(
+      cudaMemcpyAsync(&value, device_value, sizeof(S), cudaMemcpyDeviceToHost, stream_));
+  KWM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return value;
+}
+
+// ---- memory ------------------------------------------------------------------------------------
+
+template <typename T>
+Tensor<T> CudaBackend<T>::allocate(Index rows, Index cols) {
+  require(rows >= 0 && cols >= 0, "allocate", "negative shape " + std::to_string(rows) + "x" +
+                                                  std::to_string(cols));
+  if (rows * cols == 0) return Tensor<T>(rows, cols, nullptr, MemorySpace::cuda);
+  auto storage = device_alloc<T>(static_cast<std::size_t>(rows * cols));
+  KWM_CUDA_CHECK(cudaMemsetAsync(storage.get(), 0, rows * cols * sizeof(T), stream_));
+  return Tensor<T>(rows, cols, std::move(storage), MemorySpace::cuda);
+}
+
+template <typename T>
+void CudaBackend<T>::upload(const T* host, Tensor<T>& dst) {
+  require_device(dst, "upload");
+  if (dst.empty()) return;
+  KWM_CUDA_CHECK(cudaMemcpyAsync(dst.data(), host, dst.size() * sizeof(T),
+                                 cudaMemcpyHostToDevice, stream_));
+  KWM_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the caller may free `host` on return
+}
+
+template <typename T>
+void CudaBackend<T>::download(const Tensor<T>& src, T* host) {
+  require_device(src, "download");
+  if (src.empty()) return;
+  KWM_CUDA_CHECK(cudaMemcpyAsync(host, src.data(), src.size() * sizeof(T),
+                                 cudaMemcpyDeviceToHost, stream_));
+  KWM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+template <typename T>
+void CudaBackend<T>::copy(const Tensor<T>& src, Tensor<T>& dst) {
+  require(src.rows() == dst.rows() && src.cols() == dst.cols(), "copy",
+          "source is " + dims(src) + " but destination is " + dims(dst));
+  require_device(src, "copy");
+  require_device(dst, "copy");
+  if (src.empty() || src.data() == dst.data()) return;
+  KWM_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), src.size() * sizeof(T),
+                                 cudaMemcpyDeviceToDevice, stream_));
+}
+
+template <typename T>
+void CudaBackend<T>::fill(Tensor<T>& x, T value) {
+  require_device(x, "fill");
+  kernels::fill(x.data(), x.size(), value, stream_);
+}
+
+template <typename T>
+void CudaBackend<T>::synchronize() {
+  KWM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+// ---- BLAS-like ---------------------------------------------------------------------------------
+
+template <typename T>
+void CudaBackend<T>::gemm(Op op_a, Op op_b, T alpha, const Tensor<T>& a, const Tensor<T>& b,
+                          T beta, Tensor<T>& c) {
+  const Index rows = op_a == Op::none ? a.rows() : a.cols();
+  const Index inner = op_a == Op::none ? a.cols() : a.rows();
+  const Index inner_b = op_b == Op::none ? b.rows() : b.cols();
+  const Index cols = op_b == Op::none ? b.cols() : b.rows();
+  require(inner == inner_b && rows == c.rows() && cols == c.cols(), "gemm",
+          "op(A) is " + std::to_string(rows) + "x" + std::to_string(inner) + ", op(B) is " +
+              std::to_string(inner_b) + "x" + std::to_string(cols) + ", C is " + dims(c));
+  require_device(a, "gemm");
+  require_device(b, "gemm");
+  require_device(c, "gemm");
+  if (c.empty()) return;
+  KWM_CUBLAS_CHECK(cuda_detail::gemm(blas_, to_cublas(op_a), to_cublas(op_b), rows, cols, inner,
+                                     &alpha, a.data(), ld(a.rows()), b.data(), ld(b.rows()),
+                                     &beta, c.data(), ld(c.rows())));
+}
+
+template <typename T>
+void CudaBackend<T>::syrk(Op op, T alpha, const Tensor<T>& a, T beta, Tensor<T>& c) {
+  const Index n = op == Op::none ? a.rows() : a.cols();
+  const Index k = op == Op::none ? a.cols() : a.rows();
+  require(c.is_square() && c.rows() == n, "syrk",
+          "A is " + dims(a) + (op == Op::none ? " (A A^T)" : " (A^T A)") + " but C is " + dims(c));
+  require_device(a, "syrk");
+  require_device(c, "syrk");
+  if (c.empty()) return;
+  KWM_CUBLAS_CHECK(cuda_detail::syrk(blas_, CUBLAS_FILL_MODE_LOWER, to_cublas(op), n, k, &alpha,
+                                     a.data(), ld(a.rows()), &beta, c.data(), ld(n)));
+  kernels::make_symmetric(c.data(), n, kernels::Symmetry::lower_to_upper, stream_);
+}
+
+template <typename T>
+void CudaBackend<T>::axpy(T alpha, const Tensor<T>& x, Tensor<T>& y) {
+  require(x.size() == y.size(), "axpy", "x is " + dims(x) + " but y is " + dims(y));
+  require_device(x, "axpy");
+  require_device(y, "axpy");
+  if (y.empty()) return;
+  KWM_CUBLAS_CHECK(cuda_detail::axpy(blas_, y.size(), &alpha, x.data(), y.data()));
+}
+
+template <typename T>
+void CudaBackend<T>::scale(T alpha, Tensor<T>& x) {
+  require_device(x, "scale");
+  if (x.empty()) return;
+  KWM_CUBLAS_CHECK(cuda_detail::scal(blas_, x.size(), &alpha, x.data()));
+}
+
+template <typename T>
+void CudaBackend<T>::scale_rows(const Tensor<T>& d, Tensor<T>& a) {
+  require(d.size() == a.rows() && (d.cols() == 1 || d.empty()), "scale_rows",
+          "d is " + dims(d) + " but A is " + dims(a) + " (d needs A.rows() x 1)");
+  require_device(d, "scale_rows");
+  require_device(a, "scale_rows");
+  kernels::scale_rows(d.data(), a.data(), a.rows(), a.cols(), stream_);
+}
+
+template <typename T>
+T CudaBackend<T>::dot(const Tensor<T>& x, const Tensor<T>& y) {
+  require(x.size() == y.size(), "dot", "x is " + dims(x) + " but y is " + dims(y));
+  require_device(x, "dot");
+  require_device(y, "dot");
+  if (x.empty()) return T(0);
+  T result{};
+  KWM_CUBLAS_CHECK(cuda_detail::dot(blas_, x.size(), x.data(), y.data(), &result));
+  return result;  // host pointer mode: cuBLAS waited for the result
+}
+
+// ---- symmetric matrices ------------------------------------------------------------------------
+
+template <typename T>
+void CudaBackend<T>::add_identity(T alpha, Tensor<T>& a) {
+  require_square(a, "add_identity");
+  kernels::add_to_diagonal<T>(nullptr, alpha, a.data(), a.rows(), stream_);
+}
+
+template <typename T>
+void CudaBackend<T>::add_diagonal(const Tensor<T>& d, Tensor<T>& a) {
+  require_square(a, "add_diagonal");
+  require(d.size() == a.rows() && (d.cols() == 1 || d.empty()), "add_diagonal",
+          "d is " + dims(d) + " but A is " + dims(a));
+  require_device(d, "add_diagonal");
+  kernels::add_to_diagonal(d.data(), T(0), a.data(), a.rows(), stream_);
+}
+
+template <typename T>
+void CudaBackend<T>::symmetrize(Tensor<T>& a) {
+  require_square(a, "symmetrize");
+  kernels::make_symmetric(a.data(), a.rows(), kernels::Symmetry::average, stream_);
+}
+
+template <typename T>
+T CudaBackend<T>::trace(const Tensor<T>& a) {
+  require_square(a, "trace");
+  if (a.empty()) return T(0);
+  T* result = reinterpret_cast<T*>(scalars_.get() + kResultOffset);
+  kernels::strided_sum(a.data(), a.rows(), a.rows() + 1, result, stream_);
+  return read_scalar(result);
+}
+
+template <typename T>
+void CudaBackend<T>::diagonal(const Tensor<T>& a, Tensor<T>& d) {
+  require_square(a, "diagonal");
+  require(d.rows() == a.rows() && d.cols() == 1, "diagonal",
+          "d is " + dims(d) + " but A is " + dims(a) + " (d needs n x 1)");
+  require_device(d, "diagonal");
+  kernels::diagonal(a.data(), d.data(), a.rows(), stream_);
+}
+
+// ---- Riccati -----------------------------------------------------------------------------------
+
+template <typename T>
+void CudaBackend<T>::riccati_downdate(Tensor<T>& p, const Tensor<T>& k, const Tensor<T>& u) {
+  require_square(p, "riccati_downdate");
+  require(k.rows() == p.rows() && u.rows() == p.rows() && k.cols() == u.cols(),
+          "riccati_downdate",
+          "P is " + dims(p) + ", K is " + dims(k) + ", U is " + dims(u) +
+              " (K and U must both be n x m)");
+  require_device(k, "riccati_downdate");
+  require_device(u, "riccati_downdate");
+  const Index n = p.rows();
+  const Index m = k.cols();
+  if (n == 0 || m == 0) return;
+  // Both paths read P's lower triangle only (P is symmetric) and return exactly symmetric P.
+  if (downdate_path_ == DowndatePath::fused) {
+    kernels::riccati_downdate_fused(p.data(), k.data(), u.data(), n, m, stream_);
+  } else {
+    const T alpha = T(-0.5);
+    const T beta = T(1);
+    KWM_CUBLAS_CHECK(cuda_detail::syr2k(blas_, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, n, m, &alpha,
+                                        k.data(), n, u.data(), n, &beta, p.data(), n));
+    kernels::make_symmetric(p.data(), n, kernels::Symmetry::lower_to_upper, stream_);
+  }
+}
+
+template <typename T>
+void CudaBackend<T>::diagonal_downdate(Tensor<T>& p, const Tensor<T>& k, const Tensor<T>& u) {
+  require(p.cols() == 1 && k.rows() == p.rows() && u.rows() == p.rows() &&
+              k.cols() == u.cols(),
+          "diagonal_downdate",
+          "p is " + dims(p) + ", K is " + dims(k) + ", U is " + dims(u) +
+              " (p n x 1, K and U n x m)");
+  require_device(p, "diagonal_downdate");
+  require_device(k, "diagonal_downdate");
+  require_device(u, "diagonal_downdate");
+  kernels::diagonal_downdate(p.data(), k.data(), u.data(), p.rows(), k.cols(), stream_);
+}
+
+// ---- factorisations ----------------------------------------------------------------------------
+
+template <typename T>
+bool CudaBackend<T>::cholesky(Tensor<T>& a) {
+  require_square(a, "cholesky");
+  const Index n = a.rows();
+  if (n == 0) return true;
+  std::size_t device_bytes = 0;
+  std::size_t host_bytes = 0;
+  KWM_CUSOLVER_CHECK(cusolverDnXpotrf_bufferSize(solver_, solver_params_, CUBLAS_FILL_MODE_LOWER,
+                                                 n, data_type<T>(), a.data(), n, data_type<T>(),
+                                                 &device_bytes, &host_bytes));
+  int* info = reinterpret_cast<int*>(scalars_.get() + kInfoOffset);
+  KWM_CUSOLVER_CHECK(cusolverDnXpotrf(solver_, solver_params_, CUBLAS_FILL_MODE_LOWER, n,
+                                      data_type<T>(), a.data(), n, data_type<T>(),
+                                      device_workspace(device_bytes), device_bytes,
+                                      host_workspace(host_bytes), host_bytes, info));
+  const int status = read_scalar(info);
+  if (status < 0) {
+    throw std::runtime_error("cuda cholesky: cusolverDnXpotrf rejected argument " +
+                             std::to_string(-status));
+  }
+  if (status > 0) return false;  // leading minor `status` is not positive definite
+  kernels::make_symmetric(a.data(), n, kernels::Symmetry::zero_upper, stream_);
+  return true;
+}
+
+template <typename T>
+void CudaBackend<T>::cholesky_solve(const Tensor<T>& l, Tensor<T>& b) {
+  require_square(l, "cholesky_solve");
+  require(b.rows() == l.rows(), "cholesky_solve",
+          "L is " + dims(l) + " but B is " + dims(b) + " (B needs L.rows() rows)");
+  require_device(b, "cholesky_solve");
+  if (b.empty()) return;
+  int* info = reinterpret_cast<int*>(scalars_.get() + kInfoOffset);
+  // potrs only reports malformed arguments in info, and the shapes were checked above.
+  KWM_CUSOLVER_CHECK(cusolverDnXpotrs(solver_, solver_params_, CUBLAS_FILL_MODE_LOWER, l.rows(),
+                                      b.cols(), data_type<T>(), l.data(), l.rows(),
+                                      data_type<T>(), b.data(), b.rows(), info));
+}
+
+template <typename T>
+void CudaBackend<T>::cholesky_solve_right(const Tensor<T>& l, Tensor<T>& b) {
+  require_square(l, "cholesky_solve_right");
+  require(b.cols() == l.rows(), "cholesky_solve_right",
+          "L is " + dims(l) + " but B is " + dims(b) + " (B needs L.rows() columns)");
+  require_device(b, "cholesky_solve_right");
+  if (b.empty()) return;
+  const T one = T(1);
+  const Index n = l.rows();
+  // B (L L^T)^-1 = (B L^-T) L^-1: two triangular solves from the right.
+  KWM_CUBLAS_CHECK(cuda_detail::trsm(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER,
+                                     CUBLAS_OP_T, CUBLAS_DIAG_NON_UNIT, b.rows(), n, &one,
+                                     l.data(), n, b.data(), ld(b.rows())));
+  KWM_CUBLAS_CHECK(cuda_detail::trsm(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER,
+                                     CUBLAS_OP_N, CUBLAS_DIAG_NON_UNIT, b.rows(), n, &one,
+                                     l.data(), n, b.data(), ld(b.rows())));
+}
+
+template <typename T>
+Tensor<T> CudaBackend<T>::eigen_decomposition(const Tensor<T>& a, Tensor<T>& w, bool vectors) {
+  const Index n = a.rows();
+  Tensor<T> v = allocate(n, n);
+  copy(a, v);
+  const cusolverEigMode_t mode = vectors ? CUSOLVER_EIG_MODE_VECTOR : CUSOLVER_EIG_MODE_NOVECTOR;
+  std::size_t device_bytes = 0;
+  std::size_t host_bytes = 0;
+  KWM_CUSOLVER_CHECK(cusolverDnXsyevd_bufferSize(solver_, solver_params_, mode,
+                                                 CUBLAS_FILL_MODE_LOWER, n, data_type<T>(),
+                                                 v.data(), n, data_type<T>(), w.data(),
+                                                 data_type<T>(), &device_bytes, &host_bytes));
+  int* info = reinterpret_cast<int*>(scalars_.get() + kInfoOffset);
+  KWM_CUSOLVER_CHECK(cusolverDnXsyevd(solver_, solver_params_, mode, CUBLAS_FILL_MODE_LOWER, n,
+                                      data_type<T>(), v.data(), n, data_type<T>(), w.data(),
+                                      data_type<T>(), device_workspace(device_bytes),
+                                      device_bytes, host_workspace(host_bytes), host_bytes,
+                                      info));
+  const int status = read_scalar(info);
+  if (status != 0) {
+    throw std::runtime_error("cuda symmetric eigensolver (syevd) failed with info " +
+                             std::to_string(status) +
+                             (status > 0 ? " (did not converge; is A finite?)" : ""));
+  }
+  return v;
+}
+
+template <typename T>
+void CudaBackend<T>::symmetric_eigenvalues(const Tensor<T>& a, Tensor<T>& w) {
+  require_square(a, "symmetric_eigenvalues");
+  require(w.rows() == a.rows() && w.cols() == 1, "symmetric_eigenvalues",
+          "w is " + dims(w) + " but A is " + dims(a) + " (w needs n x 1)");
+  require_device(w, "symmetric_eigenvalues");
+  if (a.empty()) return;
+  eigen_decomposition(a, w, false);
+}
+
+template <typename T>
+Index CudaBackend<T>::clamp_eigenvalues(Tensor<T>& a, T floor, T ceiling) {
+  require_square(a, "clamp_eigenvalues");
+  if (!(floor <= ceiling)) {
+    throw std::invalid_argument("cuda clamp_eigenvalues: floor must not exceed ceiling");
+  }
+  const Index n = a.rows();
+  if (n == 0) return 0;
+  Tensor<T> w = allocate(n, 1);
+  Tensor<T> v = eigen_decomposition(a, w, true);
+  auto* moved = reinterpret_cast<unsigned long long*>(scalars_.get() + kMovedOffset);
+  KWM_CUDA_CHECK(cudaMemsetAsync(moved, 0, sizeof(unsigned long long), stream_));
+  kernels::clamp(w.data(), n, floor, ceiling, moved, stream_);
+  const auto count = static_cast<Index>(read_scalar(moved));
+  if (count == 0) return 0;  // nothing moved: A stays as it was, bit for bit
+  // A <- (V diag(w)) V^T, then averaged so both triangles agree exactly.
+  Tensor<T> vw = allocate(n, n);
+  kernels::scale_columns(v.data(), w.data(), vw.data(), n, n, stream_);
+  gemm(Op::none, Op::transpose, T(1), vw, v, T(0), a);
+  symmetrize(a);
+  return count;
+}
+
+// ---- checks ------------------------------------------------------------------------------------
+
+template <typename T>
+bool CudaBackend<T>::all_finite(const Tensor<T>& x) {
+  require_device(x, "all_finite");
+  if (x.empty()) return true;
+  int* flag = reinterpret_cast<int*>(scalars_.get() + kFlagOffset);
+  const int one = 1;
+  KWM_CUDA_CHECK(cudaMemcpyAsync(flag, &one, sizeof(int), cudaMemcpyHostToDevice, stream_));
+  kernels::check_finite(x.data(), x.size(), flag, stream_);
+  return read_scalar(flag) == 1;
+}
+
+// ---- factory -----------------------------------------------------------------------------------
+
+template <typename T>
+std::unique_ptr<Backend<T>> make_cuda_backend() {
+  return std::make_unique<CudaBackend<T>>();
+}
+
+template class CudaBackend<float>;
+template class CudaBackend<double>;
+template std::unique_ptr<Backend<float>> make_cuda_backend<float>();
+template std::unique_ptr<Backend<double>> make_cuda_backend<double>();
+
+}  // namespace kwm
