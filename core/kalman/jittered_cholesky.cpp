@@ -1,0 +1,41 @@
+// Escalating-jitter Cholesky (ALGORITHMS.md section 7).
+#include "core/kalman/jittered_cholesky.hpp"
+
+#include <cmath>
+
+namespace kwm {
+
+template <typename T>
+CholeskyOutcome<T> jittered_cholesky(Backend<T>& backend, const Tensor<T>& a, Tensor<T>& factor,
+                                     const JitterConfig& config) {
+  CholeskyOutcome<T> outcome;
+  backend.copy(a, factor);
+  if (backend.cholesky(factor)) {
+    outcome.ok = true;
+    return outcome;
+  }
+  const T trace = backend.trace(a);
+  if (!std::isfinite(trace)) return outcome;
+  const T mean_diagonal = trace / static_cast<T>(a.rows());
+  const T scale = mean_diagonal > T(0) ? mean_diagonal : T(1);
+  T jitter = static_cast<T>(config.initial_relative) * scale;
+  for (int k = 0; k < config.max_retries; ++k) {
+    outcome.retries = k + 1;
+    outcome.jitter = jitter;
+    backend.copy(a, factor);
+    backend.add_identity(jitter, factor);
+    if (backend.cholesky(factor)) {
+      outcome.ok = true;
+      return outcome;
+    }
+    jitter *= static_cast<T>(config.growth);
+  }
+  return outcome;
+}
+
+template CholeskyOutcome<float> jittered_cholesky(Backend<float>&, const Tensor<float>&,
+                                                  Tensor<float>&, const JitterConfig&);
+template CholeskyOutcome<double> jittered_cholesky(Backend<double>&, const Tensor<double>&,
+                                                   Tensor<double>&, const JitterConfig&);
+
+}  // namespace kwm
