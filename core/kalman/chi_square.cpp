@@ -159,6 +159,7 @@ double chi_square_quantile(double probability, double dof) {
     const auto [p, q] = regularized_gamma(a, y);
     // f increases with y in both cases: f = P - p, or f = (1 - p) - Q.
     const double f = upper ? target - q : p - target;
+    if (f == 0.0) break;
     if (f > 0.0) {
       hi = y;
     } else {
@@ -171,7 +172,7 @@ double chi_square_quantile(double probability, double dof) {
     }
     const bool converged = std::fabs(next - y) <= 1e-14 * y;
     y = next;
-    if (converged || f == 0.0) break;
+    if (converged) break;
   }
   return 2.0 * y;
 }

@@ -9,8 +9,10 @@ template <typename T>
 CholeskyOutcome<T> jittered_cholesky(Backend<T>& backend, const Tensor<T>& a, Tensor<T>& factor,
                                      const JitterConfig& config) {
   CholeskyOutcome<T> outcome;
+  // A factor with NaN/Inf (overflow, or NaN that slipped past the pivot test) counts as failed.
+  auto factor_ok = [&] { return backend.cholesky(factor) && backend.all_finite(factor); };
   backend.copy(a, factor);
-  if (backend.cholesky(factor)) {
+  if (factor_ok()) {
     outcome.ok = true;
     return outcome;
   }
@@ -24,7 +26,7 @@ CholeskyOutcome<T> jittered_cholesky(Backend<T>& backend, const Tensor<T>& a, Te
     outcome.jitter = jitter;
     backend.copy(a, factor);
     backend.add_identity(jitter, factor);
-    if (backend.cholesky(factor)) {
+    if (factor_ok()) {
       outcome.ok = true;
       return outcome;
     }
