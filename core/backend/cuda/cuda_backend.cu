@@ -233,7 +233,7 @@ void CudaBackend<T>::scale(T alpha, Tensor<T>& x) {
 
 template <typename T>
 void CudaBackend<T>::scale_rows(const Tensor<T>& d, Tensor<T>& a) {
-  require(d.size() == a.rows() && (d.cols() == 1 || d.empty()), "scale_rows",
+  require(d.size() == a.rows(), "scale_rows",
           "d is " + dims(d) + " but A is " + dims(a) + " (d needs A.rows() x 1)");
   require_device(d, "scale_rows");
   require_device(a, "scale_rows");
@@ -262,7 +262,7 @@ void CudaBackend<T>::add_identity(T alpha, Tensor<T>& a) {
 template <typename T>
 void CudaBackend<T>::add_diagonal(const Tensor<T>& d, Tensor<T>& a) {
   require_square(a, "add_diagonal");
-  require(d.size() == a.rows() && (d.cols() == 1 || d.empty()), "add_diagonal",
+  require(d.size() == a.rows(), "add_diagonal",
           "d is " + dims(d) + " but A is " + dims(a));
   require_device(d, "add_diagonal");
   kernels::add_to_diagonal(d.data(), T(0), a.data(), a.rows(), stream_);
@@ -286,8 +286,8 @@ T CudaBackend<T>::trace(const Tensor<T>& a) {
 template <typename T>
 void CudaBackend<T>::diagonal(const Tensor<T>& a, Tensor<T>& d) {
   require_square(a, "diagonal");
-  require(d.rows() == a.rows() && d.cols() == 1, "diagonal",
-          "d is " + dims(d) + " but A is " + dims(a) + " (d needs n x 1)");
+  require(d.size() == a.rows(), "diagonal",
+          "d is " + dims(d) + " but A is " + dims(a) + " (d needs n entries)");
   require_device(d, "diagonal");
   kernels::diagonal(a.data(), d.data(), a.rows(), stream_);
 }
@@ -420,8 +420,8 @@ Tensor<T> CudaBackend<T>::eigen_decomposition(const Tensor<T>& a, Tensor<T>& w, 
 template <typename T>
 void CudaBackend<T>::symmetric_eigenvalues(const Tensor<T>& a, Tensor<T>& w) {
   require_square(a, "symmetric_eigenvalues");
-  require(w.rows() == a.rows() && w.cols() == 1, "symmetric_eigenvalues",
-          "w is " + dims(w) + " but A is " + dims(a) + " (w needs n x 1)");
+  require(w.size() == a.rows(), "symmetric_eigenvalues",
+          "w is " + dims(w) + " but A is " + dims(a) + " (w needs n entries)");
   require_device(w, "symmetric_eigenvalues");
   if (a.empty()) return;
   eigen_decomposition(a, w, false);
@@ -430,9 +430,7 @@ void CudaBackend<T>::symmetric_eigenvalues(const Tensor<T>& a, Tensor<T>& w) {
 template <typename T>
 Index CudaBackend<T>::clamp_eigenvalues(Tensor<T>& a, T floor, T ceiling) {
   require_square(a, "clamp_eigenvalues");
-  if (!(floor <= ceiling)) {
-    throw std::invalid_argument("cuda clamp_eigenvalues: floor must not exceed ceiling");
-  }
+  require(floor <= ceiling, "clamp_eigenvalues", "floor must not exceed ceiling");
   const Index n = a.rows();
   if (n == 0) return 0;
   Tensor<T> w = allocate(n, 1);
