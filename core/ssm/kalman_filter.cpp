@@ -7,7 +7,9 @@ namespace kwm::ssm {
 
 namespace {
 
-bool is_zero(const Matrix& a) { return a.size() == 0 || a.cwiseAbs().maxCoeff() <= kDiffuseTolerance; }
+bool is_zero(const Matrix& a) {
+  return a.size() == 0 || a.cwiseAbs().maxCoeff() <= kDiffuseTolerance;
+}
 
 Vector input_term(const LinearGaussianModel& model, const Matrix& u, Index t) {
   if (model.input_dim() == 0) return {};
@@ -69,6 +71,7 @@ FilterResult kalman_filter(const LinearGaussianModel& model, const Matrix& y, co
     if (diffuse) {
       step.diffuse = true;
       loglik = diffuse_update(model, y_t, state, step);
+      for (const auto& update : step.scalar_updates) out.n_diffuse_obs += update.diffuse ? 1 : 0;
       ++out.diffuse_steps;
     } else if (!step.observed.empty()) {
       step.H_obs = select_rows(model.H, step.observed);

@@ -32,12 +32,16 @@ struct FilterResult {
   // Pinf parts for t < diffuse_steps (predicted and filtered); zero matrices afterwards.
   std::vector<Matrix> predicted_diffuse_covs;
   std::vector<Matrix> filtered_diffuse_covs;
-  Gaussian next_prediction;      // x_T | y_{0:T-1}
+  Gaussian next_prediction;          // x_T | y_{0:T-1}
   std::vector<double> loglik_terms;  // per time step
-  double loglik = 0;             // sum of loglik_terms (the diffuse log-likelihood when diffuse)
-  Index n_obs = 0;               // observed scalar values
-  Index n_missing = 0;           // missing (NaN) scalar values
-  Index diffuse_steps = 0;       // d: time steps handled by the exact initial filter
+  double loglik = 0;        // sum of loglik_terms (the diffuse log-likelihood when diffuse)
+  Index n_obs = 0;          // observed scalar values
+  Index n_missing = 0;      // missing (NaN) scalar values
+  Index diffuse_steps = 0;  // d: time steps handled by the exact initial filter
+  // Scalar observations absorbed with f_inf > 0. Each contributes -log(2 pi)/2 - log(f_inf)/2 to
+  // loglik (DK 2012 7.2.5, statsmodels); R KFAS leaves out its -log(2 pi)/2, so KFAS reports
+  // loglik + n_diffuse_obs * log(2 pi)/2.
+  Index n_diffuse_obs = 0;
   std::vector<FilterStep> steps;
 };
 

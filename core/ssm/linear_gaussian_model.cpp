@@ -45,11 +45,14 @@ void expect_covariance(const Matrix& m, const char* name, bool definite) {
 
 void LinearGaussianModel::validate() const {
   const Index n = F.rows();
-  if (n == 0) throw ModelError("'F' must be a non-empty square matrix; got 0 rows");
+  if (n == 0 || F.cols() != n) {
+    throw ModelError(
+        fmt::format("'F' must be a non-empty square matrix; got {}x{}", F.rows(), F.cols()));
+  }
   expect_shape(F, "F", n, n);
   if (H.cols() != n || H.rows() == 0) {
-    throw ModelError(fmt::format("'H' must be a px{} matrix with p >= 1; got {}x{}", n, H.rows(),
-                                 H.cols()));
+    throw ModelError(
+        fmt::format("'H' must be a px{} matrix with p >= 1; got {}x{}", n, H.rows(), H.cols()));
   }
   expect_shape(H, "H", H.rows(), n);
   const Index p = H.rows();
@@ -57,7 +60,8 @@ void LinearGaussianModel::validate() const {
   expect_shape(Q, "Q", n, n);
   expect_shape(R, "R", p, p);
   if (init.mean.size() != n) {
-    throw ModelError(fmt::format("'x0' must be a vector of length {}; got {}", n, init.mean.size()));
+    throw ModelError(
+        fmt::format("'x0' must be a vector of length {}; got {}", n, init.mean.size()));
   }
   if (!init.mean.allFinite()) throw ModelError("'x0' has a non-finite entry");
   expect_shape(init.cov, "P0", n, n);

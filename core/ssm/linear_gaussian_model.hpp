@@ -31,7 +31,9 @@ struct InitialState {
   static InitialState large_variance(Index n, double variance);
   // Exact diffuse: mean 0, P* = 0, Pinf = I.
   static InitialState exact_diffuse(Index n);
-  bool is_diffuse() const { return diffuse_cov.size() > 0 && diffuse_cov.cwiseAbs().maxCoeff() > 0; }
+  bool is_diffuse() const {
+    return diffuse_cov.size() > 0 && diffuse_cov.cwiseAbs().maxCoeff() > 0;
+  }
 };
 
 struct LinearGaussianModel {

@@ -26,8 +26,8 @@ SmootherResult rts_smoother(const LinearGaussianModel& model, const FilterResult
     // Smoother gain J = P_f F^T P_p^-1 via a Cholesky solve.
     const SpdFactor factor(P_p, "predicted state covariance");
     const Matrix J = factor.solve_right(P_f * model.F.transpose());
-    out.means[k] = filtered.filtered_means[k] +
-                   J * (out.means[k + 1] - filtered.predicted_means[k + 1]);
+    out.means[k] =
+        filtered.filtered_means[k] + J * (out.means[k + 1] - filtered.predicted_means[k + 1]);
     out.covs[k] = symmetrized(P_f + J * (out.covs[k + 1] - P_p) * J.transpose());
   }
   return out;
@@ -53,7 +53,8 @@ void backward_diffuse_scalar(const DiffuseScalarUpdate& u, BackwardState& s) {
     const Matrix L1 = -u.k1 * u.z.transpose();
     const Matrix zz = u.z * u.z.transpose();
     const Vector r0 = L0.transpose() * s.r0;
-    const Vector r1 = u.z * (u.innovation / u.f_inf) + L0.transpose() * s.r1 + L1.transpose() * s.r0;
+    const Vector r1 =
+        u.z * (u.innovation / u.f_inf) + L0.transpose() * s.r1 + L1.transpose() * s.r0;
     const Matrix N0 = L0.transpose() * s.N0 * L0;
     const Matrix N1 = zz / u.f_inf + L0.transpose() * s.N1 * L0 + L1.transpose() * s.N0 * L0 +
                       L0.transpose() * s.N0 * L1;
@@ -104,8 +105,8 @@ SmootherResult backward_smoother(const LinearGaussianModel& model, const FilterR
       const Matrix& Pinf = filtered.predicted_diffuse_covs[k];
       const Matrix PinfN1P = Pinf * s.N1 * P;
       out.means[k] = a + P * s.r0 + Pinf * s.r1;
-      out.covs[k] = symmetrized(P - P * s.N0 * P - PinfN1P.transpose() - PinfN1P -
-                                Pinf * s.N2 * Pinf);
+      out.covs[k] =
+          symmetrized(P - P * s.N0 * P - PinfN1P.transpose() - PinfN1P - Pinf * s.N2 * Pinf);
     } else {
       if (!step.observed.empty()) {
         // r <- H^T S^-1 e + (I - K H)^T r,  N <- H^T S^-1 H + (I - K H)^T N (I - K H)

@@ -21,9 +21,7 @@ Matrix SpdFactor::solve_right(const Matrix& b) const {
   return llt_.solve(b.transpose()).transpose();
 }
 
-double SpdFactor::log_det() const {
-  return 2.0 * llt_.matrixLLT().diagonal().array().log().sum();
-}
+double SpdFactor::log_det() const { return 2.0 * llt_.matrixLLT().diagonal().array().log().sum(); }
 
 double SpdFactor::mahalanobis(const Vector& x) const {
   const Vector w = llt_.matrixL().solve(x);

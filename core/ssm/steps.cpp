@@ -42,7 +42,8 @@ Matrix select_block(const Matrix& r, const std::vector<Index>& rows) {
   const auto m = static_cast<Index>(rows.size());
   Matrix out(m, m);
   for (Index i = 0; i < m; ++i) {
-    for (Index j = 0; j < m; ++j) out(i, j) = r(rows[static_cast<std::size_t>(i)], rows[static_cast<std::size_t>(j)]);
+    for (Index j = 0; j < m; ++j)
+      out(i, j) = r(rows[static_cast<std::size_t>(i)], rows[static_cast<std::size_t>(j)]);
   }
   return out;
 }
@@ -57,8 +58,8 @@ Conditioned condition_on(const Gaussian& prior, const Vector& y, const Matrix& H
   out.posterior.mean = prior.mean + out.gain * out.innovation;
   const Index n = prior.mean.size();
   const Matrix I_KH = Matrix::Identity(n, n) - out.gain * H;
-  out.posterior.cov = symmetrized(I_KH * prior.cov * I_KH.transpose() +
-                                  out.gain * R * out.gain.transpose());
+  out.posterior.cov =
+      symmetrized(I_KH * prior.cov * I_KH.transpose() + out.gain * R * out.gain.transpose());
   out.loglik = -0.5 * (static_cast<double>(y.size()) * kLog2Pi + out.innovation_factor.log_det() +
                        out.innovation_factor.mahalanobis(out.innovation));
   return out;
@@ -79,9 +80,9 @@ DiffuseScalarUpdate condition_on_diffuse_scalar(DiffuseGaussian& state, const Ve
     u.k0 = m_inf / u.f_inf;
     u.k1 = m_star / u.f_inf - m_inf * (u.f_star / (u.f_inf * u.f_inf));
     state.mean += u.k0 * u.innovation;
-    state.cov = symmetrized(state.cov +
-                            m_inf * m_inf.transpose() * (u.f_star / (u.f_inf * u.f_inf)) -
-                            (m_star * m_inf.transpose() + m_inf * m_star.transpose()) / u.f_inf);
+    state.cov =
+        symmetrized(state.cov + m_inf * m_inf.transpose() * (u.f_star / (u.f_inf * u.f_inf)) -
+                    (m_star * m_inf.transpose() + m_inf * m_star.transpose()) / u.f_inf);
     state.diffuse_cov = symmetrized(state.diffuse_cov - m_inf * m_inf.transpose() / u.f_inf);
     u.loglik = -0.5 * (kLog2Pi + std::log(u.f_inf));
   } else if (u.f_star > 0) {

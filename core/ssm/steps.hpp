@@ -22,10 +22,10 @@ Matrix select_block(const Matrix& r, const std::vector<Index>& rows);
 // One measurement update with the innovation statistics the smoother and the likelihood need.
 struct Conditioned {
   Gaussian posterior;
-  Vector innovation;   // e = y - H m
+  Vector innovation;            // e = y - H m
   SpdFactor innovation_factor;  // S = H P H^T + R = L L^T
-  Matrix gain;         // K = P H^T S^-1 (n x p)
-  double loglik = 0;   // log N(y; H m, S)
+  Matrix gain;                  // K = P H^T S^-1 (n x p)
+  double loglik = 0;            // log N(y; H m, S)
 };
 
 // x_t | y_{0:t} from x_t | y_{0:t-1} and a fully observed y (use select_rows first).
