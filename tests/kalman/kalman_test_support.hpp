@@ -13,6 +13,7 @@
 
 #include "core/backend/backend.hpp"
 #include "core/backend/host_transfer.hpp"
+#include "core/kalman/decoupled_ekf.hpp"
 #include "core/kalman/parameter_block.hpp"
 
 namespace kwm::test {
@@ -75,6 +76,33 @@ std::vector<unsigned char> snapshot(Backend<T>& backend, const ParameterBlock<T>
 template <typename T>
 constexpr double tolerance(double fp64, double fp32) {
   return sizeof(T) == sizeof(double) ? fp64 : fp32;
+}
+
+// The parameter vector theta = [m_1; m_2; ...] over blocks (shared-row: W row-major, vec W^T).
+template <typename T>
+VectorXd stacked_mean(Fixture<T>& f, const std::vector<ParameterBlock<T>*>& blocks) {
+  std::vector<double> values;
+  for (const ParameterBlock<T>* block : blocks) {
+    const MatrixXd m = f.down(block->mean);
+    const MatrixXd row_major = m.transpose();
+    values.insert(values.end(), row_major.data(), row_major.data() + row_major.size());
+  }
+  return Eigen::Map<VectorXd>(values.data(), static_cast<Eigen::Index>(values.size()));
+}
+
+// One DEKF step on a model linear in theta: e = y - H theta, H split by columns over the blocks.
+template <typename T, typename Filter>
+auto linear_step(Fixture<T>& f, Filter& filter, const std::vector<ParameterBlock<T>*>& blocks,
+                 const MatrixXd& h, const VectorXd& y, const MatrixXd& r) {
+  const VectorXd e = y - h * stacked_mean(f, blocks);
+  std::vector<BlockObservation<T>> observations;
+  Eigen::Index column = 0;
+  for (ParameterBlock<T>* block : blocks) {
+    const Eigen::Index n = block->size();
+    observations.push_back({block, f.up(h.middleCols(column, n))});
+    column += n;
+  }
+  return filter.update(observations, f.up(e), f.up(r));
 }
 
 using ScalarTypes = ::testing::Types<double, float>;
