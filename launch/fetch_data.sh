@@ -4,7 +4,8 @@
 # to the data folder. Idempotent: a file already present with the right hash is left alone, so a
 # complete data folder needs no network at all.
 #
-# usage: launch/fetch_data.sh [--dest DIR] [--cache DIR] [NAME ...]     (default: every entry)
+# usage: launch/fetch_data.sh [--dest DIR] [--cache DIR] [NAME ...]     (default: every entry;
+#        a NAME may omit its extension: nile = nile.csv)
 #   --dest DIR   where the files go (default: data/ in the repository root)
 #   --cache DIR  where downloaded .deb files are kept (default: $KWM_DEB_CACHE, else
 #                ${XDG_CACHE_HOME:-$HOME/.cache}/kwm/debs); a PKG_*.deb already there is reused
@@ -47,9 +48,20 @@ done < "$manifest"
 if [[ ${#names[@]} -eq 0 ]]; then
   names=("${all_names[@]}")
 fi
+# A name may leave out its extension ("nile" for nile.csv) when that is unambiguous.
+resolved=()
 for name in "${names[@]}"; do
-  [[ -n "${pkg_of[$name]:-}" ]] || die "'$name' is not in $manifest; entries are: ${all_names[*]}"
+  if [[ -z "${pkg_of[$name]:-}" ]]; then
+    matches=()
+    for entry in "${all_names[@]}"; do
+      [[ "${entry%%.*}" == "$name" ]] && matches+=("$entry")
+    done
+    [[ ${#matches[@]} -eq 1 ]] || die "'$name' is not in $manifest; entries are: ${all_names[*]}"
+    name="${matches[0]}"
+  fi
+  resolved+=("$name")
 done
+names=("${resolved[@]}")
 
 sha_ok() { [[ -f "$1" ]] && [[ "$(sha256sum "$1" | cut -d' ' -f1)" == "$2" ]]; }
 
