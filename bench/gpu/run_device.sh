@@ -7,6 +7,7 @@ OUT=${OUT:-/tmp/kwm-gpu-out}
 mkdir -p "$OUT"
 QUICK=${1:-}
 J=$(nproc)
+export PATH=/usr/local/cuda/bin:$PATH
 {
   date -u; nvidia-smi; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv
   nvcc --version | tail -2; cmake --version | head -1
@@ -36,10 +37,10 @@ BENCH_BUILD=$!
 {
   "$TEST" 2>&1 | tail -60
   echo "== compute-sanitizer memcheck (cuda fp32 + fp64 downdate, cholesky, eigen) =="
-  timeout 150 compute-sanitizer --tool memcheck "$TEST" \
+  timeout 100 compute-sanitizer --tool memcheck "$TEST" \
     --gtest_filter='*Riccati*cuda*:*Cholesky*cuda*:*Eigen*cuda_fp32:*DiagonalAnd*cuda_fp32' 2>&1 | tail -8
   echo "== compute-sanitizer racecheck (fused downdate, symmetrize) =="
-  timeout 120 compute-sanitizer --tool racecheck "$TEST" \
+  timeout 80 compute-sanitizer --tool racecheck "$TEST" \
     --gtest_filter='*Riccati*cuda_fp32:*DiagonalAnd*cuda_fp32' 2>&1 | tail -6
 } > "$OUT/conformance.log" 2>&1
 wait $BENCH_BUILD

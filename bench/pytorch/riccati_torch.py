@@ -9,6 +9,7 @@ With --kwm, also writes the side-by-side table (KWM fused CUDA backend vs PyTorc
 import argparse
 import json
 import math
+import os
 
 import torch
 
@@ -93,7 +94,7 @@ def main():
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
 
-    if args.kwm:
+    if args.kwm and os.path.exists(args.kwm):
         with open(args.kwm) as f:
             kwm = json.load(f)
         by = {(r["kernel"], r["n"], r["m"]): r["ms"] for r in kwm["rows"] if r["bench"] == "dense_step"}
