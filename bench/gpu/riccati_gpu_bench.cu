@@ -9,6 +9,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
+#include <utility>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -161,7 +163,7 @@ void dense_step(Backend& be, Index n, Index m, int reps) {
   enum { kStart, kU, kS, kChol, kK, kDown, kCount };
   std::vector<std::vector<double>> t(kCount);
   Events ev(kCount);
-  be.set_downdate_path(DowndatePath::fused);
+  be.set_downdate_path(DowndatePath::automatic);
   for (int rep = 0; rep < reps + 3; ++rep) {
     be.copy(p0, p);
     ev.record(kStart, be.stream());
@@ -190,50 +192,57 @@ void dense_step(Backend& be, Index n, Index m, int reps) {
   add(bench, "cholesky(S) (potrf)", n, m, median(t[kChol]), s * 2.0 * m * m,
       static_cast<double>(m) * m * m / 3);
   add(bench, "K = U S^-1 (2 trsm)", n, m, median(t[kK]), s * (4 * nm), 2 * nm * m);
-  // The fused downdate reads P's lower triangle and writes all of P (plus K and U).
-  add(bench, "downdate fused", n, m, median(t[kDown]), s * (tri + nn + 2 * nm), 2 * nn * m);
+  // Bytes: the fewest for a downdate that reads P's lower triangle and writes all of P (plus K
+  // and U), whatever the path moves; flops: the useful 2 n^2 m of one triangle of a rank-2m update.
+  const double down_bytes = s * (tri + nn + 2 * nm);
+  add(bench, "downdate (backend automatic)", n, m, median(t[kDown]), down_bytes, 2 * nn * m);
   add(bench, "whole step", n, m, median(t[0]), s * (nn + tri + nn + 6 * nm), 4 * nn * m + 4 * nm * m);
 
-  // Alternatives for the downdate on the same K and U: cuBLAS syr2k + mirror (lower triangle
-  // read and written by syr2k, then the mirror pass) and the plain gemm P -= K U^T.
-  be.set_downdate_path(DowndatePath::syr2k);
-  const double syr2k_ms = time_ms(be, 3, reps, [&] { be.riccati_downdate(p, k, u); },
-                                  [&] { be.copy(p0, p); });
-  add(bench, "downdate syr2k+mirror", n, m, syr2k_ms, s * (tri + tri + tri + tri + 2 * nm),
-      2 * nn * m);
-  be.set_downdate_path(DowndatePath::fused);
+  // Every path on the same K and U, same byte and flop counts (see above).
+  const std::pair<const char*, DowndatePath> paths[] = {{"downdate fused", DowndatePath::fused},
+                                                       {"downdate panels", DowndatePath::panels},
+                                                       {"downdate syr2k+mirror", DowndatePath::syr2k}};
+  for (const auto& [label, path] : paths) {
+    be.set_downdate_path(path);
+    const double ms = time_ms(be, 3, reps, [&] { be.riccati_downdate(p, k, u); },
+                              [&] { be.copy(p0, p); });
+    add(bench, label, n, m, ms, down_bytes, 2 * nn * m);
+  }
+  be.set_downdate_path(DowndatePath::automatic);
+  // The straightforward non-symmetric P -= K U^T (what PyTorch does, without its temporary).
   const double gemm_ms = time_ms(
       be, 3, reps, [&] { be.gemm(Op::none, Op::transpose, -1.0f, k, u, 1.0f, p); },
       [&] { be.copy(p0, p); });
-  add(bench, "downdate gemm P-=KU^T", n, m, gemm_ms, s * (2 * nn + 2 * nm), 2 * nn * m);
-  if (m > 1 && n <= 8192) {
-    for (int tile : {64, 128}) {
-      const double ms = time_ms(
-          be, 3, reps,
-          [&] {
-            kwm::cuda_kernels::riccati_downdate_fused(p.data(), k.data(), u.data(), n, m,
-                                                      be.stream(), tile);
-          },
-          [&] { be.copy(p0, p); });
-      add(bench, "downdate fused tile " + std::to_string(tile), n, m, ms,
-          s * (tri + nn + 2 * nm), 2 * nn * m);
-    }
+  add(bench, "downdate gemm P-=KU^T", n, m, gemm_ms, down_bytes, 2 * nn * m);
+  // Fused-kernel variants: tile edge and registers (resident tiles per SM).
+  const std::array<std::pair<int, int>, 4> variants = {{{64, 1}, {64, 3}, {64, 4}, {128, 2}}};
+  for (const auto& variant : variants) {
+    const int tile = variant.first, min_blocks = variant.second;
+    const double ms = time_ms(
+        be, 3, reps,
+        [&] {
+          kwm::cuda_kernels::riccati_downdate_fused(p.data(), k.data(), u.data(), n, m,
+                                                    be.stream(), tile, min_blocks);
+        },
+        [&] { be.copy(p0, p); });
+    add(bench, "fused tile " + std::to_string(tile) + " minblocks " + std::to_string(min_blocks),
+        n, m, ms, down_bytes, 2 * nn * m);
   }
 }
 
 // The fused and syr2k paths must agree (same function, different summation order).
-void check_paths(Backend& be, Index n, Index m) {
+void check_paths(Backend& be, Index n, Index m, DowndatePath path, const char* label) {
   Tensor<float> p0 = covariance(be, n, 77), p1 = be.allocate(n, n), p2 = be.allocate(n, n);
   Tensor<float> k = be.allocate(n, m), u = be.allocate(n, m);
   uniform(be, k, 78, 0.1f);
   uniform(be, u, 79, 0.1f);
   be.copy(p0, p1);
   be.copy(p0, p2);
-  be.set_downdate_path(DowndatePath::fused);
+  be.set_downdate_path(path);
   be.riccati_downdate(p1, k, u);
   be.set_downdate_path(DowndatePath::syr2k);
   be.riccati_downdate(p2, k, u);
-  be.set_downdate_path(DowndatePath::fused);
+  be.set_downdate_path(DowndatePath::automatic);
   std::vector<float> a(n * n), b(n * n);
   be.download(p1, a.data());
   be.download(p2, b.data());
@@ -245,9 +254,9 @@ void check_paths(Backend& be, Index n, Index m) {
       norm += y * y;
       asym = std::max(asym, std::abs(x - static_cast<double>(a[i * n + j])));
     }
-  std::printf("check n=%ld m=%ld: ||fused - syr2k||_F / ||syr2k||_F = %.2e, max |P - P^T| "
-              "(fused) = %.1e, finite = %d\n",
-              n, m, std::sqrt(diff / norm), asym, be.all_finite(p1) ? 1 : 0);
+  std::printf("check n=%ld m=%ld: ||%s - syr2k||_F / ||syr2k||_F = %.2e, max |P - P^T| = %.1e, "
+              "finite = %d\n",
+              n, m, label, std::sqrt(diff / norm), asym, be.all_finite(p1) ? 1 : 0);
 }
 
 // ---- shared-row RLS (section 4), one sample ------------------------------------------------------
@@ -384,8 +393,10 @@ int main(int argc, char** argv) {
                 prop.multiProcessorCount, prop.l2CacheSize >> 20,
                 static_cast<double>(prop.totalGlobalMem) / 1e9);
     measure_ceilings(be);
-    check_paths(be, 1000, 37);
-    check_paths(be, 4096, 64);
+    check_paths(be, 1000, 37, DowndatePath::fused, "fused");
+    check_paths(be, 4096, 64, DowndatePath::fused, "fused");
+    check_paths(be, 1000, 37, DowndatePath::panels, "panels");
+    check_paths(be, 4096, 256, DowndatePath::panels, "panels");
     const int reps = quick ? 5 : 20;
     const std::vector<Index> ns = quick ? std::vector<Index>{1024, 8192}
                                         : std::vector<Index>{1024, 2048, 4096, 8192};

@@ -49,6 +49,7 @@ PYTHONUNBUFFERED=1 python3 bench/pytorch/riccati_torch.py $QUICK --json "$OUT/to
   --kwm "$OUT/bench.json" --md "$OUT/compare.md" > "$OUT/torch.log" 2>&1
 grep -E "PASSED|FAILED|SKIPPED \]|ERROR SUMMARY|RACECHECK SUMMARY|tests ran" "$OUT/conformance.log" | head -20
 grep -E "ceilings|check" "$OUT/bench.log"
-grep -E "downdate fused|whole step|syr2k|gemm P" "$OUT/bench.log" | head -80
+grep -E "\| (1024|4096|8192) \| (1|16|64|256) \|" "$OUT/bench.log" | grep -E "downdate|fused|whole" | head -120
+grep -E "rls|dekf" "$OUT/bench.log"
 cat "$OUT/compare.md"
 tail -3 "$OUT/torch.log"

@@ -102,7 +102,7 @@ def main():
                  "torch downdate ms | downdate speed-up |", "|---|---|---|---|---|---|---|---|"]
         for r in rows:
             ks = by.get(("whole step", r["n"], r["m"]))
-            kd = by.get(("downdate fused", r["n"], r["m"]))
+            kd = by.get(("downdate (backend automatic)", r["n"], r["m"]))
             if ks is None or kd is None:
                 continue
             lines.append(f"| {r['n']} | {r['m']} | {ks:.4f} | {r['step_ms']:.4f} | "

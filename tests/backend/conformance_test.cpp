@@ -118,11 +118,12 @@ using ScalarOf = typename std::decay_t<H>::Scalar;
 
 std::string shape(Index r, Index c) { return std::to_string(r) + "x" + std::to_string(c); }
 
-// Shapes for n x m operands: m = 1, non-square, n not a multiple of 32 (nor of 4), and sizes
-// that cross the CUDA kernels' 64- and 128-wide tiles.
+// Shapes for n x m operands: m = 1, non-square, n not a multiple of 32 (nor of 4), sizes that
+// cross the CUDA kernels' 64- and 128-wide tiles, and one (600 x 70) that takes the CUDA
+// backend's gemm-panel downdate path.
 const std::vector<std::pair<Index, Index>> kTall = {{1, 1},   {5, 1},   {33, 7},  {64, 64},
                                                      {100, 3}, {129, 33}, {257, 40}, {260, 5},
-                                                     {300, 130}};
+                                                     {300, 130}, {600, 70}};
 const std::vector<Index> kSquare = {1, 2, 5, 33, 64, 100, 257};
 
 TEST_P(BackendConformance, AllocateGivesZeroFilledTensorsOfTheRequestedShape) {

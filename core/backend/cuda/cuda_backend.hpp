@@ -16,9 +16,11 @@
 
 namespace kwm {
 
-// How riccati_downdate is computed: the fused one-pass kernel (default) or cuBLAS syr2k followed
-// by a triangle mirror. Both give exactly symmetric results from P's lower triangle.
-enum class DowndatePath { fused, syr2k };
+// How riccati_downdate is computed. All read P's lower triangle only and return P exactly
+// symmetric. fused: one pass of our kernel (memory-bound small m); panels: cuBLAS gemm on the
+// lower column panels with [K U] [U K]^T (inner dimension 2m), then a mirror pass (compute-bound
+// large m); syr2k: cuBLAS syr2k then the mirror; automatic picks fused or panels by m.
+enum class DowndatePath { automatic, fused, panels, syr2k };
 
 template <typename T>
 class CudaBackend final : public Backend<T> {
@@ -73,6 +75,7 @@ class CudaBackend final : public Backend<T> {
   void* host_workspace(std::size_t bytes);
   // Runs syevd on a copy of a: eigenvalues into w, eigenvectors left in the returned tensor
   // when vectors is true.
+  void downdate_panels(Tensor<T>& p, const Tensor<T>& k, const Tensor<T>& u);
   Tensor<T> eigen_decomposition(const Tensor<T>& a, Tensor<T>& w, bool vectors);
   // Copies a device scalar to the host after the stream has drained up to here.
   template <typename S>
@@ -88,7 +91,10 @@ class CudaBackend final : public Backend<T> {
   std::shared_ptr<unsigned char> workspace_;
   std::size_t workspace_bytes_ = 0;
   std::vector<unsigned char> host_workspace_;
-  DowndatePath downdate_path_ = DowndatePath::fused;
+  DowndatePath downdate_path_ = DowndatePath::automatic;
+  // [K U] and [U K] for the panel path, grown on demand.
+  std::shared_ptr<T> panel_operands_;
+  std::size_t panel_operand_count_ = 0;
 };
 
 }  // namespace kwm

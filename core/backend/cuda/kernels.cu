@@ -61,9 +61,11 @@ __global__ void make_symmetric_kernel(T* a, Index n, Symmetry how) {
   const Index row0 = ti * kTile;  // rows of the lower tile
   const Index col0 = tj * kTile;  // columns of the lower tile
   const int x = threadIdx.x;
+  // Only averaging needs the upper tile; the other two only rewrite it.
+  const bool read_upper = how == Symmetry::average;
   for (int c = threadIdx.y; c < kTile; c += kTileRows) {
     if (row0 + x < n && col0 + c < n) lo[c][x] = a[(col0 + c) * n + row0 + x];
-    if (col0 + x < n && row0 + c < n) up[c][x] = a[(row0 + c) * n + col0 + x];
+    if (read_upper && col0 + x < n && row0 + c < n) up[c][x] = a[(row0 + c) * n + col0 + x];
   }
   __syncthreads();
   // Lower element (r, c) pairs with upper element up[r][c]; compute both new values first.
@@ -71,7 +73,7 @@ __global__ void make_symmetric_kernel(T* a, Index n, Symmetry how) {
   T new_up[kTile / kTileRows];
   for (int k = 0, c = threadIdx.y; c < kTile; c += kTileRows, ++k) {
     const T l = lo[c][x];
-    const T u = up[x][c];
+    const T u = read_upper ? up[x][c] : T(0);
     switch (how) {
       case Symmetry::average: new_lo[k] = new_up[k] = (l + u) / T(2); break;
       case Symmetry::lower_to_upper: new_lo[k] = new_up[k] = l; break;
@@ -85,9 +87,10 @@ __global__ void make_symmetric_kernel(T* a, Index n, Symmetry how) {
   }
   __syncthreads();
   for (int c = threadIdx.y; c < kTile; c += kTileRows) {
-    // Lower tile: rows >= columns only (matters on diagonal tiles); the upper tile: rows < columns.
+    // Lower tile (changed only by averaging): rows >= columns (matters on diagonal tiles); the
+    // upper tile: rows < columns.
     const Index lr = row0 + x, lc = col0 + c;
-    if (lr < n && lc < n && lr >= lc) a[lc * n + lr] = lo[c][x];
+    if (read_upper && lr < n && lc < n && lr >= lc) a[lc * n + lr] = lo[c][x];
     const Index ur = col0 + x, uc = row0 + c;
     if (ur < n && uc < n && ur < uc) a[uc * n + ur] = up[c][x];
   }

@@ -43,8 +43,8 @@ constexpr std::size_t shared_bytes() {
 
 // Thread (tx, ty) owns rows 64h + 4tx + i and columns 64g + 4ty + j of the tile (h, g < BM/64,
 // i, j < 4): contiguous groups of four, so shared and global accesses are 16-byte wide.
-template <typename T, int BM, bool kPrefetch>
-__global__ void __launch_bounds__(kThreads, BM == 128 ? 2 : 1)
+template <typename T, int BM, bool kPrefetch, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks)
     riccati_downdate_kernel(T* __restrict__ p, const T* __restrict__ k, const T* __restrict__ u,
                             Index n, Index m, bool vector_io) {
   constexpr int kGroups = BM / 64;  // groups of four rows (columns) per thread
@@ -172,11 +172,11 @@ __global__ void __launch_bounds__(kThreads, BM == 128 ? 2 : 1)
   }
 }
 
-template <typename T, int BM, bool kPrefetch>
+template <typename T, int BM, bool kPrefetch, int kMinBlocks>
 void launch(T* p, const T* k, const T* u, Index n, Index m, cudaStream_t stream) {
   constexpr std::size_t bytes = shared_bytes<T, BM>();
   static const bool configured = [] {
-    KWM_CUDA_CHECK(cudaFuncSetAttribute(riccati_downdate_kernel<T, BM, kPrefetch>,
+    KWM_CUDA_CHECK(cudaFuncSetAttribute(riccati_downdate_kernel<T, BM, kPrefetch, kMinBlocks>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(bytes)));
     return true;
@@ -185,7 +185,7 @@ void launch(T* p, const T* k, const T* u, Index n, Index m, cudaStream_t stream)
   const Index tiles = (n + BM - 1) / BM;
   const Index blocks = tiles * (tiles + 1) / 2;
   const bool vector_io = n % 4 == 0;
-  riccati_downdate_kernel<T, BM, kPrefetch>
+  riccati_downdate_kernel<T, BM, kPrefetch, kMinBlocks>
       <<<static_cast<unsigned>(blocks), kThreads, bytes, stream>>>(p, k, u, n, m, vector_io);
   KWM_CUDA_CHECK_LAUNCH();
 }
@@ -194,26 +194,30 @@ void launch(T* p, const T* k, const T* u, Index n, Index m, cudaStream_t stream)
 
 template <typename T>
 void riccati_downdate_fused(T* p, const T* k, const T* u, Index n, Index m, cudaStream_t stream,
-                            int tile) {
+                            int tile, int min_blocks) {
   if (n == 0 || m == 0) return;
   // Small m is memory bound: small tiles give more blocks in flight and room to prefetch P.
   // Large m is arithmetic bound: 128-wide tiles reuse each staged value 8 times per thread.
   // Doubles always take 64-wide tiles (an 8x8 double accumulator would spill).
   if constexpr (sizeof(T) == 8) {
-    launch<T, 64, true>(p, k, u, n, m, stream);
+    launch<T, 64, true, 1>(p, k, u, n, m, stream);
   } else {
     if (tile == 0) tile = m <= 32 ? 64 : 128;
-    if (tile == 64) {
-      launch<T, 64, true>(p, k, u, n, m, stream);
+    if (tile == 128) {
+      launch<T, 128, false, 2>(p, k, u, n, m, stream);
+    } else if (min_blocks >= 4) {
+      launch<T, 64, true, 4>(p, k, u, n, m, stream);  // 64 registers: more tiles in flight
+    } else if (min_blocks == 3) {
+      launch<T, 64, true, 3>(p, k, u, n, m, stream);  // 80 registers
     } else {
-      launch<T, 128, false>(p, k, u, n, m, stream);
+      launch<T, 64, true, 1>(p, k, u, n, m, stream);
     }
   }
 }
 
 template void riccati_downdate_fused<float>(float*, const float*, const float*, Index, Index,
-                                            cudaStream_t, int);
+                                            cudaStream_t, int, int);
 template void riccati_downdate_fused<double>(double*, const double*, const double*, Index, Index,
-                                             cudaStream_t, int);
+                                             cudaStream_t, int, int);
 
 }  // namespace kwm::cuda_kernels
