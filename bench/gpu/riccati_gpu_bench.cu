@@ -5,7 +5,7 @@
 // GFLOP/s against ceilings measured in the same run: device-to-device cudaMemcpy bandwidth
 // (bytes read + written) and the cuBLAS SGEMM rate (plain fp32, no TF32) on 8192^3.
 //
-// usage: riccati_gpu_bench [--json FILE] [--md FILE] [--quick]
+// usage: riccati_gpu_bench [--json FILE] [--md FILE] [--quick] [--profile N M]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -13,6 +13,7 @@
 #include <utility>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -376,12 +377,18 @@ void write_outputs(const std::string& json_path, const std::string& md_path,
 int main(int argc, char** argv) {
   std::string json_path, md_path;
   bool quick = false;
+  Index profile_n = 0, profile_m = 0;  // --profile N M: one fused downdate, for ncu
   for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--profile") && i + 2 < argc) {
+      profile_n = std::atol(argv[++i]);
+      profile_m = std::atol(argv[++i]);
+      continue;
+    }
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--md") && i + 1 < argc) md_path = argv[++i];
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
     else {
-      std::fprintf(stderr, "usage: %s [--json FILE] [--md FILE] [--quick]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--json FILE] [--md FILE] [--quick] [--profile N M]\n", argv[0]);
       return 2;
     }
   }
@@ -392,6 +399,16 @@ int main(int argc, char** argv) {
     std::printf("device: %s, %d SMs, L2 %d MB, %.0f GB global\n", prop.name,
                 prop.multiProcessorCount, prop.l2CacheSize >> 20,
                 static_cast<double>(prop.totalGlobalMem) / 1e9);
+    if (profile_n > 0) {
+      Tensor<float> p = covariance(be, profile_n, 1), k = be.allocate(profile_n, profile_m);
+      Tensor<float> u = be.allocate(profile_n, profile_m);
+      uniform(be, k, 2, 0.1f);
+      uniform(be, u, 3, 0.1f);
+      be.set_downdate_path(DowndatePath::fused);
+      for (int r = 0; r < 3; ++r) be.riccati_downdate(p, k, u);
+      be.synchronize();
+      return 0;
+    }
     measure_ceilings(be);
     check_paths(be, 1000, 37, DowndatePath::fused, "fused");
     check_paths(be, 4096, 64, DowndatePath::fused, "fused");

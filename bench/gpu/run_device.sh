@@ -45,6 +45,13 @@ BENCH_BUILD=$!
 } > "$OUT/conformance.log" 2>&1
 wait $BENCH_BUILD
 ./build/riccati_gpu_bench $QUICK --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1
+{
+  for nm in "8192 1" "8192 64"; do
+    timeout 60 ncu --clock-control none -k regex:riccati_downdate_kernel -c 1 -s 1 \
+      --section SpeedOfLight --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
+      ./build/riccati_gpu_bench --profile $nm 2>&1 | grep -vE "^==PROF==" | tail -60
+  done
+} > "$OUT/ncu.log" 2>&1
 PYTHONUNBUFFERED=1 python3 bench/pytorch/riccati_torch.py $QUICK --json "$OUT/torch.json" \
   --kwm "$OUT/bench.json" --md "$OUT/compare.md" > "$OUT/torch.log" 2>&1
 grep -E "PASSED|FAILED|SKIPPED \]|ERROR SUMMARY|RACECHECK SUMMARY|tests ran" "$OUT/conformance.log" | head -20
