@@ -119,7 +119,7 @@ void DiagonalStack::reset_state() {
   mixer_jacobian_.assign(n_layers, {});
 }
 
-void DiagonalStack::predict(const Eigen::VectorXd& input, Prediction& prediction) {
+void DiagonalStack::predict(const Eigen::VectorXd& input, LinearizedPrediction& prediction) {
   input_aug_.resize(n_v_ + 1);
   input_aug_ << input, 1.0;
   Eigen::VectorXd z = w_in_ * input_aug_;
@@ -141,7 +141,8 @@ void DiagonalStack::predict(const Eigen::VectorXd& input, Prediction& prediction
   }
 }
 
-void DiagonalStack::readout_jacobian(const Eigen::VectorXd& z_top, Prediction& prediction) const {
+void DiagonalStack::readout_jacobian(const Eigen::VectorXd& z_top,
+                                     LinearizedPrediction& prediction) const {
   // yhat_i = W_out_i. [z_L; 1]: unit i of row i is the activation [z_L; 1].
   const Index h = config_.width;
   const Index cols = config_.n_out * (h + 1);
@@ -154,7 +155,7 @@ void DiagonalStack::readout_jacobian(const Eigen::VectorXd& z_top, Prediction& p
   store_jacobian_columns(readout_offset_, block, prediction);
 }
 
-void DiagonalStack::exact_jacobian(Prediction& prediction) {
+void DiagonalStack::exact_jacobian(LinearizedPrediction& prediction) {
   // G = dz_l / dtheta[0, offset of layer l + 1), grown layer by layer (forward mode).
   const Index h = config_.width;
   Eigen::MatrixXd g = Eigen::MatrixXd::Zero(h, h * (n_v_ + 1));
@@ -181,7 +182,7 @@ void DiagonalStack::exact_jacobian(Prediction& prediction) {
   store_jacobian_columns(0, below_readout, prediction);
 }
 
-void DiagonalStack::layer_local_jacobian(Prediction& prediction) const {
+void DiagonalStack::layer_local_jacobian(LinearizedPrediction& prediction) const {
   // M_l = d yhat / d z_l through instantaneous Jacobians only, accumulated from the readout
   // down (n_out rows: the cheapest association of the product W_out J_L ... J_{l+1}). Nothing
   // from earlier time steps is revisited: this is not backpropagation through time.

@@ -71,13 +71,13 @@ class DiagonalStack final : public SequenceModel {
  private:
   void on_theta_changed() override;
   void reset_state() override;
-  void predict(const Eigen::VectorXd& input, Prediction& prediction) override;
+  void predict(const Eigen::VectorXd& input, LinearizedPrediction& prediction) override;
   void commit(const Eigen::VectorXd& y) override;
   StabilityReport project(double margin) override;
 
-  void readout_jacobian(const Eigen::VectorXd& z_top, Prediction& prediction) const;
-  void exact_jacobian(Prediction& prediction);
-  void layer_local_jacobian(Prediction& prediction) const;
+  void readout_jacobian(const Eigen::VectorXd& z_top, LinearizedPrediction& prediction) const;
+  void exact_jacobian(LinearizedPrediction& prediction);
+  void layer_local_jacobian(LinearizedPrediction& prediction) const;
 
   DiagonalStackConfig config_;
   Index n_v_;

@@ -86,7 +86,7 @@ void InnovationSsm::reset_state() {
   dx_ = Eigen::MatrixXd::Zero(n_x_, parameter_count());
 }
 
-void InnovationSsm::predict(const Eigen::VectorXd& input, Prediction& prediction) {
+void InnovationSsm::predict(const Eigen::VectorXd& input, LinearizedPrediction& prediction) {
   v_ = input;
   yhat_ = c_ * x_ + d_ * v_;
   // d yhat / d theta = C dx/dtheta (through the state) + the explicit row i of [C D]: [x; v]^T.
@@ -130,19 +130,23 @@ StabilityReport InnovationSsm::project(double margin) {
   // bisection factor s) until A - s K C is stable too. C keeps its value, so the predictor's
   // output map is untouched and only the feedback is weakened.
   const double bound = 1.0 - margin;
+  // Scale to just inside the bound so that a second projection, whose eigensolver may round the
+  // radius up by a few ulps, finds nothing to do.
+  const double target = bound * (1.0 - 1e-9);
   StabilityReport report;
   Eigen::MatrixXd a = a_;
   const double radius_a = spectral_radius(a);
   if (radius_a > bound) {
-    a *= bound / radius_a;
+    a *= target / radius_a;
     block_of(theta_, offset_a_, n_x_, n_x_) = a;
     report.changed = true;
   }
   report.spectral_radius = spectral_radius(a);
   if (config_.innovation_gain) {
     const Eigen::MatrixXd kc = k_ * c_;
-    const double s = stable_gain_scale(a, kc, bound);
-    if (s < 1.0) {
+    double s = 1.0;
+    if (spectral_radius(a - kc) > bound) {
+      s = stable_gain_scale(a, kc, target);
       block_of(theta_, offset_k_, n_x_, n_y_) = s * k_;
       report.changed = true;
     }

@@ -45,7 +45,7 @@ class InnovationSsm final : public SequenceModel {
  private:
   void on_theta_changed() override;
   void reset_state() override;
-  void predict(const Eigen::VectorXd& input, Prediction& prediction) override;
+  void predict(const Eigen::VectorXd& input, LinearizedPrediction& prediction) override;
   void commit(const Eigen::VectorXd& y) override;
   StabilityReport project(double margin) override;
 

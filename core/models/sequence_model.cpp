@@ -7,7 +7,7 @@
 
 namespace kwm {
 
-Eigen::MatrixXd Prediction::dense_jacobian() const {
+Eigen::MatrixXd LinearizedPrediction::dense_jacobian() const {
   Index cols = 0;
   for (const auto& block : jacobian) cols += block.cols();
   Eigen::MatrixXd h(yhat.size(), cols);
@@ -22,7 +22,7 @@ Eigen::MatrixXd Prediction::dense_jacobian() const {
   return h;
 }
 
-Eigen::VectorXd shared_row_activation(const Prediction& prediction,
+Eigen::VectorXd shared_row_activation(const LinearizedPrediction& prediction,
                                       const std::vector<ParameterGroup>& groups, Index group) {
   const ParameterGroup& g = groups.at(static_cast<std::size_t>(group));
   if (!g.linear_in_parameters) {
@@ -72,7 +72,7 @@ void SequenceModel::reset() {
   stepped_ = false;
 }
 
-const Prediction& SequenceModel::step(const Eigen::VectorXd& u) {
+const LinearizedPrediction& SequenceModel::step(const Eigen::VectorXd& u) {
   if (u.size() != n_in_) {
     throw std::invalid_argument("step() needs " + std::to_string(n_in_) + " inputs; got " +
                                 std::to_string(u.size()));
@@ -136,13 +136,14 @@ Eigen::VectorXd SequenceModel::normalized_observation(const Eigen::VectorXd& y) 
   return normalization_.output.apply(y);
 }
 
-Eigen::VectorXd SequenceModel::prediction_in_data_units(const Prediction& prediction) const {
+Eigen::VectorXd SequenceModel::prediction_in_data_units(
+    const LinearizedPrediction& prediction) const {
   return normalization_.output.invert(prediction.yhat);
 }
 
 void SequenceModel::store_jacobian_columns(Index theta_offset,
                                            const Eigen::Ref<const Eigen::MatrixXd>& block,
-                                           Prediction& prediction) const {
+                                           LinearizedPrediction& prediction) const {
   const Index end = theta_offset + block.cols();
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     const ParameterGroup& group = groups_[g];

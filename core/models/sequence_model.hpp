@@ -17,7 +17,7 @@
 
 namespace kwm {
 
-struct Prediction {
+struct LinearizedPrediction {
   Eigen::VectorXd yhat;  // n_out, normalised units
   // One block per parameter group: n_out x group.size, d yhat / d theta_group. A block the caller
   // did not request (SequenceModel::request_jacobians) is left 0 x 0.
@@ -28,7 +28,7 @@ struct Prediction {
 };
 
 // The activation a_t of a group with linear_in_parameters: row 0 of its Jacobian block, unit 0.
-Eigen::VectorXd shared_row_activation(const Prediction& prediction,
+Eigen::VectorXd shared_row_activation(const LinearizedPrediction& prediction,
                                       const std::vector<ParameterGroup>& groups, Index group);
 
 struct StabilityReport {
@@ -62,7 +62,7 @@ class SequenceModel {
   void reset();
   // Prediction for time t from the state at t and the raw input u_t (n_in; NaN entries enter as
   // the channel mean). Calling it again before advance() recomputes the same step.
-  const Prediction& step(const Eigen::VectorXd& u);
+  const LinearizedPrediction& step(const Eigen::VectorXd& u);
   // Consumes the raw observation y_t (n_out; NaN = missing) and moves state and sensitivities to
   // t + 1 with the current theta. Requires a step() for t first.
   void advance(const Eigen::VectorXd& y);
@@ -82,7 +82,7 @@ class SequenceModel {
   // (y - mean) / scale, NaN kept: the target the innovation is formed against.
   Eigen::VectorXd normalized_observation(const Eigen::VectorXd& y) const;
   // yhat * scale + mean: the prediction in data units.
-  Eigen::VectorXd prediction_in_data_units(const Prediction& prediction) const;
+  Eigen::VectorXd prediction_in_data_units(const LinearizedPrediction& prediction) const;
 
  protected:
   SequenceModel(Index n_in, Index n_out, Index n_lags);
@@ -93,7 +93,7 @@ class SequenceModel {
   // Copies columns [theta_offset, theta_offset + block.cols()) of H into the requested groups'
   // blocks; every group in that range must lie wholly inside it.
   void store_jacobian_columns(Index theta_offset, const Eigen::Ref<const Eigen::MatrixXd>& block,
-                              Prediction& prediction) const;
+                              LinearizedPrediction& prediction) const;
   // True when any group overlapping [offset, offset + size) was requested.
   bool any_requested(Index offset, Index size) const;
 
@@ -101,7 +101,7 @@ class SequenceModel {
   virtual void reset_state() = 0;
   // input: the normalised model input [u; lags]. Fills yhat and the requested Jacobian blocks
   // (already sized n_out x group.size) without touching the committed state.
-  virtual void predict(const Eigen::VectorXd& input, Prediction& prediction) = 0;
+  virtual void predict(const Eigen::VectorXd& input, LinearizedPrediction& prediction) = 0;
   // y: normalised observation (NaN = missing); commits the pending state of the last predict.
   virtual void commit(const Eigen::VectorXd& y) = 0;
   virtual StabilityReport project(double margin) = 0;
@@ -116,7 +116,7 @@ class SequenceModel {
   Normalization normalization_;
   LaggedOutputs lags_;
   Eigen::VectorXd input_;
-  Prediction prediction_;
+  LinearizedPrediction prediction_;
   bool stepped_ = false;
 };
 
