@@ -201,7 +201,6 @@ void dense_step(Backend& be, Index n, Index m, int reps) {
 
   // Every path on the same K and U, same byte and flop counts (see above).
   const std::pair<const char*, DowndatePath> paths[] = {{"downdate fused", DowndatePath::fused},
-                                                       {"downdate panels", DowndatePath::panels},
                                                        {"downdate syr2k+mirror", DowndatePath::syr2k}};
   for (const auto& [label, path] : paths) {
     be.set_downdate_path(path);
@@ -216,7 +215,7 @@ void dense_step(Backend& be, Index n, Index m, int reps) {
       [&] { be.copy(p0, p); });
   add(bench, "downdate gemm P-=KU^T", n, m, gemm_ms, down_bytes, 2 * nn * m);
   // Fused-kernel variants: tile edge and registers (resident tiles per SM).
-  const std::array<std::pair<int, int>, 4> variants = {{{64, 1}, {64, 3}, {64, 4}, {128, 2}}};
+  const std::array<std::pair<int, int>, 5> variants = {{{64, 1}, {64, 3}, {64, 4}, {128, 1}, {128, 2}}};
   for (const auto& variant : variants) {
     const int tile = variant.first, min_blocks = variant.second;
     const double ms = time_ms(
@@ -412,8 +411,7 @@ int main(int argc, char** argv) {
     measure_ceilings(be);
     check_paths(be, 1000, 37, DowndatePath::fused, "fused");
     check_paths(be, 4096, 64, DowndatePath::fused, "fused");
-    check_paths(be, 1000, 37, DowndatePath::panels, "panels");
-    check_paths(be, 4096, 256, DowndatePath::panels, "panels");
+    check_paths(be, 4096, 256, DowndatePath::fused, "fused");
     const int reps = quick ? 5 : 20;
     const std::vector<Index> ns = quick ? std::vector<Index>{1024, 8192}
                                         : std::vector<Index>{1024, 2048, 4096, 8192};

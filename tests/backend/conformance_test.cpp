@@ -119,8 +119,8 @@ using ScalarOf = typename std::decay_t<H>::Scalar;
 std::string shape(Index r, Index c) { return std::to_string(r) + "x" + std::to_string(c); }
 
 // Shapes for n x m operands: m = 1, non-square, n not a multiple of 32 (nor of 4), sizes that
-// cross the CUDA kernels' 64- and 128-wide tiles, and one (600 x 70) that takes the CUDA
-// backend's gemm-panel downdate path.
+// cross the CUDA downdate kernel's 64-wide (m <= 32) and 128-wide (m > 32) tiles, and m >= 128
+// (300 x 130), where the CUDA backend's downdate takes cuBLAS syr2k.
 const std::vector<std::pair<Index, Index>> kTall = {{1, 1},   {5, 1},   {33, 7},  {64, 64},
                                                      {100, 3}, {129, 33}, {257, 40}, {260, 5},
                                                      {300, 130}, {600, 70}};

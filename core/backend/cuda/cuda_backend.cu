@@ -306,18 +306,15 @@ void CudaBackend<T>::riccati_downdate(Tensor<T>& p, const Tensor<T>& k, const Te
   const Index n = p.rows();
   const Index m = k.cols();
   if (n == 0 || m == 0) return;
-  // Every path reads P's lower triangle only (P is symmetric) and returns exactly symmetric P.
-  // Automatic: the fused pass while the update is memory bound (small m; measured on an H200,
-  // docs/gpu-results.md), cuBLAS gemm panels once it is arithmetic bound.
+  // Both paths read P's lower triangle only (P is symmetric) and return exactly symmetric P.
+  // Automatic: the fused pass up to m = 127, cuBLAS syr2k beyond (measured on an H200,
+  // docs/gpu-results.md).
   DowndatePath path = downdate_path_;
   if (path == DowndatePath::automatic) {
-    const Index panel_from = sizeof(T) == 4 ? 64 : 32;
-    path = m >= panel_from && n >= 512 ? DowndatePath::panels : DowndatePath::fused;
+    path = m < 128 ? DowndatePath::fused : DowndatePath::syr2k;
   }
   if (path == DowndatePath::fused) {
     kernels::riccati_downdate_fused(p.data(), k.data(), u.data(), n, m, stream_);
-  } else if (path == DowndatePath::panels) {
-    downdate_panels(p, k, u);
   } else {
     const T alpha = T(-0.5);
     const T beta = T(1);
@@ -325,39 +322,6 @@ void CudaBackend<T>::riccati_downdate(Tensor<T>& p, const Tensor<T>& k, const Te
                                         k.data(), n, u.data(), n, &beta, p.data(), n));
     kernels::make_symmetric(p.data(), n, kernels::Symmetry::lower_to_upper, stream_);
   }
-}
-
-// P_lower -= [K U] [U K]^T / 2 one column panel at a time (rows from the panel's diagonal
-// down), so only the lower trapezoid of each panel is computed, then the upper is mirrored.
-template <typename T>
-void CudaBackend<T>::downdate_panels(Tensor<T>& p, const Tensor<T>& k, const Tensor<T>& u) {
-  const Index n = p.rows();
-  const Index m = k.cols();
-  const std::size_t count = static_cast<std::size_t>(4 * n * m);
-  if (count > panel_operand_count_) {
-    KWM_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    panel_operands_ = device_alloc<T>(count);
-    panel_operand_count_ = count;
-  }
-  T* w1 = panel_operands_.get();  // [K U], n x 2m
-  T* w2 = w1 + 2 * n * m;         // [U K], n x 2m
-  const std::size_t half = static_cast<std::size_t>(n * m) * sizeof(T);
-  KWM_CUDA_CHECK(cudaMemcpyAsync(w1, k.data(), half, cudaMemcpyDeviceToDevice, stream_));
-  KWM_CUDA_CHECK(cudaMemcpyAsync(w1 + n * m, u.data(), half, cudaMemcpyDeviceToDevice, stream_));
-  KWM_CUDA_CHECK(cudaMemcpyAsync(w2, u.data(), half, cudaMemcpyDeviceToDevice, stream_));
-  KWM_CUDA_CHECK(cudaMemcpyAsync(w2 + n * m, k.data(), half, cudaMemcpyDeviceToDevice, stream_));
-  // Panels of n/8 columns (multiples of 128, at least 256): about 6% of the products are
-  // spent above the diagonal, in exchange for large gemms.
-  const Index panel = std::max<Index>(256, ((n / 8 + 127) / 128) * 128);
-  const T alpha = T(-0.5);
-  const T beta = T(1);
-  for (Index j0 = 0; j0 < n; j0 += panel) {
-    const Index width = std::min(panel, n - j0);
-    KWM_CUBLAS_CHECK(cuda_detail::gemm(blas_, CUBLAS_OP_N, CUBLAS_OP_T, n - j0, width, 2 * m,
-                                       &alpha, w1 + j0, n, w2 + j0, n, &beta,
-                                       p.data() + j0 * n + j0, n));
-  }
-  kernels::make_symmetric(p.data(), n, kernels::Symmetry::lower_to_upper, stream_);
 }
 
 template <typename T>

@@ -16,11 +16,11 @@
 
 namespace kwm {
 
-// How riccati_downdate is computed. All read P's lower triangle only and return P exactly
-// symmetric. fused: one pass of our kernel (memory-bound small m); panels: cuBLAS gemm on the
-// lower column panels with [K U] [U K]^T (inner dimension 2m), then a mirror pass (compute-bound
-// large m); syr2k: cuBLAS syr2k then the mirror; automatic picks fused or panels by m.
-enum class DowndatePath { automatic, fused, panels, syr2k };
+// How riccati_downdate is computed. Both read P's lower triangle only and return P exactly
+// symmetric. fused: one pass of our kernel (riccati_downdate.cu); syr2k: cuBLAS syr2k then a
+// mirror pass; automatic: fused for m < 128, syr2k beyond (the faster of the two on an H200,
+// docs/gpu-results.md).
+enum class DowndatePath { automatic, fused, syr2k };
 
 template <typename T>
 class CudaBackend final : public Backend<T> {
@@ -75,7 +75,6 @@ class CudaBackend final : public Backend<T> {
   void* host_workspace(std::size_t bytes);
   // Runs syevd on a copy of a: eigenvalues into w, eigenvectors left in the returned tensor
   // when vectors is true.
-  void downdate_panels(Tensor<T>& p, const Tensor<T>& k, const Tensor<T>& u);
   Tensor<T> eigen_decomposition(const Tensor<T>& a, Tensor<T>& w, bool vectors);
   // Copies a device scalar to the host after the stream has drained up to here.
   template <typename S>
@@ -92,9 +91,6 @@ class CudaBackend final : public Backend<T> {
   std::size_t workspace_bytes_ = 0;
   std::vector<unsigned char> host_workspace_;
   DowndatePath downdate_path_ = DowndatePath::automatic;
-  // [K U] and [U K] for the panel path, grown on demand.
-  std::shared_ptr<T> panel_operands_;
-  std::size_t panel_operand_count_ = 0;
 };
 
 }  // namespace kwm
