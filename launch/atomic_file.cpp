@@ -12,7 +12,7 @@
 
 namespace kwm::launch {
 
-void write_file_atomically(const std::string& path, const std::string& content) {
+void check_output_folder(const std::string& path) {
   namespace fs = std::filesystem;
   const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
@@ -20,6 +20,13 @@ void write_file_atomically(const std::string& path, const std::string& content) 
   if (!fs::is_directory(dir, ec)) {
     throw UserError(fmt::format("cannot write {}: folder {} does not exist", path, dir.string()));
   }
+}
+
+void write_file_atomically(const std::string& path, const std::string& content) {
+  namespace fs = std::filesystem;
+  check_output_folder(path);
+  const fs::path target(path);
+  std::error_code ec;
   const fs::path tmp = fs::path(path + fmt::format(".tmp.{}", ::getpid()));
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);

@@ -10,4 +10,7 @@ namespace kwm::launch {
 // file is removed).
 void write_file_atomically(const std::string& path, const std::string& content);
 
+// Throws UserError when the folder that would hold `path` does not exist.
+void check_output_folder(const std::string& path);
+
 }  // namespace kwm::launch

@@ -104,10 +104,10 @@ std::string estimates_csv(const SsmModelConfig& cfg, const ssm::FilterResult& f,
 }
 
 int run_filter(const FilterOptions& opt) {
+  // Every input is read and checked before the first log line, so that a user error leaves
+  // exactly one line on stderr.
   const SsmModelConfig cfg = load_ssm_model_config(opt.model_path);
   const auto& model = cfg.model;
-  spdlog::info("model {}: {} states, {} observations, {} inputs, init {}", opt.model_path,
-               model.state_dim(), model.obs_dim(), model.input_dim(), cfg.init_kind);
 
   const std::vector<std::string> columns = observation_columns(opt, cfg);
   const data::NumericTable y = data::read_csv(opt.data_path, columns);
@@ -126,6 +126,12 @@ int run_filter(const FilterOptions& opt) {
     u = inputs.values;
   }
   if (y.values.rows() == 0) throw UserError(fmt::format("{}: no data rows", opt.data_path));
+  const std::string out_path =
+      opt.out_path.empty() ? default_output_path(opt.data_path) : opt.out_path;
+  check_output_folder(out_path);
+
+  spdlog::info("model {}: {} states, {} observations, {} inputs, init {}", opt.model_path,
+               model.state_dim(), model.obs_dim(), model.input_dim(), cfg.init_kind);
   spdlog::info("data {}: {} time steps, columns {}", opt.data_path, y.values.rows(),
                fmt::join(columns, ", "));
 
@@ -133,8 +139,6 @@ int run_filter(const FilterOptions& opt) {
   std::unique_ptr<ssm::SmootherResult> s;
   if (opt.smooth) s = std::make_unique<ssm::SmootherResult>(ssm::smoother(model, f));
 
-  const std::string out_path =
-      opt.out_path.empty() ? default_output_path(opt.data_path) : opt.out_path;
   write_file_atomically(out_path, estimates_csv(cfg, f, s.get()));
 
   const double loglik_kfas =
