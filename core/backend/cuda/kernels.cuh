@@ -54,9 +54,9 @@ void scale_columns(const T* a, const T* w, T* b, Index rows, Index cols, cudaStr
 
 // The fused covariance downdate P <- P - (K U^T + U K^T)/2 (P n x n, K and U n x m): one pass
 // that reads the lower triangle of P once and writes both triangles from the same values, so
-// the result is exactly symmetric. tile = 64 or 128 picks the tile edge (0: by m); min_blocks
-// (1 to 4, 0: default) caps registers so that that many tiles stay resident per SM (float only;
-// benchmark variants).
+// the result is exactly symmetric. tile = 64 or 128 picks the tile edge (0: 64); min_blocks
+// (1, 3 or 4; 0: 4) caps registers so that that many 64-wide tiles stay resident per SM (float
+// only; the 128-wide tile always runs 2 per SM). Non-default values are benchmark variants.
 template <typename T>
 void riccati_downdate_fused(T* p, const T* k, const T* u, Index n, Index m, cudaStream_t stream,
                             int tile = 0, int min_blocks = 0);

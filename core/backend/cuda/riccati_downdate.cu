@@ -1,6 +1,6 @@
 // The fused covariance downdate P <- P - (K U^T + U K^T)/2 of ALGORITHMS.md section 2.
 // One block per lower tile of P: K and U rows of the tile go through shared memory in chunks of
-// kChunk columns (double-buffered), each thread accumulates a micro-tile in registers, then the tile of P is read
+// kChunk columns, each thread accumulates a micro-tile in registers, then the tile of P is read
 // once, updated, written, and its transpose written from the same values (staged in shared
 // memory so both writes are coalesced). P's strict upper triangle is never read: the result is
 // exactly symmetric, and the pass moves 1.5 n^2 values instead of gemm's 2 n^2 plus a
@@ -36,7 +36,7 @@ __device__ inline void store4(double* dst, const double (&v)[4]) {
 
 template <typename T, int BM>
 constexpr std::size_t shared_bytes() {
-  const std::size_t operands = 2ull * 4 * kChunk * BM * sizeof(T);  // double-buffered
+  const std::size_t operands = 4ull * kChunk * BM * sizeof(T);
   const std::size_t stage = static_cast<std::size_t>(BM) * (BM + 1) * sizeof(T);
   return operands > stage ? operands : stage;
 }
@@ -50,8 +50,12 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   constexpr int kGroups = BM / 64;  // groups of four rows (columns) per thread
   constexpr int kTm = 4 * kGroups;  // rows (columns) per thread
   extern __shared__ __align__(16) unsigned char shared_raw[];
-  T* shared = reinterpret_cast<T*>(shared_raw);  // two operand buffers, then reused as the stage
-  T* stage = shared;                              // [BM][BM + 1], stage[c][r]
+  T* shared = reinterpret_cast<T*>(shared_raw);
+  T* k_rows = shared;                  // [kChunk][BM]: K(row0 + r, l0 + l)
+  T* u_rows = k_rows + kChunk * BM;    // U(row0 + r, l0 + l)
+  T* k_cols = u_rows + kChunk * BM;    // K(col0 + c, l0 + l)
+  T* u_cols = k_cols + kChunk * BM;    // U(col0 + c, l0 + l)
+  T* stage = shared;                   // [BM][BM + 1], stage[c][r], reused after the products
 
   // Block b -> lower tile (ti, tj), b = ti (ti + 1) / 2 + tj.
   const Index b = blockIdx.x;
@@ -91,41 +95,20 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
 #pragma unroll
     for (int c = 0; c < kTm; ++c) acc[a][c] = T(0);
 
-  // Operands go through two shared-memory buffers: the next chunk's global loads are issued
-  // before the current chunk's products and land in the other buffer afterwards.
-  constexpr int kLoads = kChunk * BM / kThreads;  // values per thread per operand array
-  constexpr int kBuffer = 4 * kChunk * BM;        // one buffer: four [kChunk][BM] arrays
-  T staged[4][kLoads];
-  auto fetch = [&](Index l0) {
+  for (Index l0 = 0; l0 < m; l0 += kChunk) {
 #pragma unroll
-    for (int s = 0; s < kLoads; ++s) {
+    for (int s = 0; s < kChunk * BM / kThreads; ++s) {
       const int idx = tid + kThreads * s;
       const int r = idx % BM;
-      const Index gl = l0 + idx / BM;
+      const int l = idx / BM;
+      const Index gl = l0 + l;
       const bool in_l = gl < m;
-      staged[0][s] = in_l && row0 + r < n ? k[gl * n + row0 + r] : T(0);
-      staged[1][s] = in_l && row0 + r < n ? u[gl * n + row0 + r] : T(0);
-      staged[2][s] = in_l && col0 + r < n ? k[gl * n + col0 + r] : T(0);
-      staged[3][s] = in_l && col0 + r < n ? u[gl * n + col0 + r] : T(0);
+      k_rows[idx] = in_l && row0 + r < n ? k[gl * n + row0 + r] : T(0);
+      u_rows[idx] = in_l && row0 + r < n ? u[gl * n + row0 + r] : T(0);
+      k_cols[idx] = in_l && col0 + r < n ? k[gl * n + col0 + r] : T(0);
+      u_cols[idx] = in_l && col0 + r < n ? u[gl * n + col0 + r] : T(0);
     }
-  };
-  auto stash = [&](T* buffer) {
-#pragma unroll
-    for (int s = 0; s < kLoads; ++s)
-#pragma unroll
-      for (int a = 0; a < 4; ++a) buffer[a * kChunk * BM + tid + kThreads * s] = staged[a][s];
-  };
-  fetch(0);
-  stash(shared);
-  __syncthreads();
-  int buffer = 0;
-  for (Index l0 = 0; l0 < m; l0 += kChunk) {
-    const bool more = l0 + kChunk < m;
-    if (more) fetch(l0 + kChunk);
-    const T* k_rows = shared + buffer * kBuffer;  // K(row0 + r, l0 + l) at [l][r]
-    const T* u_rows = k_rows + kChunk * BM;       // U(row0 + r, l0 + l)
-    const T* k_cols = u_rows + kChunk * BM;       // K(col0 + c, l0 + l)
-    const T* u_cols = k_cols + kChunk * BM;       // U(col0 + c, l0 + l)
+    __syncthreads();
 #pragma unroll
     for (int l = 0; l < kChunk; ++l) {
       T kr[kTm], ur[kTm], kc[kTm], uc[kTm];
@@ -141,9 +124,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
 #pragma unroll
         for (int c = 0; c < kTm; ++c) acc[a][c] += kr[a] * uc[c] + ur[a] * kc[c];
     }
-    if (more) stash(shared + (buffer ^ 1) * kBuffer);
-    __syncthreads();  // the other buffer is full; this one is free (or the stage, after the loop)
-    buffer ^= 1;
+    __syncthreads();
   }
 
   // P_tile - acc/2: write the tile, keep the values for the transposed write.
@@ -215,18 +196,16 @@ template <typename T>
 void riccati_downdate_fused(T* p, const T* k, const T* u, Index n, Index m, cudaStream_t stream,
                             int tile, int min_blocks) {
   if (n == 0 || m == 0) return;
-  // Small m is memory bound: small tiles give more blocks in flight and room to prefetch P.
-  // Larger m is arithmetic bound: 128-wide tiles reuse each staged value 8 times per thread.
-  // Doubles always take 64-wide tiles (an 8x8 double accumulator would spill). The defaults
-  // (64 wide at 3 tiles per SM, 128 wide at 2) are the fastest measured on an H200.
+  // Default: 64-wide tiles capped at 64 registers (4 tiles per SM), the fastest variant measured
+  // on an H200 for m = 1..64 at n = 4096..8192 (docs/gpu-results.md); 128-wide tiles reuse each
+  // staged value 8 times per thread but hold fewer tiles in flight, and measured no faster.
+  // Doubles always take 64-wide tiles (an 8x8 double accumulator would spill).
   if constexpr (sizeof(T) == 8) {
     launch<T, 64, true, 1>(p, k, u, n, m, stream);
   } else {
-    if (tile == 0) tile = m <= 32 ? 64 : 128;
-    if (min_blocks == 0) min_blocks = tile == 64 ? 3 : 2;
-    if (tile == 128 && min_blocks == 1) {
-      launch<T, 128, false, 1>(p, k, u, n, m, stream);  // no register cap: 1 tile per SM
-    } else if (tile == 128) {
+    if (tile == 0) tile = 64;
+    if (min_blocks == 0) min_blocks = 4;
+    if (tile == 128) {
       launch<T, 128, false, 2>(p, k, u, n, m, stream);
     } else if (min_blocks >= 4) {
       launch<T, 64, true, 4>(p, k, u, n, m, stream);  // 64 registers: more tiles in flight
