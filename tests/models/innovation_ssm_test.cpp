@@ -1,5 +1,6 @@
 // Innovation-form SSM: forward sensitivities against finite differences, missing observations,
-// the stability projection, and the exact linearity of [C D] without K.
+// the stability projection, the exact linearity of [C D] without K, and a reverse-mode
+// reference computed in the test only.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -147,6 +148,69 @@ TEST(InnovationSsm, StepIsRepeatableAndMisuseIsReported) {
   InnovationSsmConfig bad = full_config();
   bad.states = 0;
   EXPECT_THROW(InnovationSsm{bad}, std::invalid_argument);
+}
+
+// Reverse-mode reference, in this test only: the gradient of L = w^T yhat_T by an adjoint pass
+// through x_{t+1} = (A - K M_t C) x_t + B v_t + K M_t (y_t - D v_t) equals w^T H_T.
+TEST(InnovationSsm, SensitivitiesMatchAReverseModeReference) {
+  InnovationSsmConfig c = full_config();
+  InnovationSsm model(c);
+  randomise(model, 13);
+  const test::Sequence s = test::random_sequence(20, 2, 2, 6, {{8, 0}, {14, -1}});
+  const Index steps = 20, n_x = c.states, n_v = 4;
+
+  std::vector<Eigen::VectorXd> x, v, e, mask;
+  Eigen::MatrixXd h_last;
+  model.reset();
+  Eigen::VectorXd previous_y = Eigen::VectorXd::Zero(2);
+  for (Index t = 0; t < steps; ++t) {
+    const auto& u = s.u[static_cast<std::size_t>(t)];
+    const auto& y = s.y[static_cast<std::size_t>(t)];
+    x.push_back(model.state());
+    Eigen::VectorXd vt(n_v);
+    vt << u, previous_y;
+    v.push_back(vt);
+    const LinearizedPrediction& p = model.step(u);
+    h_last = p.dense_jacobian();
+    Eigen::VectorXd m(2), et(2);
+    for (Index j = 0; j < 2; ++j) {
+      m(j) = std::isnan(y(j)) ? 0.0 : 1.0;
+      et(j) = std::isnan(y(j)) ? 0.0 : y(j) - p.yhat(j);
+      previous_y(j) = std::isnan(y(j)) ? 0.0 : y(j);
+    }
+    mask.push_back(m);
+    e.push_back(et);
+    model.advance(y);
+  }
+
+  const Eigen::Vector2d w(0.7, -1.3);
+  Eigen::VectorXd gradient = Eigen::VectorXd::Zero(model.parameter_count());
+  const auto& groups = model.groups();
+  auto grad_of = [&](const char* name, Index rows, Index cols) {
+    const ParameterGroup& g = groups[static_cast<std::size_t>(find_group(groups, name))];
+    return Eigen::Map<RowMajorMatrix>(gradient.data() + g.offset, rows, cols);
+  };
+  auto grad_a = grad_of("A", n_x, n_x);
+  auto grad_b = grad_of("B", n_x, n_v);
+  auto grad_k = grad_of("K", n_x, 2);
+  auto grad_readout = grad_of("readout", 2, n_x + n_v);
+  const Index last = steps - 1;
+  grad_readout.leftCols(n_x) += w * x[static_cast<std::size_t>(last)].transpose();
+  grad_readout.rightCols(n_v) += w * v[static_cast<std::size_t>(last)].transpose();
+  Eigen::VectorXd adjoint = model.C().transpose() * w;  // dL/dx_T
+  for (Index t = last - 1; t >= 0; --t) {
+    const auto ts = static_cast<std::size_t>(t);
+    const Eigen::MatrixXd km = model.K() * mask[ts].asDiagonal();
+    grad_a += adjoint * x[ts].transpose();
+    grad_b += adjoint * v[ts].transpose();
+    grad_k += adjoint * e[ts].transpose();
+    grad_readout.leftCols(n_x) -= km.transpose() * adjoint * x[ts].transpose();
+    grad_readout.rightCols(n_v) -= km.transpose() * adjoint * v[ts].transpose();
+    adjoint = (model.A() - km * model.C()).transpose() * adjoint;
+  }
+  // Two orders of summation of the same products: agreement to rounding, 1e-10 relative.
+  const Eigen::VectorXd forward = h_last.transpose() * w;
+  EXPECT_LT((forward - gradient).norm(), 1e-10 * (1.0 + gradient.norm()));
 }
 
 }  // namespace
