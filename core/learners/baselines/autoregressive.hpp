@@ -88,9 +88,9 @@ struct ArOrderSelection {
 
 // For each candidate p: fit on split.train, run the learner over the training rows to warm its
 // lags (not scored), score split.validation. Returns the order with the lowest validation MSE
-// (ties: the smaller p). Throws std::invalid_argument on an empty candidate list or an empty
-// validation part.
-// The learner has input_table.cols() inputs and output_table.cols() channels.
+// (ties: the first candidate listed). Throws std::invalid_argument on an empty candidate list or an
+// empty validation part. The learner has input_table.cols() inputs and output_table.cols()
+// channels.
 ArOrderSelection select_ar_order(const AutoRegressiveConfig& base,
                                  const std::vector<Eigen::Index>& candidates,
                                  const Eigen::MatrixXd& input_table,
