@@ -17,6 +17,8 @@
 
 namespace kwm {
 
+// The observation model linearised at the current theta for one step: yhat_t and H_t. (Named so
+// as not to clash with the learners' predictive distribution, kwm::Prediction.)
 struct LinearizedPrediction {
   Eigen::VectorXd yhat;  // n_out, normalised units
   // One block per parameter group: n_out x group.size, d yhat / d theta_group. A block the caller
