@@ -7,7 +7,9 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "launch/commands/eval_command.hpp"
 #include "launch/commands/filter_command.hpp"
+#include "launch/commands/train_command.hpp"
 #include "launch/user_error.hpp"
 
 #ifndef KWM_VERSION
@@ -24,6 +26,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("kwm ") + KWM_VERSION);
   app.require_subcommand(1);
   const std::vector<Command> commands = {
+      kwm::launch::register_train_command(app),
+      kwm::launch::register_eval_command(app),
       kwm::launch::register_filter_command(app),
   };
 

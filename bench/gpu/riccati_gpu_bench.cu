@@ -10,13 +10,13 @@
 
 #include <algorithm>
 #include <array>
-#include <utility>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/backend/cuda/cuda_backend.hpp"
@@ -84,8 +84,9 @@ double median(std::vector<double> v) {
 }
 
 // Median time (ms) of body(), each repeat preceded by an untimed prepare().
-double time_ms(Backend& be, int warmup, int reps, const std::function<void()>& body,
-               const std::function<void()>& prepare = [] {}) {
+double time_ms(
+    Backend& be, int warmup, int reps, const std::function<void()>& body,
+    const std::function<void()>& prepare = [] {}) {
   Events ev(2);
   std::vector<double> t;
   for (int r = 0; r < warmup + reps; ++r) {
@@ -102,8 +103,8 @@ double time_ms(Backend& be, int warmup, int reps, const std::function<void()>& b
 // ---- results -----------------------------------------------------------------------------------
 
 struct Ceilings {
-  double copy_gbs = 0;     // device-to-device copy, (read + write) bytes / s
-  double sgemm_gflops = 0; // cuBLAS SGEMM 8192^3
+  double copy_gbs = 0;      // device-to-device copy, (read + write) bytes / s
+  double sgemm_gflops = 0;  // cuBLAS SGEMM 8192^3
 };
 
 struct Row {
@@ -171,14 +172,14 @@ void dense_step(Backend& be, Index n, Index m, int reps) {
     be.gemm(Op::none, Op::transpose, 1.0f, p, h, 0.0f, u);  // U = P H^T
     ev.record(kU, be.stream());
     be.copy(r, sm);
-    be.gemm(Op::none, Op::none, 1.0f, h, u, 1.0f, sm);      // S = H U + R
+    be.gemm(Op::none, Op::none, 1.0f, h, u, 1.0f, sm);  // S = H U + R
     ev.record(kS, be.stream());
     if (!be.cholesky(sm)) std::printf("warning: S not positive definite (n=%ld m=%ld)\n", n, m);
     ev.record(kChol, be.stream());
     be.copy(u, k);
-    be.cholesky_solve_right(sm, k);                          // K = U S^-1
+    be.cholesky_solve_right(sm, k);  // K = U S^-1
     ev.record(kK, be.stream());
-    be.riccati_downdate(p, k, u);                            // P -= (K U^T + U K^T)/2
+    be.riccati_downdate(p, k, u);  // P -= (K U^T + U K^T)/2
     ev.record(kDown, be.stream());
     if (rep < 3) continue;
     for (int i = 1; i < kCount; ++i) t[i].push_back(ev.ms(i - 1, i));
@@ -188,8 +189,7 @@ void dense_step(Backend& be, Index n, Index m, int reps) {
   const double nn = static_cast<double>(n) * n, nm = static_cast<double>(n) * m;
   const double tri = 0.5 * static_cast<double>(n) * (n + 1);
   add(bench, "U = P H^T (gemm)", n, m, median(t[kU]), s * (nn + 2 * nm), 2 * nn * m);
-  add(bench, "S = H U + R (gemm)", n, m, median(t[kS]), s * (2 * nm + 2.0 * m * m),
-      2 * nm * m);
+  add(bench, "S = H U + R (gemm)", n, m, median(t[kS]), s * (2 * nm + 2.0 * m * m), 2 * nm * m);
   add(bench, "cholesky(S) (potrf)", n, m, median(t[kChol]), s * 2.0 * m * m,
       static_cast<double>(m) * m * m / 3);
   add(bench, "K = U S^-1 (2 trsm)", n, m, median(t[kK]), s * (4 * nm), 2 * nm * m);
@@ -197,15 +197,16 @@ void dense_step(Backend& be, Index n, Index m, int reps) {
   // and U), whatever the path moves; flops: the useful 2 n^2 m of one triangle of a rank-2m update.
   const double down_bytes = s * (tri + nn + 2 * nm);
   add(bench, "downdate (backend automatic)", n, m, median(t[kDown]), down_bytes, 2 * nn * m);
-  add(bench, "whole step", n, m, median(t[0]), s * (nn + tri + nn + 6 * nm), 4 * nn * m + 4 * nm * m);
+  add(bench, "whole step", n, m, median(t[0]), s * (nn + tri + nn + 6 * nm),
+      4 * nn * m + 4 * nm * m);
 
   // Every path on the same K and U, same byte and flop counts (see above).
-  const std::pair<const char*, DowndatePath> paths[] = {{"downdate fused", DowndatePath::fused},
-                                                       {"downdate syr2k+mirror", DowndatePath::syr2k}};
+  const std::pair<const char*, DowndatePath> paths[] = {
+      {"downdate fused", DowndatePath::fused}, {"downdate syr2k+mirror", DowndatePath::syr2k}};
   for (const auto& [label, path] : paths) {
     be.set_downdate_path(path);
-    const double ms = time_ms(be, 3, reps, [&] { be.riccati_downdate(p, k, u); },
-                              [&] { be.copy(p0, p); });
+    const double ms = time_ms(
+        be, 3, reps, [&] { be.riccati_downdate(p, k, u); }, [&] { be.copy(p0, p); });
     add(bench, label, n, m, ms, down_bytes, 2 * nn * m);
   }
   be.set_downdate_path(DowndatePath::automatic);
@@ -221,12 +222,12 @@ void dense_step(Backend& be, Index n, Index m, int reps) {
     const double ms = time_ms(
         be, 3, reps,
         [&] {
-          kwm::cuda_kernels::riccati_downdate_fused(p.data(), k.data(), u.data(), n, m,
-                                                    be.stream(), tile, min_blocks);
+          kwm::cuda_kernels::riccati_downdate_fused(p.data(), k.data(), u.data(), n, m, be.stream(),
+                                                    tile, min_blocks);
         },
         [&] { be.copy(p0, p); });
-    add(bench, "fused tile " + std::to_string(tile) + " minblocks " + std::to_string(min_blocks),
-        n, m, ms, down_bytes, 2 * nn * m);
+    add(bench, "fused tile " + std::to_string(tile) + " minblocks " + std::to_string(min_blocks), n,
+        m, ms, down_bytes, 2 * nn * m);
   }
 }
 
@@ -254,12 +255,14 @@ void check_paths(Backend& be, Index n, Index m, DowndatePath path, const char* l
       norm += y * y;
       asym = std::max(asym, std::abs(x - static_cast<double>(a[i * n + j])));
     }
-  std::printf("check n=%ld m=%ld: ||%s - syr2k||_F / ||syr2k||_F = %.2e, max |P - P^T| = %.1e, "
-              "finite = %d\n",
-              n, m, label, std::sqrt(diff / norm), asym, be.all_finite(p1) ? 1 : 0);
+  std::printf(
+      "check n=%ld m=%ld: ||%s - syr2k||_F / ||syr2k||_F = %.2e, max |P - P^T| = %.1e, "
+      "finite = %d\n",
+      n, m, label, std::sqrt(diff / norm), asym, be.all_finite(p1) ? 1 : 0);
 }
 
-// ---- shared-row RLS (section 4), one sample ------------------------------------------------------
+// ---- shared-row RLS (section 4), one sample
+// ------------------------------------------------------
 
 void rls_step(Backend& be, Index d, int reps) {
   const double s = sizeof(float);
@@ -286,7 +289,8 @@ void rls_step(Backend& be, Index d, int reps) {
       2 * dd + 2 * dd + dd);
 }
 
-// ---- multi-block DEKF (section 2 with B blocks) --------------------------------------------------
+// ---- multi-block DEKF (section 2 with B blocks)
+// --------------------------------------------------
 
 void dekf_step(Backend& be, Index blocks, Index nb, Index m, int reps) {
   const double s = sizeof(float);
@@ -312,7 +316,7 @@ void dekf_step(Backend& be, Index blocks, Index nb, Index m, int reps) {
         if (!be.cholesky(sm)) std::printf("warning: DEKF S not positive definite\n");
         for (Index b = 0; b < blocks; ++b) {
           be.copy(u[b], k[b]);
-          be.cholesky_solve_right(sm, k[b]);                               // K_b = U_b S^-1
+          be.cholesky_solve_right(sm, k[b]);  // K_b = U_b S^-1
           be.riccati_downdate(p[b], k[b], u[b]);
         }
       },
@@ -342,8 +346,8 @@ void write_outputs(const std::string& json_path, const std::string& md_path,
                    "    {\"bench\": \"%s\", \"kernel\": \"%s\", \"n\": %ld, \"m\": %ld, "
                    "\"blocks\": %ld, \"ms\": %.5f, \"bytes\": %.0f, \"flops\": %.0f, "
                    "\"gbs\": %.1f, \"gflops\": %.1f}%s\n",
-                   r.bench.c_str(), r.kernel.c_str(), r.n, r.m, r.blocks, r.ms, r.bytes,
-                   r.flops, gbs(r), gflops(r), i + 1 < rows.size() ? "," : "");
+                   r.bench.c_str(), r.kernel.c_str(), r.n, r.m, r.blocks, r.ms, r.bytes, r.flops,
+                   gbs(r), gflops(r), i + 1 < rows.size() ? "," : "");
     }
     std::fprintf(f, "  ]\n}\n");
     std::fclose(f);
@@ -383,11 +387,15 @@ int main(int argc, char** argv) {
       profile_m = std::atol(argv[++i]);
       continue;
     }
-    if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
-    else if (!std::strcmp(argv[i], "--md") && i + 1 < argc) md_path = argv[++i];
-    else if (!std::strcmp(argv[i], "--quick")) quick = true;
+    if (!std::strcmp(argv[i], "--json") && i + 1 < argc)
+      json_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--md") && i + 1 < argc)
+      md_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--quick"))
+      quick = true;
     else {
-      std::fprintf(stderr, "usage: %s [--json FILE] [--md FILE] [--quick] [--profile N M]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--json FILE] [--md FILE] [--quick] [--profile N M]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -413,10 +421,10 @@ int main(int argc, char** argv) {
     check_paths(be, 4096, 64, DowndatePath::fused, "fused");
     check_paths(be, 4096, 256, DowndatePath::fused, "fused");
     const int reps = quick ? 5 : 20;
-    const std::vector<Index> ns = quick ? std::vector<Index>{1024, 8192}
-                                        : std::vector<Index>{1024, 2048, 4096, 8192};
-    const std::vector<Index> ms = quick ? std::vector<Index>{1, 64}
-                                        : std::vector<Index>{1, 4, 16, 64, 256};
+    const std::vector<Index> ns =
+        quick ? std::vector<Index>{1024, 8192} : std::vector<Index>{1024, 2048, 4096, 8192};
+    const std::vector<Index> ms =
+        quick ? std::vector<Index>{1, 64} : std::vector<Index>{1, 4, 16, 64, 256};
     for (Index n : ns)
       for (Index m : ms) dense_step(be, n, m, reps);
     for (Index d : {256, 512, 1024, 2048, 4096}) rls_step(be, d, reps);

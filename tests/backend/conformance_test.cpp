@@ -85,8 +85,7 @@ void expect_close(const Mat& got, const Mat& want, double tol, const std::string
   ASSERT_EQ(got.cols(), want.cols()) << what;
   const double err = (got - want).norm();
   EXPECT_TRUE(got.allFinite()) << what << ": non-finite output";
-  EXPECT_LE(err, tol) << what << ": ||got - want||_F = " << err << ", ||want||_F = "
-                      << want.norm();
+  EXPECT_LE(err, tol) << what << ": ||got - want||_F = " << err << ", ||want||_F = " << want.norm();
 }
 
 void expect_exactly_symmetric(const Mat& a, const std::string& what) {
@@ -121,9 +120,9 @@ std::string shape(Index r, Index c) { return std::to_string(r) + "x" + std::to_s
 // Shapes for n x m operands: m = 1, non-square, n not a multiple of 32 (nor of 4), sizes that
 // cross the CUDA downdate kernel's 64-wide (m <= 32) and 128-wide (m > 32) tiles, and m >= 128
 // (300 x 130), where the CUDA backend's downdate takes cuBLAS syr2k.
-const std::vector<std::pair<Index, Index>> kTall = {{1, 1},   {5, 1},   {33, 7},  {64, 64},
-                                                     {100, 3}, {129, 33}, {257, 40}, {260, 5},
-                                                     {300, 130}, {600, 70}};
+const std::vector<std::pair<Index, Index>> kTall = {{1, 1},     {5, 1},    {33, 7},   {64, 64},
+                                                    {100, 3},   {129, 33}, {257, 40}, {260, 5},
+                                                    {300, 130}, {600, 70}};
 const std::vector<Index> kSquare = {1, 2, 5, 33, 64, 100, 257};
 
 TEST_P(BackendConformance, AllocateGivesZeroFilledTensorsOfTheRequestedShape) {
@@ -160,8 +159,8 @@ TEST_P(BackendConformance, GemmMatchesReferenceForEveryTransposeCombination) {
   run([](auto& h) {
     using T = ScalarOf<decltype(h)>;
     // (rows of C, inner k, cols of C)
-    const std::vector<std::array<Index, 3>> shapes = {
-        {1, 1, 1}, {1, 17, 5}, {33, 1, 40}, {100, 37, 65}, {257, 129, 33}, {64, 300, 64}};
+    const std::vector<std::array<Index, 3>> shapes = {{1, 1, 1},     {1, 17, 5},     {33, 1, 40},
+                                                      {100, 37, 65}, {257, 129, 33}, {64, 300, 64}};
     const double alpha = Harness<T>::round(0.7);
     for (const auto& [r, k, c] : shapes) {
       for (Op op_a : {Op::none, Op::transpose}) {
@@ -283,7 +282,8 @@ TEST_P(BackendConformance, DiagonalAndSymmetricKernelsMatchReference) {
       }
       {  // trace: a length-n sum.
         const double got = static_cast<double>(h.backend->trace(h.put(a)));
-        EXPECT_NEAR(got, a.trace(), 2.0 * static_cast<double>(n + 2) * eps * a.diagonal().cwiseAbs().sum())
+        EXPECT_NEAR(got, a.trace(),
+                    2.0 * static_cast<double>(n + 2) * eps * a.diagonal().cwiseAbs().sum())
             << "trace" << at;
       }
       {  // symmetrize: one addition and one exact halving per entry; exactly symmetric.
@@ -310,8 +310,8 @@ TEST_P(BackendConformance, RiccatiDowndateIsSymmetricDeterministicAndMatchesRefe
       const Mat got = h.get(tp);
       expect_exactly_symmetric(got, "riccati_downdate" + at);
       // Each entry is P_ij minus a length-2m sum.
-      const double tol = 2.0 * static_cast<double>(2 * m + 2) * Harness<T>::eps *
-                         (p.norm() + k.norm() * u.norm());
+      const double tol =
+          2.0 * static_cast<double>(2 * m + 2) * Harness<T>::eps * (p.norm() + k.norm() * u.norm());
       expect_close(got, h.get_ref(rp), tol, "riccati_downdate" + at);
       // Run twice on the same inputs: bit-identical (no atomics, no races).
       auto tp2 = h.put(p);
@@ -329,8 +329,8 @@ TEST_P(BackendConformance, DiagonalDowndateMatchesReference) {
       auto tp = h.put(p), tk = h.put(k), tu = h.put(u);
       h.backend->diagonal_downdate(tp, tk, tu);
       const Mat want = p - k.cwiseProduct(u).rowwise().sum();
-      const double tol = 2.0 * static_cast<double>(m + 2) * Harness<T>::eps *
-                         (p.norm() + k.norm() * u.norm());
+      const double tol =
+          2.0 * static_cast<double>(m + 2) * Harness<T>::eps * (p.norm() + k.norm() * u.norm());
       expect_close(h.get(tp), want, tol, "diagonal_downdate " + shape(n, m));
     }
   });

@@ -18,10 +18,10 @@ using cuda_detail::data_type;
 namespace kernels = cuda_kernels;
 
 // Offsets into the backend's small device scalar block.
-constexpr std::size_t kInfoOffset = 0;      // int
-constexpr std::size_t kFlagOffset = 8;      // int
-constexpr std::size_t kMovedOffset = 16;    // unsigned long long
-constexpr std::size_t kResultOffset = 32;   // T
+constexpr std::size_t kInfoOffset = 0;     // int
+constexpr std::size_t kFlagOffset = 8;     // int
+constexpr std::size_t kMovedOffset = 16;   // unsigned long long
+constexpr std::size_t kResultOffset = 32;  // T
 constexpr std::size_t kScalarBytes = 64;
 
 template <typename T>
@@ -122,8 +122,7 @@ template <typename T>
 template <typename S>
 S CudaBackend<T>::read_scalar(const S* device_value) {
   S value{};
-  KWM_CUDA_CHECK(
-      cudaMemcpyAsync(&value, device_value, sizeof(S), cudaMemcpyDeviceToHost, stream_));
+  KWM_CUDA_CHECK(cudaMemcpyAsync(&value, device_value, sizeof(S), cudaMemcpyDeviceToHost, stream_));
   KWM_CUDA_CHECK(cudaStreamSynchronize(stream_));
   return value;
 }
@@ -132,8 +131,8 @@ S CudaBackend<T>::read_scalar(const S* device_value) {
 
 template <typename T>
 Tensor<T> CudaBackend<T>::allocate(Index rows, Index cols) {
-  require(rows >= 0 && cols >= 0, "allocate", "negative shape " + std::to_string(rows) + "x" +
-                                                  std::to_string(cols));
+  require(rows >= 0 && cols >= 0, "allocate",
+          "negative shape " + std::to_string(rows) + "x" + std::to_string(cols));
   if (rows * cols == 0) return Tensor<T>(rows, cols, nullptr, MemorySpace::cuda);
   auto storage = device_alloc<T>(static_cast<std::size_t>(rows * cols));
   KWM_CUDA_CHECK(cudaMemsetAsync(storage.get(), 0, rows * cols * sizeof(T), stream_));
@@ -144,8 +143,8 @@ template <typename T>
 void CudaBackend<T>::upload(const T* host, Tensor<T>& dst) {
   require_device(dst, "upload");
   if (dst.empty()) return;
-  KWM_CUDA_CHECK(cudaMemcpyAsync(dst.data(), host, dst.size() * sizeof(T),
-                                 cudaMemcpyHostToDevice, stream_));
+  KWM_CUDA_CHECK(
+      cudaMemcpyAsync(dst.data(), host, dst.size() * sizeof(T), cudaMemcpyHostToDevice, stream_));
   KWM_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the caller may free `host` on return
 }
 
@@ -153,8 +152,8 @@ template <typename T>
 void CudaBackend<T>::download(const Tensor<T>& src, T* host) {
   require_device(src, "download");
   if (src.empty()) return;
-  KWM_CUDA_CHECK(cudaMemcpyAsync(host, src.data(), src.size() * sizeof(T),
-                                 cudaMemcpyDeviceToHost, stream_));
+  KWM_CUDA_CHECK(
+      cudaMemcpyAsync(host, src.data(), src.size() * sizeof(T), cudaMemcpyDeviceToHost, stream_));
   KWM_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
@@ -183,8 +182,8 @@ void CudaBackend<T>::synchronize() {
 // ---- BLAS-like ---------------------------------------------------------------------------------
 
 template <typename T>
-void CudaBackend<T>::gemm(Op op_a, Op op_b, T alpha, const Tensor<T>& a, const Tensor<T>& b,
-                          T beta, Tensor<T>& c) {
+void CudaBackend<T>::gemm(Op op_a, Op op_b, T alpha, const Tensor<T>& a, const Tensor<T>& b, T beta,
+                          Tensor<T>& c) {
   const Index rows = op_a == Op::none ? a.rows() : a.cols();
   const Index inner = op_a == Op::none ? a.cols() : a.rows();
   const Index inner_b = op_b == Op::none ? b.rows() : b.cols();
@@ -197,8 +196,8 @@ void CudaBackend<T>::gemm(Op op_a, Op op_b, T alpha, const Tensor<T>& a, const T
   require_device(c, "gemm");
   if (c.empty()) return;
   KWM_CUBLAS_CHECK(cuda_detail::gemm(blas_, to_cublas(op_a), to_cublas(op_b), rows, cols, inner,
-                                     &alpha, a.data(), ld(a.rows()), b.data(), ld(b.rows()),
-                                     &beta, c.data(), ld(c.rows())));
+                                     &alpha, a.data(), ld(a.rows()), b.data(), ld(b.rows()), &beta,
+                                     c.data(), ld(c.rows())));
 }
 
 template <typename T>
@@ -262,8 +261,7 @@ void CudaBackend<T>::add_identity(T alpha, Tensor<T>& a) {
 template <typename T>
 void CudaBackend<T>::add_diagonal(const Tensor<T>& d, Tensor<T>& a) {
   require_square(a, "add_diagonal");
-  require(d.size() == a.rows(), "add_diagonal",
-          "d is " + dims(d) + " but A is " + dims(a));
+  require(d.size() == a.rows(), "add_diagonal", "d is " + dims(d) + " but A is " + dims(a));
   require_device(d, "add_diagonal");
   kernels::add_to_diagonal(d.data(), T(0), a.data(), a.rows(), stream_);
 }
@@ -297,8 +295,7 @@ void CudaBackend<T>::diagonal(const Tensor<T>& a, Tensor<T>& d) {
 template <typename T>
 void CudaBackend<T>::riccati_downdate(Tensor<T>& p, const Tensor<T>& k, const Tensor<T>& u) {
   require_square(p, "riccati_downdate");
-  require(k.rows() == p.rows() && u.rows() == p.rows() && k.cols() == u.cols(),
-          "riccati_downdate",
+  require(k.rows() == p.rows() && u.rows() == p.rows() && k.cols() == u.cols(), "riccati_downdate",
           "P is " + dims(p) + ", K is " + dims(k) + ", U is " + dims(u) +
               " (K and U must both be n x m)");
   require_device(k, "riccati_downdate");
@@ -326,11 +323,10 @@ void CudaBackend<T>::riccati_downdate(Tensor<T>& p, const Tensor<T>& k, const Te
 
 template <typename T>
 void CudaBackend<T>::diagonal_downdate(Tensor<T>& p, const Tensor<T>& k, const Tensor<T>& u) {
-  require(p.cols() == 1 && k.rows() == p.rows() && u.rows() == p.rows() &&
-              k.cols() == u.cols(),
-          "diagonal_downdate",
-          "p is " + dims(p) + ", K is " + dims(k) + ", U is " + dims(u) +
-              " (p n x 1, K and U n x m)");
+  require(
+      p.cols() == 1 && k.rows() == p.rows() && u.rows() == p.rows() && k.cols() == u.cols(),
+      "diagonal_downdate",
+      "p is " + dims(p) + ", K is " + dims(k) + ", U is " + dims(u) + " (p n x 1, K and U n x m)");
   require_device(p, "diagonal_downdate");
   require_device(k, "diagonal_downdate");
   require_device(u, "diagonal_downdate");
@@ -346,8 +342,8 @@ bool CudaBackend<T>::cholesky(Tensor<T>& a) {
   if (n == 0) return true;
   std::size_t device_bytes = 0;
   std::size_t host_bytes = 0;
-  KWM_CUSOLVER_CHECK(cusolverDnXpotrf_bufferSize(solver_, solver_params_, CUBLAS_FILL_MODE_LOWER,
-                                                 n, data_type<T>(), a.data(), n, data_type<T>(),
+  KWM_CUSOLVER_CHECK(cusolverDnXpotrf_bufferSize(solver_, solver_params_, CUBLAS_FILL_MODE_LOWER, n,
+                                                 data_type<T>(), a.data(), n, data_type<T>(),
                                                  &device_bytes, &host_bytes));
   int* info = reinterpret_cast<int*>(scalars_.get() + kInfoOffset);
   KWM_CUSOLVER_CHECK(cusolverDnXpotrf(solver_, solver_params_, CUBLAS_FILL_MODE_LOWER, n,
@@ -374,8 +370,8 @@ void CudaBackend<T>::cholesky_solve(const Tensor<T>& l, Tensor<T>& b) {
   int* info = reinterpret_cast<int*>(scalars_.get() + kInfoOffset);
   // potrs only reports malformed arguments in info, and the shapes were checked above.
   KWM_CUSOLVER_CHECK(cusolverDnXpotrs(solver_, solver_params_, CUBLAS_FILL_MODE_LOWER, l.rows(),
-                                      b.cols(), data_type<T>(), l.data(), l.rows(),
-                                      data_type<T>(), b.data(), b.rows(), info));
+                                      b.cols(), data_type<T>(), l.data(), l.rows(), data_type<T>(),
+                                      b.data(), b.rows(), info));
 }
 
 template <typename T>
@@ -388,12 +384,12 @@ void CudaBackend<T>::cholesky_solve_right(const Tensor<T>& l, Tensor<T>& b) {
   const T one = T(1);
   const Index n = l.rows();
   // B (L L^T)^-1 = (B L^-T) L^-1: two triangular solves from the right.
-  KWM_CUBLAS_CHECK(cuda_detail::trsm(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER,
-                                     CUBLAS_OP_T, CUBLAS_DIAG_NON_UNIT, b.rows(), n, &one,
-                                     l.data(), n, b.data(), ld(b.rows())));
-  KWM_CUBLAS_CHECK(cuda_detail::trsm(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER,
-                                     CUBLAS_OP_N, CUBLAS_DIAG_NON_UNIT, b.rows(), n, &one,
-                                     l.data(), n, b.data(), ld(b.rows())));
+  KWM_CUBLAS_CHECK(cuda_detail::trsm(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T,
+                                     CUBLAS_DIAG_NON_UNIT, b.rows(), n, &one, l.data(), n, b.data(),
+                                     ld(b.rows())));
+  KWM_CUBLAS_CHECK(cuda_detail::trsm(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N,
+                                     CUBLAS_DIAG_NON_UNIT, b.rows(), n, &one, l.data(), n, b.data(),
+                                     ld(b.rows())));
 }
 
 template <typename T>
@@ -404,16 +400,14 @@ Tensor<T> CudaBackend<T>::eigen_decomposition(const Tensor<T>& a, Tensor<T>& w, 
   const cusolverEigMode_t mode = vectors ? CUSOLVER_EIG_MODE_VECTOR : CUSOLVER_EIG_MODE_NOVECTOR;
   std::size_t device_bytes = 0;
   std::size_t host_bytes = 0;
-  KWM_CUSOLVER_CHECK(cusolverDnXsyevd_bufferSize(solver_, solver_params_, mode,
-                                                 CUBLAS_FILL_MODE_LOWER, n, data_type<T>(),
-                                                 v.data(), n, data_type<T>(), w.data(),
-                                                 data_type<T>(), &device_bytes, &host_bytes));
+  KWM_CUSOLVER_CHECK(cusolverDnXsyevd_bufferSize(
+      solver_, solver_params_, mode, CUBLAS_FILL_MODE_LOWER, n, data_type<T>(), v.data(), n,
+      data_type<T>(), w.data(), data_type<T>(), &device_bytes, &host_bytes));
   int* info = reinterpret_cast<int*>(scalars_.get() + kInfoOffset);
   KWM_CUSOLVER_CHECK(cusolverDnXsyevd(solver_, solver_params_, mode, CUBLAS_FILL_MODE_LOWER, n,
                                       data_type<T>(), v.data(), n, data_type<T>(), w.data(),
-                                      data_type<T>(), device_workspace(device_bytes),
-                                      device_bytes, host_workspace(host_bytes), host_bytes,
-                                      info));
+                                      data_type<T>(), device_workspace(device_bytes), device_bytes,
+                                      host_workspace(host_bytes), host_bytes, info));
   const int status = read_scalar(info);
   if (status != 0) {
     throw std::runtime_error("cuda symmetric eigensolver (syevd) failed with info " +

@@ -75,9 +75,16 @@ __global__ void make_symmetric_kernel(T* a, Index n, Symmetry how) {
     const T l = lo[c][x];
     const T u = read_upper ? up[x][c] : T(0);
     switch (how) {
-      case Symmetry::average: new_lo[k] = new_up[k] = (l + u) / T(2); break;
-      case Symmetry::lower_to_upper: new_lo[k] = new_up[k] = l; break;
-      case Symmetry::zero_upper: new_lo[k] = l; new_up[k] = T(0); break;
+      case Symmetry::average:
+        new_lo[k] = new_up[k] = (l + u) / T(2);
+        break;
+      case Symmetry::lower_to_upper:
+        new_lo[k] = new_up[k] = l;
+        break;
+      case Symmetry::zero_upper:
+        new_lo[k] = l;
+        new_up[k] = T(0);
+        break;
     }
   }
   __syncthreads();
@@ -178,8 +185,8 @@ void make_symmetric(T* a, Index n, Symmetry how, cudaStream_t stream) {
   if (n <= 1) return;
   const Index tiles = (n + kTile - 1) / kTile;
   const Index blocks = tiles * (tiles + 1) / 2;
-  make_symmetric_kernel<<<static_cast<unsigned>(blocks), dim3(kTile, kTileRows), 0, stream>>>(
-      a, n, how);
+  make_symmetric_kernel<<<static_cast<unsigned>(blocks), dim3(kTile, kTileRows), 0, stream>>>(a, n,
+                                                                                              how);
   KWM_CUDA_CHECK_LAUNCH();
 }
 
@@ -213,21 +220,20 @@ void clamp(T* w, Index n, T floor, T ceiling, unsigned long long* moved, cudaStr
 template <typename T>
 void scale_columns(const T* a, const T* w, T* b, Index rows, Index cols, cudaStream_t stream) {
   if (rows * cols == 0) return;
-  scale_columns_kernel<<<grid_for(rows * cols), kThreads, 0, stream>>>(a, w, b, rows,
-                                                                       rows * cols);
+  scale_columns_kernel<<<grid_for(rows * cols), kThreads, 0, stream>>>(a, w, b, rows, rows * cols);
   KWM_CUDA_CHECK_LAUNCH();
 }
 
-#define KWM_INSTANTIATE_KERNELS(T)                                                          \
-  template void fill<T>(T*, Index, T, cudaStream_t);                                        \
-  template void scale_rows<T>(const T*, T*, Index, Index, cudaStream_t);                    \
-  template void add_to_diagonal<T>(const T*, T, T*, Index, cudaStream_t);                   \
-  template void diagonal<T>(const T*, T*, Index, cudaStream_t);                             \
-  template void make_symmetric<T>(T*, Index, Symmetry, cudaStream_t);                       \
-  template void diagonal_downdate<T>(T*, const T*, const T*, Index, Index, cudaStream_t);   \
-  template void strided_sum<T>(const T*, Index, Index, T*, cudaStream_t);                   \
-  template void check_finite<T>(const T*, Index, int*, cudaStream_t);                       \
-  template void clamp<T>(T*, Index, T, T, unsigned long long*, cudaStream_t);               \
+#define KWM_INSTANTIATE_KERNELS(T)                                                        \
+  template void fill<T>(T*, Index, T, cudaStream_t);                                      \
+  template void scale_rows<T>(const T*, T*, Index, Index, cudaStream_t);                  \
+  template void add_to_diagonal<T>(const T*, T, T*, Index, cudaStream_t);                 \
+  template void diagonal<T>(const T*, T*, Index, cudaStream_t);                           \
+  template void make_symmetric<T>(T*, Index, Symmetry, cudaStream_t);                     \
+  template void diagonal_downdate<T>(T*, const T*, const T*, Index, Index, cudaStream_t); \
+  template void strided_sum<T>(const T*, Index, Index, T*, cudaStream_t);                 \
+  template void check_finite<T>(const T*, Index, int*, cudaStream_t);                     \
+  template void clamp<T>(T*, Index, T, T, unsigned long long*, cudaStream_t);             \
   template void scale_columns<T>(const T*, const T*, T*, Index, Index, cudaStream_t);
 
 KWM_INSTANTIATE_KERNELS(float)

@@ -19,12 +19,18 @@ constexpr int kChunk = 8;      // columns of K and U staged per step
 // Four consecutive values from aligned shared memory as wide loads.
 __device__ inline void load4(const float* src, float (&v)[4]) {
   const float4 q = *reinterpret_cast<const float4*>(src);
-  v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
+  v[0] = q.x;
+  v[1] = q.y;
+  v[2] = q.z;
+  v[3] = q.w;
 }
 __device__ inline void load4(const double* src, double (&v)[4]) {
   const double2 q0 = *reinterpret_cast<const double2*>(src);
   const double2 q1 = *reinterpret_cast<const double2*>(src + 2);
-  v[0] = q0.x; v[1] = q0.y; v[2] = q1.x; v[3] = q1.y;
+  v[0] = q0.x;
+  v[1] = q0.y;
+  v[2] = q1.x;
+  v[3] = q1.y;
 }
 __device__ inline void store4(float* dst, const float (&v)[4]) {
   *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
@@ -51,11 +57,11 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   constexpr int kTm = 4 * kGroups;  // rows (columns) per thread
   extern __shared__ __align__(16) unsigned char shared_raw[];
   T* shared = reinterpret_cast<T*>(shared_raw);
-  T* k_rows = shared;                  // [kChunk][BM]: K(row0 + r, l0 + l)
-  T* u_rows = k_rows + kChunk * BM;    // U(row0 + r, l0 + l)
-  T* k_cols = u_rows + kChunk * BM;    // K(col0 + c, l0 + l)
-  T* u_cols = k_cols + kChunk * BM;    // U(col0 + c, l0 + l)
-  T* stage = shared;                   // [BM][BM + 1], stage[c][r], reused after the products
+  T* k_rows = shared;                // [kChunk][BM]: K(row0 + r, l0 + l)
+  T* u_rows = k_rows + kChunk * BM;  // U(row0 + r, l0 + l)
+  T* k_cols = u_rows + kChunk * BM;  // K(col0 + c, l0 + l)
+  T* u_cols = k_cols + kChunk * BM;  // U(col0 + c, l0 + l)
+  T* stage = shared;                 // [BM][BM + 1], stage[c][r], reused after the products
 
   // Block b -> lower tile (ti, tj), b = ti (ti + 1) / 2 + tj.
   const Index b = blockIdx.x;
@@ -70,7 +76,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   const int ty = tid / 16;
 
   // P(row, col) for this thread's group (h, column b): four rows at once where aligned.
-  auto load_p = [&](int h, int jb, T (&v)[4]) {
+  auto load_p = [&](int h, int jb, T(&v)[4]) {
     const Index gr = row0 + 64 * h + 4 * tx;
     const Index gc = col0 + 64 * (jb / 4) + 4 * ty + (jb % 4);
     if (gc >= n) return;

@@ -35,6 +35,7 @@ class KalmanSequenceLearner final : public SequenceLearner {
   const std::vector<ParameterBlock<double>>& blocks() const { return blocks_; }
   const DecoupledEkf<double>& filter() const { return ekf_; }
   const ObservationNoise<double>& noise() const { return noise_; }
+  const KalmanLearnerConfig& config() const { return config_; }
   // Mean NIS over the updates so far (m when the filter is consistent); NaN before the first.
   double mean_nis() const;
   std::int64_t stability_projections() const { return projections_; }

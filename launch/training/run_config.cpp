@@ -1,0 +1,134 @@
+// Run-config parsing: sections, overrides, and key checks with messages naming the key.
+#include "launch/training/run_config.hpp"
+
+#include <set>
+
+#include "launch/user_error.hpp"
+
+namespace kwm::launch {
+namespace {
+
+[[noreturn]] void fail(const std::string& source, const std::string& what) {
+  throw UserError(source + ": " + what);
+}
+
+void check_keys(const YAML::Node& node, const std::string& source, const std::string& prefix,
+                const std::set<std::string>& allowed) {
+  if (!node) return;
+  if (!node.IsMap()) fail(source, "key '" + prefix + "' must be a mapping");
+  for (const auto& entry : node) {
+    const auto key = entry.first.as<std::string>();
+    if (!allowed.contains(key)) {
+      std::string known;
+      for (const auto& k : allowed) known += (known.empty() ? "" : ", ") + k;
+      fail(source, "unknown key '" + (prefix.empty() ? "" : prefix + ".") + key +
+                       "'; expected one of: " + known);
+    }
+  }
+}
+
+template <typename V>
+V read(const YAML::Node& node, const std::string& key, const std::string& source,
+       const std::string& prefix, V fallback) {
+  if (!node || !node[key]) return fallback;
+  try {
+    return node[key].as<V>();
+  } catch (const YAML::Exception&) {
+    fail(source, "key '" + prefix + "." + key + "' has the wrong type; got '" +
+                     YAML::Dump(node[key]) + "'");
+  }
+}
+
+// Sets root[a][b][c] = value for "a.b.c=value".
+void apply_override(YAML::Node root, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw UserError("--set expects key.path=value; got '" + assignment + "'");
+  const std::string path = assignment.substr(0, eq);
+  YAML::Node value;
+  try {
+    value = YAML::Load(assignment.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    throw UserError("--set " + path + ": cannot parse the value: " + e.what());
+  }
+  std::vector<std::string> keys;
+  for (std::size_t start = 0;;) {
+    const auto dot = path.find('.', start);
+    keys.push_back(path.substr(start, dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  // yaml-cpp nodes are handles: walk down with fresh handles, creating maps on the way.
+  std::vector<YAML::Node> chain{root};
+  for (std::size_t i = 0; i + 1 < keys.size(); ++i) {
+    YAML::Node next = chain.back()[keys[i]];
+    if (next && !next.IsMap())
+      throw UserError("--set " + path + ": '" + keys[i] + "' is not a mapping");
+    chain.push_back(next);
+  }
+  chain.back()[keys.back()] = value;
+}
+
+}  // namespace
+
+RunConfig parse_run_config(YAML::Node root, const std::string& source) {
+  if (!root || !root.IsMap()) fail(source, "expected a mapping with data, model, learner, train");
+  check_keys(root, source, "", {"data", "model", "learner", "train"});
+  for (const char* section : {"data", "model", "learner"})
+    if (!root[section]) fail(source, std::string("missing section '") + section + "'");
+
+  RunConfig c;
+  c.root = root;
+  const YAML::Node data = root["data"];
+  check_keys(data, source, "data", {"path", "columns", "inputs", "layout", "split"});
+  c.data.path = read<std::string>(data, "path", source, "data", "");
+  if (c.data.path.empty()) fail(source, "key 'data.path' must name a CSV file");
+  c.data.columns = read<std::vector<std::string>>(data, "columns", source, "data", {});
+  if (c.data.columns.empty()) fail(source, "key 'data.columns' must list at least one column");
+  c.data.inputs = read<std::vector<std::string>>(data, "inputs", source, "data", {});
+  c.data.layout = read<std::string>(data, "layout", source, "data", "long");
+  if (c.data.layout != "long" && c.data.layout != "wide")
+    fail(source, "key 'data.layout' must be 'long' or 'wide'; got '" + c.data.layout + "'");
+  if (c.data.layout == "wide" && !c.data.inputs.empty())
+    fail(source, "key 'data.inputs' is not supported with data.layout: wide");
+  const YAML::Node split = data["split"];
+  check_keys(split, source, "data.split", {"train", "validation", "test"});
+  c.data.split.train = read(split, "train", source, "data.split", c.data.split.train);
+  c.data.split.validation =
+      read(split, "validation", source, "data.split", c.data.split.validation);
+  c.data.split.test = read(split, "test", source, "data.split", c.data.split.test);
+
+  c.model = root["model"];
+  c.learner = root["learner"];
+  if (!c.learner.IsMap() || !c.learner["type"])
+    fail(source,
+         "key 'learner.type' is required (sensitivity-dekf, dense-ekf, diagonal-ekf, "
+         "adam-sensitivity, ar, var, persistence)");
+  c.learner_type = read<std::string>(c.learner, "type", source, "learner", "");
+
+  const YAML::Node train = root["train"];
+  check_keys(train, source, "train", {"epochs", "log_every", "learn_during_test", "run_dir"});
+  c.train.epochs = read(train, "epochs", source, "train", c.train.epochs);
+  if (c.train.epochs < 1) fail(source, "key 'train.epochs' must be >= 1");
+  c.train.log_every = read(train, "log_every", source, "train", c.train.log_every);
+  if (c.train.log_every < 0) fail(source, "key 'train.log_every' must be >= 0");
+  c.train.learn_during_test =
+      read(train, "learn_during_test", source, "train", c.train.learn_during_test);
+  c.run_dir = read<std::string>(train, "run_dir", source, "train", "runs/default");
+  return c;
+}
+
+RunConfig load_run_config(const std::filesystem::path& path,
+                          const std::vector<std::string>& overrides) {
+  if (!std::filesystem::exists(path)) throw UserError(path.string() + ": no such file");
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path.string());
+  } catch (const YAML::Exception& e) {
+    throw UserError(path.string() + ": malformed YAML: " + e.what());
+  }
+  for (const auto& o : overrides) apply_override(root, o);
+  return parse_run_config(root, path.string());
+}
+
+}  // namespace kwm::launch

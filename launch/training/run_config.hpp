@@ -1,0 +1,49 @@
+// A training run's configuration: one YAML file (data, model, learner, train sections) plus
+// `--set key.path=value` overrides, checked key by key. Mistakes are UserErrors (exit code 2).
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/eval/time_split.hpp"
+
+namespace kwm::launch {
+
+struct DataConfig {
+  std::string path;                  // CSV file; relative paths are taken from the current dir
+  std::vector<std::string> columns;  // observed channels y
+  std::vector<std::string> inputs;   // exogenous inputs u (optional)
+  // long: one row per time step. wide: each row holds consecutive steps in `columns` (e.g. a
+  // year of monthly values), flattened row by row into a single channel.
+  std::string layout = "long";
+  eval::SplitFractions split;
+};
+
+struct TrainConfig {
+  int epochs = 1;                  // passes over the training split (1: the single-pass learners)
+  std::int64_t log_every = 0;      // steps between metrics lines; 0: about 50 lines per pass
+  bool learn_during_test = false;  // keep updating through validation and test (continual)
+};
+
+struct RunConfig {
+  YAML::Node root;  // the resolved document, written to <run-dir>/config.yaml
+  DataConfig data;
+  YAML::Node model;    // `model:` (n_in / n_out filled in from the data)
+  YAML::Node learner;  // `learner:` (type plus that learner's keys)
+  std::string learner_type;
+  TrainConfig train;
+  std::filesystem::path run_dir;  // train.run_dir, or --run-dir
+};
+
+// Reads `path`, applies overrides ("learner.noise.variance=0.1"; the value is parsed as YAML),
+// validates every section. Throws UserError naming the file or key and what was expected.
+RunConfig load_run_config(const std::filesystem::path& path,
+                          const std::vector<std::string>& overrides);
+// The same from a YAML document already in memory (`source` names it in errors).
+RunConfig parse_run_config(YAML::Node root, const std::string& source);
+
+}  // namespace kwm::launch

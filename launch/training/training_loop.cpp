@@ -1,0 +1,122 @@
+// run_training: epochs over the training split, then validation and test, with metrics lines.
+#include "launch/training/training_loop.hpp"
+
+#include <chrono>
+
+#include "core/learners/kalman/kalman_sequence_learner.hpp"
+#include "launch/training/progress.hpp"
+
+namespace kwm::launch {
+namespace {
+
+double since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Predict, record, score (when an accumulator is given), observe: one step of any split.
+void one_step(SequenceLearner& learner, const Series& series, Eigen::Index t, bool learn,
+              eval::ForecastMetricsAccumulator* score, eval::ForecastMetricsAccumulator* window,
+              Eigen::MatrixXd& mean, Eigen::MatrixXd& variance) {
+  const Eigen::VectorXd u = series.inputs.row(t).transpose();
+  const Eigen::VectorXd y = series.outputs.row(t).transpose();
+  const Prediction p = learner.predict(u);
+  mean.row(t) = p.mean.transpose();
+  variance.row(t) = p.variance.transpose();
+  if (score) score->add(p, y);
+  if (window) window->add(p, y);
+  learner.observe(y, learn);
+}
+
+}  // namespace
+
+nlohmann::json learner_health(const SequenceLearner& learner) {
+  nlohmann::json health = nlohmann::json::object();
+  if (const auto* k = dynamic_cast<const KalmanSequenceLearner*>(&learner)) {
+    const auto& counters = k->filter().counters();
+    const double nis = k->mean_nis();
+    health["nis"] = std::isfinite(nis) ? nlohmann::json(nis) : nlohmann::json(nullptr);
+    health["updates"] = counters.updates;
+    health["skips"] = counters.skips;
+    health["gated"] = counters.gated;
+    health["nonfinite"] = counters.nonfinite;
+    health["stability_projections"] = k->stability_projections();
+    if (k->noise().adaptive()) {
+      // The R in use: the EMA estimate with its floor applied (normalised units).
+      std::vector<double> r = k->noise().estimate();
+      for (double& v : r) v = std::max(v, k->config().kalman.noise.floor);
+      health["r"] = r;
+    }
+  }
+  return health;
+}
+
+TrainingOutcome run_training(SequenceLearner& learner, const Series& series,
+                             const eval::TimeSplit& split, const TrainConfig& config,
+                             const MetricsLog& log, bool show_progress) {
+  const auto start = std::chrono::steady_clock::now();
+  const Eigen::Index m = series.outputs.cols();
+  TrainingOutcome out;
+  out.mean = Eigen::MatrixXd::Constant(series.steps(), m, std::nan(""));
+  out.variance = out.mean;
+  const std::int64_t log_every =
+      config.log_every > 0 ? config.log_every : std::max<std::int64_t>(1, split.train.size() / 50);
+
+  for (int epoch = 1; epoch <= config.epochs; ++epoch) {
+    learner.reset_state();
+    eval::ForecastMetricsAccumulator pass(m);
+    eval::ForecastMetricsAccumulator window(m);
+    Progress progress(split.train.size(),
+                      config.epochs > 1 ? "epoch " + std::to_string(epoch) : "train",
+                      show_progress);
+    for (Eigen::Index t = split.train.begin; t < split.train.end; ++t) {
+      one_step(learner, series, t, true, &pass, &window, out.mean, out.variance);
+      const std::int64_t done = t - split.train.begin + 1;
+      if (done % log_every == 0 || t + 1 == split.train.end) {
+        nlohmann::json line = {{"split", "train"},
+                               {"epoch", epoch},
+                               {"step", done},
+                               {"elapsed_s", since(start)},
+                               {"window", window.result().overall}};
+        line["health"] = learner_health(learner);
+        log(line);
+        window = eval::ForecastMetricsAccumulator(m);
+      }
+      progress.tick(done);
+    }
+    progress.finish();
+    out.train = pass.result();
+    out.passes = epoch;
+  }
+  out.train_seconds = since(start);
+
+  eval::ForecastMetricsAccumulator validation(m), test(m);
+  for (Eigen::Index t = split.validation.begin; t < split.validation.end; ++t)
+    one_step(learner, series, t, config.learn_during_test, &validation, nullptr, out.mean,
+             out.variance);
+  for (Eigen::Index t = split.test.begin; t < split.test.end; ++t)
+    one_step(learner, series, t, config.learn_during_test, &test, nullptr, out.mean, out.variance);
+  out.validation = validation.result();
+  out.test = test.result();
+  out.wall_seconds = since(start);
+  log({{"split", "validation"}, {"metrics", out.validation}, {"elapsed_s", out.wall_seconds}});
+  log({{"split", "test"}, {"metrics", out.test}, {"elapsed_s", out.wall_seconds}});
+  return out;
+}
+
+eval::ForecastMetrics score_series(SequenceLearner& learner, const Series& series,
+                                   const eval::TimeRange& scored, Eigen::MatrixXd* mean,
+                                   Eigen::MatrixXd* variance) {
+  const Eigen::Index m = series.outputs.cols();
+  Eigen::MatrixXd mu = Eigen::MatrixXd::Constant(series.steps(), m, std::nan(""));
+  Eigen::MatrixXd var = mu;
+  eval::ForecastMetricsAccumulator acc(m);
+  for (Eigen::Index t = 0; t < series.steps(); ++t) {
+    const bool in_scored = t >= scored.begin && t < scored.end;
+    one_step(learner, series, t, false, in_scored ? &acc : nullptr, nullptr, mu, var);
+  }
+  if (mean) *mean = mu;
+  if (variance) *variance = var;
+  return acc.result();
+}
+
+}  // namespace kwm::launch

@@ -1,0 +1,44 @@
+// The training loop every learner shares: stream the training split (once, or for N epochs),
+// then continue through validation and test scoring one-step-ahead predictions. Writes a metrics
+// line per log interval and per split through `log`.
+#pragma once
+
+#include <Eigen/Core>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "core/eval/forecast_metrics.hpp"
+#include "core/eval/time_split.hpp"
+#include "core/learners/sequence_learner.hpp"
+#include "launch/training/run_config.hpp"
+#include "launch/training/series.hpp"
+
+namespace kwm::launch {
+
+struct TrainingOutcome {
+  eval::ForecastMetrics train;  // one-step predictions made while learning (last epoch)
+  eval::ForecastMetrics validation;
+  eval::ForecastMetrics test;
+  double wall_seconds = 0.0;
+  double train_seconds = 0.0;
+  int passes = 0;  // passes over the training split
+  // One-step predictive mean and variance for every step of the series (last epoch), data units.
+  Eigen::MatrixXd mean, variance;
+};
+
+using MetricsLog = std::function<void(const nlohmann::json&)>;
+
+// Learner-specific health for the log (NIS, skips, R for the Kalman learners; empty otherwise).
+nlohmann::json learner_health(const SequenceLearner& learner);
+
+TrainingOutcome run_training(SequenceLearner& learner, const Series& series,
+                             const eval::TimeSplit& split, const TrainConfig& config,
+                             const MetricsLog& log, bool show_progress);
+
+// One pass with learn = false over rows [0, series.steps()), scoring `scored` only; returns the
+// metrics and fills mean/variance. Used by eval.
+eval::ForecastMetrics score_series(SequenceLearner& learner, const Series& series,
+                                   const eval::TimeRange& scored, Eigen::MatrixXd* mean,
+                                   Eigen::MatrixXd* variance);
+
+}  // namespace kwm::launch
