@@ -14,8 +14,10 @@ namespace kwm {
 namespace {
 
 bool bitwise_equal(const Eigen::VectorXd& a, const Eigen::VectorXd& b) {
+  // memcmp must not see the null data() of an empty vector.
   return a.size() == b.size() &&
-         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(double)) == 0;
+         (a.size() == 0 || std::memcmp(a.data(), b.data(),
+                                       static_cast<std::size_t>(a.size()) * sizeof(double)) == 0);
 }
 
 // Theta with awkward values: subnormals, signed zero, long mantissas.
