@@ -68,7 +68,7 @@ class DecoupledEkf {
   // Sum of NIS over applied and gated updates, and how many: the consistency figure (mean m).
   double nis_sum() const { return nis_sum_; }
   std::int64_t nis_count() const { return nis_count_; }
-  // H P H^T summed over blocks and ranks, from the last update that got past the reduction.
+  // H P H^T summed over blocks and ranks in the last update (NaN after a non-finite skip).
   const Tensor<T>& predicted_output_covariance() const { return partial_; }
 
  private:
