@@ -37,13 +37,14 @@ int run_eval(const EvalOptions& opt) {
     throw UserError(config_path.string() + ": no such file (is " + opt.run_dir +
                     " a kwm train run directory?)");
   const RunConfig config = load_run_config(config_path, {});
-  const Series training = load_series(config.data);
+  Series training = load_series(config.data);
   eval::TimeSplit split;
   try {
     split = eval::split_by_time(training.steps(), config.data.split);
   } catch (const std::invalid_argument& e) {
     throw UserError(config_path.string() + ": data.split: " + e.what());
   }
+  corrupt_training_targets(training, split, config.data.corrupt);
   BuiltLearner built = build_learner(config, training, split);
   SequenceLearner& learner = *built.learner;
   spdlog::info("replaying the training of {} ({}) to rebuild its state", opt.run_dir,

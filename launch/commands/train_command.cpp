@@ -32,13 +32,18 @@ struct TrainOptions {
 int run_train(const TrainOptions& opt) {
   RunConfig config = load_run_config(opt.config_path, opt.overrides);
   if (!opt.run_dir.empty()) config.run_dir = opt.run_dir;
-  const Series series = load_series(config.data);
+  Series series = load_series(config.data);
   eval::TimeSplit split;
   try {
     split = eval::split_by_time(series.steps(), config.data.split);
   } catch (const std::invalid_argument& e) {
     throw UserError(opt.config_path + ": data.split: " + e.what());
   }
+  const std::int64_t corrupted = corrupt_training_targets(series, split, config.data.corrupt);
+  if (corrupted > 0)
+    spdlog::info("robustness run: {} training targets corrupted (outliers {:.1f}%, noise {} sd)",
+                 corrupted, 100.0 * config.data.corrupt.outlier_fraction,
+                 config.data.corrupt.noise_std);
   BuiltLearner built = build_learner(config, series, split);
   SequenceLearner& learner = *built.learner;
 

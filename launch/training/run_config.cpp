@@ -80,7 +80,7 @@ RunConfig parse_run_config(YAML::Node root, const std::string& source) {
   RunConfig c;
   c.root = root;
   const YAML::Node data = root["data"];
-  check_keys(data, source, "data", {"path", "columns", "inputs", "layout", "split"});
+  check_keys(data, source, "data", {"path", "columns", "inputs", "layout", "split", "corrupt"});
   c.data.path = read<std::string>(data, "path", source, "data", "");
   if (c.data.path.empty()) fail(source, "key 'data.path' must name a CSV file");
   c.data.columns = read<std::vector<std::string>>(data, "columns", source, "data", {});
@@ -97,6 +97,19 @@ RunConfig parse_run_config(YAML::Node root, const std::string& source) {
   c.data.split.validation =
       read(split, "validation", source, "data.split", c.data.split.validation);
   c.data.split.test = read(split, "test", source, "data.split", c.data.split.test);
+
+  const YAML::Node corrupt = data["corrupt"];
+  check_keys(corrupt, source, "data.corrupt",
+             {"outlier_fraction", "outlier_scale", "noise_std", "seed"});
+  auto& co = c.data.corrupt;
+  co.outlier_fraction =
+      read(corrupt, "outlier_fraction", source, "data.corrupt", co.outlier_fraction);
+  co.outlier_scale = read(corrupt, "outlier_scale", source, "data.corrupt", co.outlier_scale);
+  co.noise_std = read(corrupt, "noise_std", source, "data.corrupt", co.noise_std);
+  co.seed = read(corrupt, "seed", source, "data.corrupt", co.seed);
+  if (!(co.outlier_fraction >= 0.0 && co.outlier_fraction <= 1.0))
+    fail(source, "key 'data.corrupt.outlier_fraction' must be in [0, 1]");
+  if (!(co.noise_std >= 0.0)) fail(source, "key 'data.corrupt.noise_std' must be >= 0");
 
   c.model = root["model"];
   c.learner = root["learner"];

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/eval/time_split.hpp"
+#include "launch/training/corruption.hpp"
 
 namespace kwm::launch {
 
@@ -21,6 +22,7 @@ struct DataConfig {
   // year of monthly values), flattened row by row into a single channel.
   std::string layout = "long";
   eval::SplitFractions split;
+  CorruptionConfig corrupt;  // robustness experiments: outliers / noise on training targets
 };
 
 struct TrainConfig {
