@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job: set up, build, fetch the Nile series from Debian's statsmodels package and run the
-# Kalman filter and RTS smoother of configs/nile_local_level.yaml on it. Idempotent.
+# The main job: set up and build, fetch the real time series from Debian's statsmodels package,
+# then train a deep diagonal recurrent model on yearly sunspot numbers in ONE pass by Kalman
+# filtering (configs/quickstart.yaml), and run the Kalman filter and smoother of the classical
+# Nile local-level model. Idempotent.
 #
 #   launch/main_job.sh
 set -euo pipefail
@@ -8,7 +10,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 launch/setup.sh --preset release
-launch/fetch_data.sh nile
-mkdir -p runs/nile
+launch/fetch_data.sh sunspots nile
+build/release/launch/kwm train --config configs/quickstart.yaml --run-dir runs/quickstart
 build/release/launch/kwm filter --model configs/nile_local_level.yaml --data data/nile.csv \
   --column volume --smooth --out runs/nile/filtered.csv --json
