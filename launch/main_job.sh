@@ -12,5 +12,6 @@ cd "$root"
 launch/setup.sh --preset release
 launch/fetch_data.sh sunspots nile
 build/release/launch/kwm train --config configs/quickstart.yaml --run-dir runs/quickstart
+mkdir -p runs/nile
 build/release/launch/kwm filter --model configs/nile_local_level.yaml --data data/nile.csv \
   --column volume --smooth --out runs/nile/filtered.csv --json
