@@ -1,84 +1,19 @@
 // End-to-end tests of `kwm filter`: the --json contract, the Nile log-likelihood, and exit code 2
 // with one line on stderr (and no output file) for every kind of bad input.
-#include <sys/wait.h>
-
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
-#include <string>
-#include <vector>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include "tests/cli/kwm_cli_fixture.hpp"
 
 namespace {
 
-namespace fs = std::filesystem;
+using namespace kwm_cli;
 
-struct KwmRun {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::stringstream ss(text);
-  for (std::string line; std::getline(ss, line);) lines.push_back(line);
-  return lines;
-}
-
-std::string data_dir() {
-  if (const char* env = std::getenv("KWM_DATA_DIR"); env != nullptr && *env != '\0') return env;
-  return (fs::path(KWM_SOURCE_DIR) / "data").string();
-}
-
-std::string nile_csv() {
-  const auto path = fs::path(data_dir()) / "nile.csv";
-  if (!fs::exists(path)) {
-    throw std::runtime_error(path.string() + " is missing: run launch/fetch_data.sh");
-  }
-  return path.string();
-}
+std::string nile_csv() { return data_file("nile.csv"); }
 
 const std::string kNileModel = std::string(KWM_SOURCE_DIR) + "/configs/nile_local_level.yaml";
 
-class KwmFilter : public ::testing::Test {
+class KwmFilter : public KwmCliTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("kwm_cli_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  // Runs kwm with `args` (already shell-quoted where needed) in the test's folder.
-  KwmRun kwm(const std::string& args) const {
-    const std::string cmd =
-        "cd '" + dir_.string() + "' && '" + KWM_BINARY + "' " + args + " >stdout.txt 2>stderr.txt";
-    const int status = std::system(cmd.c_str());
-    KwmRun r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(dir_ / "stdout.txt");
-    r.err = slurp(dir_ / "stderr.txt");
-    return r;
-  }
-
-  std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(dir_ / name) << text;
-    return (dir_ / name).string();
-  }
-
   // Exit 2, exactly one line on stderr that starts with "error: " and contains `expected`,
   // and no output file.
   void expect_user_error(const std::string& args, const std::string& expected) const {
@@ -93,8 +28,6 @@ class KwmFilter : public ::testing::Test {
       EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos);
     }
   }
-
-  fs::path dir_;
 };
 
 TEST_F(KwmFilter, NileJsonLastLineAndLoglik) {
