@@ -114,3 +114,8 @@ for name in "${names[@]}"; do
   trap - EXIT
   log "$name: written to $target (from $(basename "$deb"))"
 done
+
+# Derived series: scipy's ECG ships as a zipped .npy; the trainers read CSV.
+if [[ -f "$dest/ecg.dat" && ( ! -f "$dest/ecg.csv" || "$dest/ecg.dat" -nt "$dest/ecg.csv" ) ]]; then
+  /usr/bin/python3 "$repo_root/launch/convert_ecg.py" --src "$dest/ecg.dat" --dst "$dest/ecg.csv"
+fi
