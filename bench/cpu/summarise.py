@@ -7,6 +7,10 @@ the roofline min(peak FLOP/s, intensity x bandwidth) the kernel reaches, and nam
 Times and rates are over CPU time (see main.cpp). Usage:
 
     summarise.py run.json [--native native_ceiling.json] > table.md
+    summarise.py after.json --before before.json > comparison.md
+
+With --before, the output is instead a before/after table of the benchmarks both runs hold: CPU
+times, the speed-up, and each run's fraction of its nearer roof (each against its own ceilings).
 """
 import argparse
 import json
@@ -73,11 +77,61 @@ def ceiling_rows(label, runs):
     return rows
 
 
+def roof_fraction(run, precision, gemm, copy):
+    """The larger of FLOP/s / GEMM and bytes/s / memcpy, and which roof that is."""
+    flop_ratio = run.get("FLOP/s", 0.0) / gemm[precision] if precision in gemm else None
+    byte_ratio = run.get("bytes_per_second", 0.0) / copy if copy else None
+    if flop_ratio is None or byte_ratio is None:
+        return None, "-"
+    if flop_ratio >= byte_ratio:
+        return flop_ratio, "compute"
+    return byte_ratio, "memory"
+
+
+def comparison(before_path, after_path):
+    _, before = load_runs(before_path)
+    after_context, after = load_runs(after_path)
+    before_gemm, before_copy = ceilings(before)
+    after_gemm, after_copy = ceilings(after)
+    out = [f"- after: date {after_context.get('date', '?')}, load average at start "
+           f"{after_context.get('load_average_at_start', '?')}", ""]
+    out.append("| ceiling | before | after |")
+    out.append("|---|---:|---:|")
+    for name, run in after.items():
+        if name.startswith("ceiling_") and name in before:
+            unit = "GFLOP/s" if "FLOP/s" in run else "GB/s"
+            key = "FLOP/s" if "FLOP/s" in run else "bytes_per_second"
+            out.append(f"| {name} | {before[name].get(key, 0.0) / 1e9:.1f} {unit} | "
+                       f"{run.get(key, 0.0) / 1e9:.1f} {unit} |")
+    out.append("")
+    out.append("| kernel | precision | shape | before | after | speed-up | before: of roof | "
+               "after: of roof | bound |")
+    out.append("|---|---|---|---:|---:|---:|---:|---:|---|")
+    for name, run in after.items():
+        if name.startswith("ceiling_") or name not in before:
+            continue
+        if "error" in run or "error" in before[name]:
+            out.append(f"| {name} | | | error | | | | | |")
+            continue
+        kernel, precision, shape = (name.split("/", 2) + ["", ""])[:3]
+        t_before, t_after = milliseconds(before[name]), milliseconds(run)
+        f_before, _ = roof_fraction(before[name], precision, before_gemm, before_copy)
+        f_after, bound = roof_fraction(run, precision, after_gemm, after_copy)
+        out.append(f"| {kernel} | {precision} | {shape.replace('/', ', ')} | "
+                   f"{fmt_time(t_before)} | {fmt_time(t_after)} | {t_before / t_after:.2f}x | "
+                   f"{fmt(f_before, 2)} | {fmt(f_after, 2)} | {bound} |")
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="kwm_cpu_bench JSON output")
     parser.add_argument("--native", help="kwm_cpu_ceiling_native JSON output (optional)")
+    parser.add_argument("--before", help="an earlier run's JSON: print a before/after table")
     args = parser.parse_args()
+    if args.before:
+        print("\n".join(comparison(args.before, args.run)))
+        return
 
     context, runs = load_runs(args.run)
     gemm, copy = ceilings(runs)

@@ -5,8 +5,12 @@
 #include <Eigen/Core>
 #include <Eigen/Eigenvalues>
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
+
+#include "core/backend/cpu/symmetric_tiles.hpp"
 
 namespace kwm {
 namespace {
@@ -39,6 +43,8 @@ void require_square(const char* kernel, const Tensor<T>& a) {
   require<T>(a.is_square(), kernel, "expected a square matrix; got " + dims(a.rows(), a.cols()));
 }
 
+constexpr std::size_t kCacheLine = 64;
+
 template <typename T>
 class CpuBackend final : public Backend<T> {
  public:
@@ -47,9 +53,14 @@ class CpuBackend final : public Backend<T> {
 
   Tensor<T> allocate(Index rows, Index cols) override {
     require<T>(rows >= 0 && cols >= 0, "allocate", "negative size " + dims(rows, cols));
-    const auto count = static_cast<std::size_t>(rows * cols);
-    std::shared_ptr<T> storage(new T[std::max<std::size_t>(count, 1)](),
-                               std::default_delete<T[]>());
+    // 64-byte (cache-line) aligned: the tiled mirror's streaming stores then cover whole lines
+    // (glibc's large allocations sit 16 bytes past a page boundary).
+    const auto count = std::max<std::size_t>(static_cast<std::size_t>(rows * cols), 1);
+    const std::size_t bytes = (count * sizeof(T) + kCacheLine - 1) / kCacheLine * kCacheLine;
+    T* raw = static_cast<T*>(std::aligned_alloc(kCacheLine, bytes));
+    if (raw == nullptr) throw std::bad_alloc();
+    std::memset(raw, 0, bytes);
+    std::shared_ptr<T> storage(raw, [](T* p) { std::free(p); });
     return Tensor<T>(rows, cols, std::move(storage), MemorySpace::host);
   }
 
@@ -98,20 +109,19 @@ class CpuBackend final : public Backend<T> {
                    dims(c.rows(), c.cols()));
     auto C = view(c);
     const auto A = view(a);
-    Mat<T> product(n, n);
-    product.setZero();
-    if (op == Op::none) {
-      product.template selfadjointView<Eigen::Lower>().rankUpdate(A, alpha);
-    } else {
-      product.template selfadjointView<Eigen::Lower>().rankUpdate(A.transpose(), alpha);
-    }
-    // rankUpdate fills the lower triangle only; mirror it so C is a full symmetric matrix.
-    product.template triangularView<Eigen::StrictlyUpper>() = product.transpose();
+    // The product goes straight into C's lower triangle (beta = 0 never reads C, as in BLAS),
+    // which the tiled mirror then copies onto the upper one.
     if (beta == T(0)) {
-      C = product;
-    } else {
-      C = beta * C + product;
+      C.template triangularView<Eigen::Lower>().setZero();
+    } else if (beta != T(1)) {
+      C.template triangularView<Eigen::Lower>() *= beta;
     }
+    if (op == Op::none) {
+      C.template selfadjointView<Eigen::Lower>().rankUpdate(A, alpha);
+    } else {
+      C.template selfadjointView<Eigen::Lower>().rankUpdate(A.transpose(), alpha);
+    }
+    cpu::mirror_lower_to_upper(c.data(), n);
   }
 
   void axpy(T alpha, const Tensor<T>& x, Tensor<T>& y) override {
@@ -148,14 +158,7 @@ class CpuBackend final : public Backend<T> {
   }
   void symmetrize(Tensor<T>& a) override {
     require_square("symmetrize", a);
-    auto A = view(a);
-    const Index n = A.rows();
-    for (Index j = 0; j < n; ++j)
-      for (Index i = j + 1; i < n; ++i) {
-        const T mean = (A(i, j) + A(j, i)) / T(2);
-        A(i, j) = mean;
-        A(j, i) = mean;
-      }
+    cpu::symmetrize_tiled(a.data(), a.rows());
   }
   T trace(const Tensor<T>& a) override {
     require_square("trace", a);
@@ -174,14 +177,8 @@ class CpuBackend final : public Backend<T> {
                "riccati_downdate",
                "P is " + dims(p.rows(), p.cols()) + ", K is " + dims(k.rows(), k.cols()) +
                    ", U is " + dims(u.rows(), u.cols()));
-    auto P = view(p);
-    const auto K = view(k);
-    const auto U = view(u);
-    // Symmetric rank-2m update (syr2k): Eigen's triangular product computes only the lower
-    // triangle of each product, which is then mirrored.
-    P.template triangularView<Eigen::Lower>() -= (T(0.5) * K) * U.transpose();
-    P.template triangularView<Eigen::Lower>() -= (T(0.5) * U) * K.transpose();
-    P.template triangularView<Eigen::StrictlyUpper>() = P.transpose();
+    // Fused single pass for small m, triangular GEMM above; exactly symmetric either way.
+    cpu::riccati_downdate_tiled(p.data(), p.rows(), k.data(), u.data(), k.cols());
   }
 
   void diagonal_downdate(Tensor<T>& p, const Tensor<T>& k, const Tensor<T>& u) override {
