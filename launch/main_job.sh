@@ -9,7 +9,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-launch/setup.sh --preset release
+launch/setup.sh --preset release --target kwm
 launch/fetch_data.sh sunspots nile
 build/release/launch/kwm train --config configs/quickstart.yaml --run-dir runs/quickstart
 mkdir -p runs/nile

@@ -3,21 +3,23 @@
 # nothing when none is), finds CUDA/NCCL under $CUDA_HOME or /usr/local/cuda, then configures and
 # builds one CMake preset. Idempotent: a second run installs nothing and rebuilds only what changed.
 #
-#   launch/setup.sh [--preset NAME] [--no-build] [--no-install]
+#   launch/setup.sh [--preset NAME] [--target T] [--no-build] [--no-install]
 #
 # Presets: release (default), debug, asan, cuda, ci-release, ci-asan (see CMakePresets.json).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 preset=release
+target=""
 build=1
 install=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --preset) preset="$2"; shift 2 ;;
+    --target) target="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     --no-install) install=0; shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -122,5 +124,5 @@ if [[ $build -eq 1 ]]; then
   say "configuring preset '$preset'"
   cmake --preset "$preset" >/dev/null
   say "building preset '$preset'"
-  cmake --build --preset "$preset" -j "$(nproc)"
+  cmake --build --preset "$preset" -j "$(nproc)" ${target:+--target "$target"}
 fi
