@@ -5,6 +5,8 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <numeric>
 #include <vector>
 
 namespace kwm {
@@ -70,10 +72,26 @@ class MpiCommunicator final : public Communicator {
                         MPI_DOUBLE, MPI_COMM_WORLD),
           "MPI_Allgather");
   }
+  void all_gatherv(const double* send, const std::vector<std::size_t>& counts,
+                   double* recv) override {
+    std::vector<int> sizes(counts.size()), offsets(counts.size());
+    for (std::size_t r = 0; r < counts.size(); ++r) sizes[r] = static_cast<int>(counts[r]);
+    std::exclusive_scan(sizes.begin(), sizes.end(), offsets.begin(), 0);
+    check(MPI_Allgatherv(send, sizes[static_cast<std::size_t>(rank_)], MPI_DOUBLE, recv,
+                         sizes.data(), offsets.data(), MPI_DOUBLE, MPI_COMM_WORLD),
+          "MPI_Allgatherv");
+  }
   void broadcast(double* data, std::size_t count, int root) override {
     check(MPI_Bcast(data, static_cast<int>(count), MPI_DOUBLE, root, MPI_COMM_WORLD), "MPI_Bcast");
   }
+  void broadcast_bytes(void* data, std::size_t bytes, int root) override {
+    check(MPI_Bcast(data, static_cast<int>(bytes), MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
+  }
   void barrier() override { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+  [[noreturn]] void abort(int exit_code) override {
+    MPI_Abort(MPI_COMM_WORLD, exit_code);
+    std::_Exit(exit_code);  // MPI_Abort does not return; this keeps [[noreturn]] honest
+  }
 
  private:
   template <typename T>

@@ -1,5 +1,7 @@
 // Single-process Communicator: a build without MPI runs every learner through this.
 #include <algorithm>
+#include <cstdlib>
+#include <numeric>
 
 #include "distributed/communicator.hpp"
 
@@ -17,8 +19,15 @@ class SingleProcessCommunicator final : public Communicator {
   void all_gather(const double* send, std::size_t count, double* recv) override {
     std::copy(send, send + count, recv);
   }
+  void all_gatherv(const double* send, const std::vector<std::size_t>& counts,
+                   double* recv) override {
+    const std::size_t count = std::accumulate(counts.begin(), counts.end(), std::size_t{0});
+    std::copy(send, send + count, recv);
+  }
   void broadcast(double*, std::size_t, int) override {}
+  void broadcast_bytes(void*, std::size_t, int) override {}
   void barrier() override {}
+  [[noreturn]] void abort(int exit_code) override { std::exit(exit_code); }
 };
 
 }  // namespace

@@ -63,6 +63,34 @@ TEST(MpiCommunicator, GatherAndBroadcast) {
   comm->barrier();
 }
 
+TEST(MpiCommunicator, GatherWithACountPerRank) {
+  // Rank r sends r + 1 values r*10, r*10+1, ...; rank 0 of a 3-rank job also tests count 0 below.
+  const int p = comm->size();
+  std::vector<std::size_t> counts(static_cast<std::size_t>(p));
+  for (int r = 0; r < p; ++r) counts[std::size_t(r)] = std::size_t(r + 1);
+  std::vector<double> mine(std::size_t(comm->rank() + 1));
+  for (std::size_t i = 0; i < mine.size(); ++i) mine[i] = comm->rank() * 10.0 + double(i);
+  std::vector<double> all(std::size_t(p * (p + 1) / 2));
+  comm->all_gatherv(mine.data(), counts, all.data());
+  std::size_t at = 0;
+  for (int r = 0; r < p; ++r)
+    for (int i = 0; i <= r; ++i) EXPECT_EQ(all[at++], r * 10.0 + i);
+  // A rank with nothing to send.
+  counts.assign(std::size_t(p), 1);
+  counts[0] = 0;
+  double one = comm->rank();
+  std::vector<double> rest(std::size_t(p - 1) + 1, -1.0);
+  comm->all_gatherv(&one, counts, rest.data());
+  for (int r = 1; r < p; ++r) EXPECT_EQ(rest[std::size_t(r - 1)], double(r));
+}
+
+TEST(MpiCommunicator, BroadcastBytes) {
+  char id[128];
+  for (int i = 0; i < 128; ++i) id[i] = char(comm->rank() == 0 ? i : 0);
+  comm->broadcast_bytes(id, sizeof id, 0);
+  for (int i = 0; i < 128; ++i) EXPECT_EQ(id[i], char(i));
+}
+
 }  // namespace
 }  // namespace kwm
 

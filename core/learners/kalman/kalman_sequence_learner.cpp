@@ -1,9 +1,11 @@
-// KalmanSequenceLearner: blocks from the model's parameter groups, one DEKF update per step.
+// KalmanSequenceLearner: blocks from the model's parameter groups, one DEKF update per step,
+// optionally sharded over ranks (owners keep covariances; means are all-gathered).
 #include "core/learners/kalman/kalman_sequence_learner.hpp"
 
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <string>
 
 #include "core/backend/host_transfer.hpp"
 #include "core/kalman/predict.hpp"
@@ -13,14 +15,20 @@ namespace kwm {
 
 KalmanSequenceLearner::KalmanSequenceLearner(std::unique_ptr<SequenceModel> model,
                                              const KalmanLearnerConfig& config,
-                                             AllReduceSum<double> reduce)
+                                             LearnerSharding sharding)
     : config_((config.validate(), config)),
       model_(std::move(model)),
       backend_(make_backend<double>(config.backend)),
-      reduce_(reduce),
-      ekf_(*backend_, config.kalman.update, std::move(reduce)),
+      sharding_(std::move(sharding)),
+      ekf_(*backend_, config.kalman.update, sharding_.reduce),
       noise_(config.kalman.noise) {
   if (!model_) throw std::invalid_argument("KalmanSequenceLearner needs a model");
+  if (sharding_.ranks < 1 || sharding_.rank < 0 || sharding_.rank >= sharding_.ranks)
+    throw std::invalid_argument("KalmanSequenceLearner: rank " + std::to_string(sharding_.rank) +
+                                " of " + std::to_string(sharding_.ranks) + " is not a valid rank");
+  if (!sharding_.single_process() && (!sharding_.reduce || !sharding_.gather))
+    throw std::invalid_argument(
+        "KalmanSequenceLearner: a sharded learner needs reduce and gather collectives");
   build_blocks();
 }
 
@@ -37,8 +45,12 @@ void KalmanSequenceLearner::build_blocks() {
   const auto& groups = model_->groups();
   switch (config_.kind) {
     case KalmanLearnerKind::dense_ekf:
-    case KalmanLearnerKind::diagonal_ekf:
       slices_.push_back({0, p});
+      break;
+    case KalmanLearnerKind::diagonal_ekf:
+      // One diagonal block per group: the same fully decoupled filter as one diagonal block over
+      // theta (every parameter is its own 1 x 1 block either way), but shardable.
+      for (const auto& g : groups) slices_.push_back({g.offset, g.size});
       break;
     case KalmanLearnerKind::sensitivity_dekf:
       for (const auto& g : groups) {
@@ -51,12 +63,32 @@ void KalmanSequenceLearner::build_blocks() {
       }
       break;
   }
-  const Eigen::VectorXd& theta = model_->theta();
+  const bool diagonal = config_.kind == KalmanLearnerKind::diagonal_ekf;
   for (std::size_t b = 0; b < slices_.size(); ++b) {
+    const double n = double(slices_[b].size);
+    shapes_.push_back({static_cast<std::int64_t>(b), slices_[b].size, diagonal ? n : n * n});
+  }
+  owners_.assign(slices_.size(), 0);
+  if (sharding_.place) owners_ = sharding_.place(shapes_);
+  if (owners_.size() != slices_.size())
+    throw std::invalid_argument("KalmanSequenceLearner: placement returned " +
+                                std::to_string(owners_.size()) + " owners for " +
+                                std::to_string(slices_.size()) + " blocks");
+  for (std::size_t b = 0; b < owners_.size(); ++b) {
+    if (owners_[b] < 0 || owners_[b] >= sharding_.ranks)
+      throw std::invalid_argument("KalmanSequenceLearner: placement gave block " +
+                                  std::to_string(b) + " to rank " + std::to_string(owners_[b]) +
+                                  " of " + std::to_string(sharding_.ranks));
+    if (owners_[b] == sharding_.rank) local_.push_back(b);
+  }
+
+  // Covariance (and a backend copy of the mean) only for the blocks this rank owns.
+  const Eigen::VectorXd& theta = model_->theta();
+  for (const std::size_t b : local_) {
     const Slice& s = slices_[b];
     const Tensor<double> mean = to_backend(*backend_, theta.segment(s.offset, s.size));
     const auto id = static_cast<BlockId>(b);
-    if (config_.kind == KalmanLearnerKind::diagonal_ekf) {
+    if (diagonal) {
       const Tensor<double> variances =
           to_backend(*backend_, Eigen::VectorXd::Constant(s.size, config_.initial_variance));
       blocks_.push_back(make_diagonal_block(*backend_, id, mean, variances));
@@ -91,8 +123,9 @@ Prediction KalmanSequenceLearner::predict(const Eigen::VectorXd& u) {
   jacobians_.resize(blocks_.size());
   Tensor<double> hph = backend_->allocate(m, m);
   for (std::size_t b = 0; b < blocks_.size(); ++b) {
-    jacobians_[b] = to_backend(*backend_, jacobian_slice(prediction, slices_[b]));
-    const Index n = slices_[b].size;
+    const Slice& slice = slices_[local_[b]];
+    jacobians_[b] = to_backend(*backend_, jacobian_slice(prediction, slice));
+    const Index n = slice.size;
     Tensor<double> u_b = backend_->allocate(n, m);
     if (blocks_[b].kind == BlockKind::diagonal) {
       Tensor<double> identity = to_backend(*backend_, Eigen::MatrixXd::Identity(m, m));
@@ -103,7 +136,7 @@ Prediction KalmanSequenceLearner::predict(const Eigen::VectorXd& u) {
     }
     backend_->gemm(Op::none, Op::none, 1.0, jacobians_[b], u_b, 1.0, hph);
   }
-  all_reduce_sum(reduce_, hph);
+  all_reduce_sum(sharding_.reduce, hph);
   const Eigen::MatrixXd s =
       to_host(*backend_, hph) + to_host(*backend_, noise_.covariance(*backend_, m));
   predicted_ = true;
@@ -141,6 +174,11 @@ void KalmanSequenceLearner::observe(const Eigen::VectorXd& y, bool learn) {
 
     const Tensor<double> r = noise_.covariance(*backend_, m);
     const UpdateReport<double> report = ekf_.update(observations, to_backend(*backend_, e), r);
+    // Sharded: the owners' means travel after every attempted update, applied or not, so the
+    // collective sequence never depends on a decision. (Decisions agree anyway: they are taken on
+    // the all-reduced S, which is bitwise the same on every rank.)
+    Eigen::VectorXd theta = model_->theta();
+    if (!sharding_.single_process()) gather_means(theta);
     if (report.applied()) {
       ++updates_;
       if (noise_.adaptive() && report.inflation == 1.0) {
@@ -157,24 +195,50 @@ void KalmanSequenceLearner::observe(const Eigen::VectorXd& y, bool learn) {
         }
         noise_.adapt(innovation, predicted);
       }
-      write_back_means();
+      write_back_means(theta);
     }
   }
   model_->advance(y);
 }
 
-void KalmanSequenceLearner::write_back_means() {
-  Eigen::VectorXd theta = model_->theta();
-  for (std::size_t b = 0; b < blocks_.size(); ++b)
-    theta.segment(slices_[b].offset, slices_[b].size) = to_host(*backend_, blocks_[b].mean);
+void KalmanSequenceLearner::gather_means(Eigen::VectorXd& theta) const {
+  std::vector<std::size_t> counts(static_cast<std::size_t>(sharding_.ranks), 0);
+  for (std::size_t b = 0; b < slices_.size(); ++b)
+    counts[static_cast<std::size_t>(owners_[b])] += static_cast<std::size_t>(slices_[b].size);
+  Eigen::VectorXd mine(static_cast<Index>(counts[static_cast<std::size_t>(sharding_.rank)]));
+  Index at = 0;
+  for (std::size_t i = 0; i < blocks_.size(); ++i) {
+    const Index n = slices_[local_[i]].size;
+    mine.segment(at, n) = to_host(*backend_, blocks_[i].mean);
+    at += n;
+  }
+  Eigen::VectorXd all(theta.size());
+  sharding_.gather(mine.data(), counts, all.data());
+  // Rank r's blocks arrive in ascending global id, after every lower rank's.
+  std::vector<Index> cursor(counts.size(), 0);
+  for (std::size_t r = 1; r < counts.size(); ++r)
+    cursor[r] = cursor[r - 1] + static_cast<Index>(counts[r - 1]);
+  for (std::size_t b = 0; b < slices_.size(); ++b) {
+    Index& from = cursor[static_cast<std::size_t>(owners_[b])];
+    theta.segment(slices_[b].offset, slices_[b].size) = all.segment(from, slices_[b].size);
+    from += slices_[b].size;
+  }
+}
+
+void KalmanSequenceLearner::write_back_means(Eigen::VectorXd& theta) {
+  if (sharding_.single_process())
+    for (std::size_t i = 0; i < blocks_.size(); ++i)
+      theta.segment(slices_[local_[i]].offset, slices_[local_[i]].size) =
+          to_host(*backend_, blocks_[i].mean);
   model_->set_theta(theta);
   if (config_.project_every > 0 && updates_ % config_.project_every == 0) {
     if (model_->project_to_stable().changed) {
       ++projections_;
       const Eigen::VectorXd& projected = model_->theta();
-      for (std::size_t b = 0; b < blocks_.size(); ++b) {
-        const Eigen::VectorXd segment = projected.segment(slices_[b].offset, slices_[b].size);
-        backend_->upload(segment.data(), blocks_[b].mean);
+      for (std::size_t i = 0; i < blocks_.size(); ++i) {
+        const Slice& slice = slices_[local_[i]];
+        const Eigen::VectorXd segment = projected.segment(slice.offset, slice.size);
+        backend_->upload(segment.data(), blocks_[i].mean);
       }
     }
   }

@@ -2,6 +2,9 @@
 // are the state of a decoupled EKF, H_t comes from the model's forward sensitivities (RTRL:
 // reverse-free, no backpropagation through time), and every observation is one Riccati update.
 // sensitivity-DEKF, the dense (global) EKF and the diagonal EKF differ only in blocking.
+// Sharded (LearnerSharding): each rank keeps covariance only for the blocks it owns; the m x m
+// statistics are all-reduced and the updated means all-gathered, so theta stays identical on
+// every rank.
 #pragma once
 
 #include <memory>
@@ -11,6 +14,7 @@
 #include "core/kalman/observation_noise.hpp"
 #include "core/kalman/parameter_block.hpp"
 #include "core/learners/kalman/kalman_learner_config.hpp"
+#include "core/learners/kalman/learner_sharding.hpp"
 #include "core/learners/sequence_learner.hpp"
 #include "core/models/sequence_model.hpp"
 
@@ -19,9 +23,9 @@ namespace kwm {
 class KalmanSequenceLearner final : public SequenceLearner {
  public:
   // Takes the model with its current theta as the prior mean, P_0 = initial_variance I.
-  // `reduce` sums the innovation statistics over ranks (empty: single process).
+  // `sharding` spreads the blocks over ranks (default: single process, every block local).
   KalmanSequenceLearner(std::unique_ptr<SequenceModel> model, const KalmanLearnerConfig& config,
-                        AllReduceSum<double> reduce = {});
+                        LearnerSharding sharding = {});
 
   std::string name() const override { return to_string(config_.kind); }
   std::string jacobian_source() const override;
@@ -32,7 +36,12 @@ class KalmanSequenceLearner final : public SequenceLearner {
   const SequenceModel& model() const { return *model_; }
   SequenceModel& model() { return *model_; }
   Backend<double>& backend() { return *backend_; }
+  // The blocks this rank owns (all of them in a single process), ascending by global id.
   const std::vector<ParameterBlock<double>>& blocks() const { return blocks_; }
+  // Every block of the model (global ids 0..B-1) with its owner rank.
+  const std::vector<BlockShape>& block_shapes() const { return shapes_; }
+  const std::vector<int>& block_owners() const { return owners_; }
+  const LearnerSharding& sharding() const { return sharding_; }
   const DecoupledEkf<double>& filter() const { return ekf_; }
   const ObservationNoise<double>& noise() const { return noise_; }
   const KalmanLearnerConfig& config() const { return config_; }
@@ -48,21 +57,27 @@ class KalmanSequenceLearner final : public SequenceLearner {
   };
 
   void build_blocks();
+  // All ranks: the owners' updated means into every rank's theta (one all-gather).
+  void gather_means(Eigen::VectorXd& theta) const;
   // H_b = d yhat / d theta[offset, offset + size), assembled from the model's group blocks.
   Eigen::MatrixXd jacobian_slice(const LinearizedPrediction& prediction, const Slice& slice) const;
-  // Copies block means into theta, projects to stability when due, and copies theta back.
-  void write_back_means();
+  // Copies the local block means into theta (single process; sharded: theta already holds the
+  // gathered means), sets it, projects to stability when due, and copies theta back.
+  void write_back_means(Eigen::VectorXd& theta);
 
   KalmanLearnerConfig config_;
   std::unique_ptr<SequenceModel> model_;
   std::unique_ptr<Backend<double>> backend_;
-  AllReduceSum<double> reduce_;
-  std::vector<ParameterBlock<double>> blocks_;
-  std::vector<Slice> slices_;
+  LearnerSharding sharding_;
+  std::vector<Slice> slices_;       // every block, by global id
+  std::vector<BlockShape> shapes_;  // every block, by global id
+  std::vector<int> owners_;         // owner rank per global id
+  std::vector<std::size_t> local_;  // global ids of the blocks this rank owns, ascending
+  std::vector<ParameterBlock<double>> blocks_;  // blocks_[i] is block local_[i]
   DecoupledEkf<double> ekf_;
   ObservationNoise<double> noise_;
 
-  std::vector<Tensor<double>> jacobians_;  // H_b of the last predict(), in backend memory
+  std::vector<Tensor<double>> jacobians_;  // H_b of the owned blocks at the last predict()
   Eigen::VectorXd yhat_;                   // last prediction, normalised units
   bool predicted_ = false;
   std::int64_t updates_ = 0;
