@@ -4,10 +4,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include "distributed/communicator.hpp"
 #include "launch/commands/command.hpp"
 
 namespace kwm::launch {
 
-Command register_train_command(CLI::App& app);
+// `world`: the ranks this process trains with (mpirun -np N); rank 0 writes the run directory,
+// logs and prints the result. It must outlive the command.
+Command register_train_command(CLI::App& app, Communicator& world);
 
 }  // namespace kwm::launch

@@ -59,16 +59,20 @@ std::unique_ptr<SequenceModel> build_model(const RunConfig& config, const Series
 }  // namespace
 
 BuiltLearner build_learner(const RunConfig& config, const Series& series,
-                           const eval::TimeSplit& split) {
+                           const eval::TimeSplit& split, const LearnerSharding& sharding) {
   BuiltLearner built;
   const std::string& type = config.learner_type;
   const YAML::Node& node = config.learner;
+  if (!sharding.single_process() && !is_kalman_learner(type))
+    throw UserError("learner.type '" + type + "' runs on one rank only; " +
+                    std::to_string(sharding.ranks) +
+                    " ranks were started (the Kalman learners shard over ranks)");
   try {
     if (is_kalman_learner(type)) {
       const KalmanLearnerConfig kc = kalman_learner_config(node);
       auto model = build_model(config, series, split, built.resolved_model);
       built.parameters = model->parameter_count();
-      built.learner = std::make_unique<KalmanSequenceLearner>(std::move(model), kc);
+      built.learner = std::make_unique<KalmanSequenceLearner>(std::move(model), kc, sharding);
       built.resolved_learner = to_yaml(kc);
     } else if (type == "adam-sensitivity") {
       check_keys(node, {"type", "learning_rate", "beta1", "beta2", "epsilon", "weight_decay",

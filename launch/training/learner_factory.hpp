@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "core/eval/time_split.hpp"
+#include "core/learners/kalman/learner_sharding.hpp"
 #include "core/learners/sequence_learner.hpp"
 #include "core/models/sequence_model.hpp"
 #include "launch/training/run_config.hpp"
@@ -20,9 +21,10 @@ struct BuiltLearner {
   bool single_pass = true;  // false for batch baselines (AR fit)
 };
 
-// Throws UserError naming the key for unknown learner types or bad values.
+// Throws UserError naming the key for unknown learner types or bad values. `sharding` spreads a
+// Kalman learner's blocks over ranks; other learners refuse a sharding of more than one rank.
 BuiltLearner build_learner(const RunConfig& config, const Series& series,
-                           const eval::TimeSplit& split);
+                           const eval::TimeSplit& split, const LearnerSharding& sharding = {});
 
 // A model-based learner's model, for model.yaml (null for persistence and AR).
 const SequenceModel* model_of(const SequenceLearner& learner);

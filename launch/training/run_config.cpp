@@ -73,7 +73,7 @@ void apply_override(YAML::Node root, const std::string& assignment) {
 
 RunConfig parse_run_config(YAML::Node root, const std::string& source) {
   if (!root || !root.IsMap()) fail(source, "expected a mapping with data, model, learner, train");
-  check_keys(root, source, "", {"data", "model", "learner", "train"});
+  check_keys(root, source, "", {"data", "model", "learner", "train", "distributed"});
   for (const char* section : {"data", "model", "learner"})
     if (!root[section]) fail(source, std::string("missing section '") + section + "'");
 
@@ -128,6 +128,15 @@ RunConfig parse_run_config(YAML::Node root, const std::string& source) {
   c.train.learn_during_test =
       read(train, "learn_during_test", source, "train", c.train.learn_during_test);
   c.run_dir = read<std::string>(train, "run_dir", source, "train", "runs/default");
+
+  const YAML::Node distributed = root["distributed"];
+  check_keys(distributed, source, "distributed", {"mode"});
+  c.distributed.mode = read(distributed, "mode", source, "distributed", c.distributed.mode);
+  if (c.distributed.mode != "replicated")
+    fail(source,
+         "key 'distributed.mode' must be 'replicated' (the sequence learners' sharded "
+         "DEKF); got '" +
+             c.distributed.mode + "'");
   return c;
 }
 

@@ -31,6 +31,14 @@ struct TrainConfig {
   bool learn_during_test = false;  // keep updating through validation and test (continual)
 };
 
+// `distributed:` how a run launched on several ranks (mpirun -np N kwm train) splits its work.
+// replicated: every rank runs the same forward pass on the same data; the Kalman learner's
+// covariance blocks are placed on ranks (LPT), the m x m innovation statistics all-reduced and the
+// owners' means all-gathered (docs/distributed.md). One rank: the single-process learner.
+struct DistributedConfig {
+  std::string mode = "replicated";
+};
+
 struct RunConfig {
   YAML::Node root;  // the resolved document, written to <run-dir>/config.yaml
   DataConfig data;
@@ -38,6 +46,7 @@ struct RunConfig {
   YAML::Node learner;  // `learner:` (type plus that learner's keys)
   std::string learner_type;
   TrainConfig train;
+  DistributedConfig distributed;
   std::filesystem::path run_dir;  // train.run_dir, or --run-dir
 };
 
