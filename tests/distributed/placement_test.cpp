@@ -75,8 +75,7 @@ TEST(Placement, ShippedModelsBalanceWithinTwentyPercent) {
   for (int ranks : {2, 3, 4}) EXPECT_LE(place_blocks(large, ranks).imbalance(), 1.2) << ranks;
   // The quickstart model with per-unit blocks: within 1.2 at 2, 3 and 4 ranks.
   const auto quick_units = shipped_blocks("quickstart.yaml", "per_unit");
-  for (int ranks : {2, 3, 4})
-    EXPECT_LE(place_blocks(quick_units, ranks).imbalance(), 1.2) << ranks;
+  for (int ranks : {2, 3, 4}) EXPECT_LE(place_blocks(quick_units, ranks).imbalance(), 1.2) << ranks;
   // The quickstart as shipped (per-group: 8 blocks, two of 272 parameters hold 78% of the n^2
   // cost) balances within 1.2 at 2 and 3 ranks; at 4 ranks no placement can (the largest block
   // is 1.56 x the mean), and LPT reaches that bound exactly.
