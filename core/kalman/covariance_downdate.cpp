@@ -31,7 +31,9 @@ void downdate_covariance(Backend<T>& backend, ParameterBlock<T>& block, const Te
     backend.gemm(Op::none, Op::none, T(-1), gain, s, T(0), workspace);
     downdate(workspace, gain);
   }
-  if (dense) backend.symmetrize(p);
+  // No symmetrize pass: Backend::riccati_downdate returns P exactly symmetric (one triangle is
+  // computed and mirrored), which is what ALGORITHMS.md section 7's symmetrisation asks for, at
+  // no extra pass over P.
 }
 
 template void downdate_covariance(Backend<float>&, ParameterBlock<float>&, const Tensor<float>&,

@@ -90,8 +90,8 @@ UpdateStatus SharedRowRls<T>::update(ParameterBlock<T>& block, const Tensor<T>& 
   backend_.gemm(Op::none, Op::none, T(-1), block.mean, a, T(1), residual);  // z* - W a
   backend_.gemm(Op::none, Op::transpose, T(1), residual, k, T(1), block.mean);
   backend_.riccati_downdate(block.covariance, k, u);
+  // riccati_downdate leaves P exactly symmetric and a scalar scale keeps it so: no symmetrize.
   if (lambda != T(1)) backend_.scale(T(1) / lambda, block.covariance);
-  backend_.symmetrize(block.covariance);
   ++block.counters.updates;
   ++counters_.updates;
   return UpdateStatus::applied;
