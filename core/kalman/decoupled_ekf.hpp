@@ -70,6 +70,16 @@ class DecoupledEkf {
   std::int64_t nis_count() const { return nis_count_; }
   // H P H^T summed over blocks and ranks in the last update (NaN after a non-finite skip).
   const Tensor<T>& predicted_output_covariance() const { return partial_; }
+  // K_b of observation i in the last update that formed one (null before the first).
+  const Tensor<T>* last_gain(std::size_t i) const {
+    return i < workspace_.size() && !workspace_[i].gain.empty() ? &workspace_[i].gain : nullptr;
+  }
+  // Checkpoint resume: the totals above as they were when the checkpoint was written.
+  void restore_totals(const FilterCounters& counters, double nis_sum, std::int64_t nis_count) {
+    counters_ = counters;
+    nis_sum_ = nis_sum;
+    nis_count_ = nis_count;
+  }
 
  private:
   struct Workspace {

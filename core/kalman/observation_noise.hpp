@@ -31,6 +31,11 @@ class ObservationNoise {
   bool adaptive() const { return config_.mode == NoiseMode::adaptive; }
   // The current diagonal estimate a (adaptive mode; empty before the first covariance() call).
   const std::vector<T>& estimate() const { return estimate_; }
+  // Checkpoint resume: the estimate as saved (empty: as before the first covariance() call).
+  void restore_estimate(std::vector<T> estimate) {
+    estimate_ = std::move(estimate);
+    stale_ = true;
+  }
 
  private:
   NoiseConfig config_;

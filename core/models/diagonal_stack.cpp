@@ -4,6 +4,7 @@
 
 #include <random>
 #include <stdexcept>
+#include <string>
 
 namespace kwm {
 
@@ -219,6 +220,48 @@ void DiagonalStack::commit(const Eigen::VectorXd& /*y*/) {
   state_.swap(pending_);
   tangent_re_.swap(pending_re_);
   tangent_im_.swap(pending_im_);
+}
+
+void DiagonalStack::export_state(RecurrentState& state) const {
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const std::string at = "layer" + std::to_string(l) + ".";
+    const DiagonalLayer::State& s = state_[l];
+    state.emplace_back(at + "h.re", s.h.real());
+    state.emplace_back(at + "h.im", s.h.imag());
+    state.emplace_back(at + "s_lambda.re", s.s_lambda.real());
+    state.emplace_back(at + "s_lambda.im", s.s_lambda.imag());
+    state.emplace_back(at + "s_b.re", s.s_b.real());
+    state.emplace_back(at + "s_b.im", s.s_b.imag());
+    state.emplace_back(at + "tangent.re", tangent_re_[l]);
+    state.emplace_back(at + "tangent.im", tangent_im_[l]);
+  }
+}
+
+void DiagonalStack::import_state(const RecurrentState& state) {
+  // Shapes come from the freshly reset state: a checkpoint of another shape is refused whole.
+  reset_state();
+  std::vector<DiagonalLayer::State> restored = state_;
+  std::vector<Eigen::MatrixXd> re = tangent_re_, im = tangent_im_;
+  const auto complex = [&](const std::string& name, Index rows, Index cols) {
+    const Eigen::MatrixXd real = state_array(state, name + ".re", rows, cols);
+    const Eigen::MatrixXd imag = state_array(state, name + ".im", rows, cols);
+    Eigen::MatrixXcd z(rows, cols);
+    z.real() = real;
+    z.imag() = imag;
+    return z;
+  };
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const std::string at = "layer" + std::to_string(l) + ".";
+    DiagonalLayer::State& s = restored[l];
+    s.h = complex(at + "h", s.h.size(), 1);
+    s.s_lambda = complex(at + "s_lambda", s.s_lambda.size(), 1);
+    s.s_b = complex(at + "s_b", s.s_b.rows(), s.s_b.cols());
+    re[l] = state_array(state, at + "tangent.re", re[l].rows(), re[l].cols());
+    im[l] = state_array(state, at + "tangent.im", im[l].rows(), im[l].cols());
+  }
+  state_ = std::move(restored);
+  tangent_re_ = std::move(re);
+  tangent_im_ = std::move(im);
 }
 
 StabilityReport DiagonalStack::project(double margin) {

@@ -71,6 +71,8 @@ class DiagonalStack final : public SequenceModel {
  private:
   void on_theta_changed() override;
   void reset_state() override;
+  void export_state(RecurrentState& state) const override;
+  void import_state(const RecurrentState& state) override;
   void predict(const Eigen::VectorXd& input, LinearizedPrediction& prediction) override;
   void commit(const Eigen::VectorXd& y) override;
   StabilityReport project(double margin) override;

@@ -86,6 +86,16 @@ void InnovationSsm::reset_state() {
   dx_ = Eigen::MatrixXd::Zero(n_x_, parameter_count());
 }
 
+void InnovationSsm::export_state(RecurrentState& state) const {
+  state.emplace_back("x", x_);
+  state.emplace_back("dx", dx_);
+}
+
+void InnovationSsm::import_state(const RecurrentState& state) {
+  x_ = state_array(state, "x", n_x_, 1);
+  dx_ = state_array(state, "dx", n_x_, parameter_count());
+}
+
 void InnovationSsm::predict(const Eigen::VectorXd& input, LinearizedPrediction& prediction) {
   v_ = input;
   yhat_ = c_ * x_ + d_ * v_;

@@ -19,6 +19,9 @@ class LaggedOutputs {
   // [y_{t-1}; y_{t-2}; ...; y_{t-p}], size channels * lags.
   void write(Eigen::Ref<Eigen::VectorXd> dst) const;
   Index size() const { return history_.size(); }
+  // Checkpoint export/import: column k holds y_{t-1-k}. set_history checks the shape.
+  const Eigen::MatrixXd& history() const { return history_; }
+  void set_history(const Eigen::MatrixXd& history);
 
  private:
   Eigen::MatrixXd history_;  // column k holds y_{t-1-k}

@@ -66,6 +66,34 @@ void SequenceModel::set_theta(const Eigen::VectorXd& theta) {
   on_theta_changed();
 }
 
+const Eigen::MatrixXd& state_array(const RecurrentState& state, const std::string& name, Index rows,
+                                   Index cols) {
+  for (const auto& [key, array] : state) {
+    if (key != name) continue;
+    if (array.rows() != rows || array.cols() != cols)
+      throw std::invalid_argument("recurrent state '" + name + "' must be " + std::to_string(rows) +
+                                  " x " + std::to_string(cols) + "; got " +
+                                  std::to_string(array.rows()) + " x " +
+                                  std::to_string(array.cols()));
+    return array;
+  }
+  throw std::invalid_argument("recurrent state '" + name + "' is missing");
+}
+
+RecurrentState SequenceModel::recurrent_state() const {
+  if (stepped_) throw std::logic_error("recurrent_state() between step() and advance()");
+  RecurrentState state{{"lags", lags_.history()}};
+  export_state(state);
+  return state;
+}
+
+void SequenceModel::set_recurrent_state(const RecurrentState& state) {
+  const Eigen::MatrixXd lags = state_array(state, "lags", n_out_, n_lags_);
+  import_state(state);
+  lags_.set_history(lags);
+  stepped_ = false;
+}
+
 void SequenceModel::reset() {
   reset_state();
   lags_.reset();

@@ -9,6 +9,7 @@
 
 #include <Eigen/Dense>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/models/lagged_outputs.hpp"
@@ -40,6 +41,13 @@ struct StabilityReport {
 
 inline constexpr double kDefaultStabilityMargin = 1e-3;
 
+// A model's recurrent state at a step boundary as named host arrays (complex parts as separate
+// real arrays): what a checkpoint saves so that a resumed run continues bit for bit.
+using RecurrentState = std::vector<std::pair<std::string, Eigen::MatrixXd>>;
+// The array called `name` in `state`, checked to be rows x cols; throws std::invalid_argument.
+const Eigen::MatrixXd& state_array(const RecurrentState& state, const std::string& name, Index rows,
+                                   Index cols);
+
 class SequenceModel {
  public:
   virtual ~SequenceModel() = default;
@@ -62,6 +70,11 @@ class SequenceModel {
 
   // Recurrent state, sensitivities and lags to zero.
   void reset();
+  // State, sensitivities and lags between advance() and the next step() (a step boundary), and
+  // their restore; set_recurrent_state throws std::invalid_argument on a missing or misshapen
+  // array. Theta and the normalisation are not part of it.
+  RecurrentState recurrent_state() const;
+  void set_recurrent_state(const RecurrentState& state);
   // Prediction for time t from the state at t and the raw input u_t (n_in; NaN entries enter as
   // the channel mean). Calling it again before advance() recomputes the same step.
   const LinearizedPrediction& step(const Eigen::VectorXd& u);
@@ -107,6 +120,9 @@ class SequenceModel {
   // y: normalised observation (NaN = missing); commits the pending state of the last predict.
   virtual void commit(const Eigen::VectorXd& y) = 0;
   virtual StabilityReport project(double margin) = 0;
+  // The derived model's part of recurrent_state() / set_recurrent_state().
+  virtual void export_state(RecurrentState& state) const = 0;
+  virtual void import_state(const RecurrentState& state) = 0;
 
   Eigen::VectorXd theta_;
 

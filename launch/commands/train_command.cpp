@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/learners/kalman/kalman_sequence_learner.hpp"
 #include "core/models/model_io.hpp"
@@ -21,15 +23,23 @@
 #include "launch/training/run_directory.hpp"
 #include "launch/training/training_loop.hpp"
 #include "launch/user_error.hpp"
+#ifdef KWM_HAVE_CHECKPOINT
+#include "distributed/checkpoint/checkpoint.hpp"
+#endif
 
 namespace kwm::launch {
 namespace {
+
+// SIGTERM / SIGUSR1: checkpoint at the next step boundary, then exit 0.
+volatile std::sig_atomic_t g_stop_requested = 0;
+extern "C" void request_checkpoint_and_stop(int) { g_stop_requested = 1; }
 
 struct TrainOptions {
   std::string config_path;
   std::vector<std::string> overrides;
   std::string run_dir;
   bool quiet = false;
+  bool resume = false;
   OutputMode output;
 };
 
@@ -80,6 +90,37 @@ int run_train(const TrainOptions& opt, Communicator& world) {
 
   resolved["distributed"]["mode"] = config.distributed.mode;
 
+  // Checkpoints (Kalman learners): resume from the newest loadable one, write every N steps and
+  // on SIGTERM / SIGUSR1.
+  auto* kalman_learner = dynamic_cast<KalmanSequenceLearner*>(&learner);
+  const bool checkpointing = config.train.checkpoint_every > 0 || opt.resume;
+  if (checkpointing && !kalman_learner)
+    throw UserError(opt.config_path +
+                    ": checkpoints (train.checkpoint_every, --resume) need a "
+                    "Kalman learner; " +
+                    learner.name() + " has none");
+  TrainingCursor start;
+  std::string metrics_so_far;  // metrics.jsonl as written: a checkpoint carries it
+#ifdef KWM_HAVE_CHECKPOINT
+  if (opt.resume) {
+    std::vector<std::string> skipped;
+    try {
+      const checkpoint::LoadedCheckpoint loaded =
+          checkpoint::resume_newest(world, config.run_dir, *kalman_learner, skipped);
+      for (const std::string& line : skipped) spdlog::warn("checkpoint {}", line);
+      start = {static_cast<int>(loaded.meta.cursor.epoch), loaded.meta.cursor.next_time};
+      metrics_so_far = loaded.meta.metrics_jsonl;
+      spdlog::info("resumed from {} (step {}, written by {} ranks, git {}): epoch {}, row {}",
+                   loaded.dir.string(), loaded.meta.step, loaded.world_size, loaded.git_revision,
+                   start.epoch, start.next_time);
+    } catch (const checkpoint::CheckpointError& e) {
+      throw UserError(std::string("--resume: ") + e.what());
+    }
+  }
+#else
+  if (checkpointing) throw UserError("checkpoints need a kwm built with HDF5");
+#endif
+
   // Rank 0 alone writes; the others train with a silent log.
   std::ofstream metrics;
   if (writer) {
@@ -87,10 +128,45 @@ int run_train(const TrainOptions& opt, Communicator& world) {
     write_file_atomically((config.run_dir / "config.yaml").string(), YAML::Dump(resolved) + "\n");
     metrics.open(config.run_dir / "metrics.jsonl", std::ios::trunc);
     if (!metrics) throw UserError((config.run_dir / "metrics.jsonl").string() + ": cannot write");
+    metrics << metrics_so_far;
   }
   const MetricsLog log = [&](const nlohmann::json& line) {
-    if (writer) metrics << line.dump() << '\n';
+    if (!writer) return;
+    const std::string text = line.dump() + '\n';
+    metrics << text;
+    if (checkpointing) metrics_so_far += text;
   };
+  StepHook hook;
+#ifdef KWM_HAVE_CHECKPOINT
+  if (checkpointing) {
+    std::signal(SIGTERM, request_checkpoint_and_stop);
+    std::signal(SIGUSR1, request_checkpoint_and_stop);
+    const std::string config_yaml = YAML::Dump(resolved);
+    hook = [&, config_yaml](const TrainingCursor& next, std::int64_t steps_done) {
+      // Every rank must take the same decision: the flag is all-reduced.
+      const bool stop = world.all_reduce_any(g_stop_requested != 0);
+      const bool due =
+          config.train.checkpoint_every > 0 && steps_done % config.train.checkpoint_every == 0;
+      if (!stop && !due) return false;
+      checkpoint::CheckpointMeta meta;
+      meta.step = steps_done;
+      meta.cursor = {next.epoch, next.next_time};
+      meta.config_yaml = config_yaml;
+      meta.metrics_jsonl = metrics_so_far;
+      meta.gains = config.train.checkpoint_gains;
+      try {
+        metrics.flush();
+        const auto dir = checkpoint::write_checkpoint(world, config.run_dir, meta, *kalman_learner);
+        if (writer) checkpoint::prune_checkpoints(config.run_dir, config.train.keep_last);
+        spdlog::info("checkpoint {} written", dir.string());
+      } catch (const checkpoint::CheckpointError& e) {
+        throw std::runtime_error(std::string("checkpoint: ") + e.what());
+      }
+      if (stop) spdlog::info("stop requested by signal: checkpoint written, exiting");
+      return stop;
+    };
+  }
+#endif
   log({{"event", "start"},
        {"learner", learner.name()},
        {"jacobian_source", learner.jacobian_source()},
@@ -99,9 +175,10 @@ int run_train(const TrainOptions& opt, Communicator& world) {
        {"steps", series.steps()}});
 
   const TrainingOutcome out =
-      run_training(learner, series, split, config.train, log, writer && !opt.quiet);
+      run_training(learner, series, split, config.train, log, writer && !opt.quiet, start, hook);
   if (!writer) return 0;
   metrics.flush();
+  if (out.stopped) return 0;
 
   if (const SequenceModel* model = model_of(learner))
     save_model(*model, config.run_dir / "model.yaml");
@@ -148,6 +225,8 @@ Command register_train_command(CLI::App& app, Communicator& world) {
       ->take_all();
   cmd->add_option("--run-dir", opt->run_dir, "Run directory (default: train.run_dir)");
   cmd->add_flag("--quiet", opt->quiet, "No progress display");
+  cmd->add_flag("--resume", opt->resume,
+                "Continue from the newest complete checkpoint under the run directory");
   add_json_flag(*cmd, opt->output);
   cmd->footer(
       "Writes <run-dir>/config.yaml (resolved), metrics.jsonl, model.yaml and predictions.csv.\n"

@@ -73,7 +73,7 @@ void apply_override(YAML::Node root, const std::string& assignment) {
 
 RunConfig parse_run_config(YAML::Node root, const std::string& source) {
   if (!root || !root.IsMap()) fail(source, "expected a mapping with data, model, learner, train");
-  check_keys(root, source, "", {"data", "model", "learner", "train", "distributed"});
+  check_keys(root, source, "", {"data", "model", "learner", "train", "distributed", "checkpoint"});
   for (const char* section : {"data", "model", "learner"})
     if (!root[section]) fail(source, std::string("missing section '") + section + "'");
 
@@ -120,7 +120,9 @@ RunConfig parse_run_config(YAML::Node root, const std::string& source) {
   c.learner_type = read<std::string>(c.learner, "type", source, "learner", "");
 
   const YAML::Node train = root["train"];
-  check_keys(train, source, "train", {"epochs", "log_every", "learn_during_test", "run_dir"});
+  check_keys(
+      train, source, "train",
+      {"epochs", "log_every", "learn_during_test", "run_dir", "checkpoint_every", "keep_last"});
   c.train.epochs = read(train, "epochs", source, "train", c.train.epochs);
   if (c.train.epochs < 1) fail(source, "key 'train.epochs' must be >= 1");
   c.train.log_every = read(train, "log_every", source, "train", c.train.log_every);
@@ -128,6 +130,14 @@ RunConfig parse_run_config(YAML::Node root, const std::string& source) {
   c.train.learn_during_test =
       read(train, "learn_during_test", source, "train", c.train.learn_during_test);
   c.run_dir = read<std::string>(train, "run_dir", source, "train", "runs/default");
+  c.train.checkpoint_every =
+      read(train, "checkpoint_every", source, "train", c.train.checkpoint_every);
+  if (c.train.checkpoint_every < 0) fail(source, "key 'train.checkpoint_every' must be >= 0");
+  c.train.keep_last = read(train, "keep_last", source, "train", c.train.keep_last);
+  if (c.train.keep_last < 0) fail(source, "key 'train.keep_last' must be >= 0 (0 keeps all)");
+  const YAML::Node checkpoint = root["checkpoint"];
+  check_keys(checkpoint, source, "checkpoint", {"gains"});
+  c.train.checkpoint_gains = read(checkpoint, "gains", source, "checkpoint", true);
 
   const YAML::Node distributed = root["distributed"];
   check_keys(distributed, source, "distributed", {"mode"});

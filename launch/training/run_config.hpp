@@ -29,6 +29,9 @@ struct TrainConfig {
   int epochs = 1;                  // passes over the training split (1: the single-pass learners)
   std::int64_t log_every = 0;      // steps between metrics lines; 0: about 50 lines per pass
   bool learn_during_test = false;  // keep updating through validation and test (continual)
+  std::int64_t checkpoint_every = 0;  // training steps between checkpoints; 0: none
+  int keep_last = 3;                  // complete checkpoints kept; 0: all
+  bool checkpoint_gains = true;       // checkpoint.gains: write each block's last Kalman gain
 };
 
 // `distributed:` how a run launched on several ranks (mpirun -np N kwm train) splits its work.

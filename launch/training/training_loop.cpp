@@ -52,8 +52,9 @@ nlohmann::json learner_health(const SequenceLearner& learner) {
 
 TrainingOutcome run_training(SequenceLearner& learner, const Series& series,
                              const eval::TimeSplit& split, const TrainConfig& config,
-                             const MetricsLog& log, bool show_progress) {
-  const auto start = std::chrono::steady_clock::now();
+                             const MetricsLog& log, bool show_progress, const TrainingCursor& start,
+                             const StepHook& hook) {
+  const auto start_time = std::chrono::steady_clock::now();
   const Eigen::Index m = series.outputs.cols();
   TrainingOutcome out;
   out.mean = Eigen::MatrixXd::Constant(series.steps(), m, std::nan(""));
@@ -61,33 +62,50 @@ TrainingOutcome run_training(SequenceLearner& learner, const Series& series,
   const std::int64_t log_every =
       config.log_every > 0 ? config.log_every : std::max<std::int64_t>(1, split.train.size() / 50);
 
-  for (int epoch = 1; epoch <= config.epochs; ++epoch) {
-    learner.reset_state();
+  // A resumed run continues inside its epoch with the restored recurrent state (no reset).
+  int first_epoch = start.epoch;
+  Eigen::Index resume_at = -1;
+  if (start.next_time >= split.train.end) {
+    ++first_epoch;
+  } else if (start.next_time >= split.train.begin) {
+    resume_at = start.next_time;
+  }
+  for (int epoch = first_epoch; epoch <= config.epochs; ++epoch) {
+    const bool resumed = epoch == first_epoch && resume_at >= 0;
+    if (!resumed) learner.reset_state();
     eval::ForecastMetricsAccumulator pass(m);
     eval::ForecastMetricsAccumulator window(m);
     Progress progress(split.train.size(),
                       config.epochs > 1 ? "epoch " + std::to_string(epoch) : "train",
                       show_progress);
-    for (Eigen::Index t = split.train.begin; t < split.train.end; ++t) {
+    for (Eigen::Index t = resumed ? resume_at : split.train.begin; t < split.train.end; ++t) {
       one_step(learner, series, t, true, &pass, &window, out.mean, out.variance);
       const std::int64_t done = t - split.train.begin + 1;
       if (done % log_every == 0 || t + 1 == split.train.end) {
         nlohmann::json line = {{"split", "train"},
                                {"epoch", epoch},
                                {"step", done},
-                               {"elapsed_s", since(start)},
+                               {"elapsed_s", since(start_time)},
                                {"window", window.result().overall}};
         line["health"] = learner_health(learner);
         log(line);
         window = eval::ForecastMetricsAccumulator(m);
       }
       progress.tick(done);
+      if (hook &&
+          hook(TrainingCursor{epoch, t + 1}, std::int64_t{epoch - 1} * split.train.size() + done)) {
+        progress.finish();
+        out.passes = epoch - 1;
+        out.stopped = true;
+        out.train_seconds = out.wall_seconds = since(start_time);
+        return out;
+      }
     }
     progress.finish();
     out.train = pass.result();
     out.passes = epoch;
   }
-  out.train_seconds = since(start);
+  out.train_seconds = since(start_time);
 
   eval::ForecastMetricsAccumulator validation(m), test(m);
   for (Eigen::Index t = split.validation.begin; t < split.validation.end; ++t)
@@ -97,7 +115,7 @@ TrainingOutcome run_training(SequenceLearner& learner, const Series& series,
     one_step(learner, series, t, config.learn_during_test, &test, nullptr, out.mean, out.variance);
   out.validation = validation.result();
   out.test = test.result();
-  out.wall_seconds = since(start);
+  out.wall_seconds = since(start_time);
   log({{"split", "validation"}, {"metrics", out.validation}, {"elapsed_s", out.wall_seconds}});
   log({{"split", "test"}, {"metrics", out.test}, {"elapsed_s", out.wall_seconds}});
   return out;

@@ -21,19 +21,31 @@ struct TrainingOutcome {
   eval::ForecastMetrics test;
   double wall_seconds = 0.0;
   double train_seconds = 0.0;
-  int passes = 0;  // passes over the training split
+  int passes = 0;        // passes over the training split
+  bool stopped = false;  // the step hook ended training early (signal checkpoint)
   // One-step predictive mean and variance for every step of the series (last epoch), data units.
   Eigen::MatrixXd mean, variance;
 };
 
 using MetricsLog = std::function<void(const nlohmann::json&)>;
 
+// Where training stands: the next training row, in which epoch (a checkpoint's data cursor).
+// next_time < 0: the start of the epoch.
+struct TrainingCursor {
+  int epoch = 1;
+  std::int64_t next_time = -1;
+};
+// Called after every training step with the cursor of the next step and the steps learned so far
+// (over all epochs); returns true to stop the run there (no validation or test).
+using StepHook = std::function<bool(const TrainingCursor& next, std::int64_t steps_done)>;
+
 // Learner-specific health for the log (NIS, skips, R for the Kalman learners; empty otherwise).
 nlohmann::json learner_health(const SequenceLearner& learner);
 
 TrainingOutcome run_training(SequenceLearner& learner, const Series& series,
                              const eval::TimeSplit& split, const TrainConfig& config,
-                             const MetricsLog& log, bool show_progress);
+                             const MetricsLog& log, bool show_progress,
+                             const TrainingCursor& start = {}, const StepHook& hook = {});
 
 // One pass with learn = false over rows [0, series.steps()), scoring `scored` only; returns the
 // metrics and fills mean/variance. Used by eval.

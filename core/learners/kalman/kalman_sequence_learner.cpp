@@ -2,6 +2,7 @@
 // optionally sharded over ranks (owners keep covariances; means are all-gathered).
 #include "core/learners/kalman/kalman_sequence_learner.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -242,6 +243,48 @@ void KalmanSequenceLearner::write_back_means(Eigen::VectorXd& theta) {
       }
     }
   }
+}
+
+KalmanLearnerState KalmanSequenceLearner::shared_state() const {
+  return KalmanLearnerState{ekf_.counters(),   ekf_.nis_sum(), ekf_.nis_count(),
+                            noise_.estimate(), updates_,       projections_};
+}
+
+std::optional<Eigen::MatrixXd> KalmanSequenceLearner::last_gain(std::size_t i) const {
+  const Tensor<double>* gain = ekf_.last_gain(i);
+  if (!gain) return std::nullopt;
+  return to_host(*backend_, *gain);
+}
+
+void KalmanSequenceLearner::restore(const Eigen::VectorXd& theta, const RecurrentState& recurrent,
+                                    const KalmanLearnerState& state) {
+  model_->set_theta(theta);
+  model_->set_recurrent_state(recurrent);
+  ekf_.restore_totals(state.counters, state.nis_sum, state.nis_count);
+  noise_.restore_estimate(state.noise_estimate);
+  updates_ = state.updates;
+  projections_ = state.projections;
+  predicted_ = false;
+}
+
+void KalmanSequenceLearner::restore_block(BlockId id, const Eigen::VectorXd& mean,
+                                          const Eigen::MatrixXd& second_moment,
+                                          const FilterCounters& counters) {
+  const auto it = std::find(local_.begin(), local_.end(), static_cast<std::size_t>(id));
+  if (it == local_.end())
+    throw std::invalid_argument("restore_block: block " + std::to_string(id) +
+                                " is not owned by rank " + std::to_string(sharding_.rank));
+  ParameterBlock<double>& block = blocks_[static_cast<std::size_t>(it - local_.begin())];
+  const Tensor<double>& p = block.second_moment();
+  if (mean.size() != block.mean.size() || second_moment.rows() != p.rows() ||
+      second_moment.cols() != p.cols())
+    throw std::invalid_argument("restore_block: block " + std::to_string(id) + " has shape " +
+                                std::to_string(p.rows()) + " x " + std::to_string(p.cols()) +
+                                "; got " + std::to_string(second_moment.rows()) + " x " +
+                                std::to_string(second_moment.cols()));
+  backend_->upload(mean.data(), block.mean);
+  backend_->upload(second_moment.data(), block.second_moment());
+  block.counters = counters;
 }
 
 double KalmanSequenceLearner::mean_nis() const {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/kalman/decoupled_ekf.hpp"
@@ -19,6 +20,17 @@
 #include "core/models/sequence_model.hpp"
 
 namespace kwm {
+
+// The learner's state shared by every rank, beyond theta and the blocks: what a checkpoint stores
+// in its index so that a resumed run takes the same decisions.
+struct KalmanLearnerState {
+  FilterCounters counters;  // DecoupledEkf totals
+  double nis_sum = 0.0;
+  std::int64_t nis_count = 0;
+  std::vector<double> noise_estimate;  // adaptive R's EMA (empty before the first step)
+  std::int64_t updates = 0;            // applied updates (drives project_every)
+  std::int64_t projections = 0;
+};
 
 class KalmanSequenceLearner final : public SequenceLearner {
  public:
@@ -48,6 +60,17 @@ class KalmanSequenceLearner final : public SequenceLearner {
   // Mean NIS over the updates so far (m when the filter is consistent); NaN before the first.
   double mean_nis() const;
   std::int64_t stability_projections() const { return projections_; }
+
+  // Checkpoint hooks. shared_state() is identical on every rank. last_gain(i) is K of owned block
+  // i from the last update that formed one (nullopt before). restore() sets theta (every rank
+  // passes the same), the model's recurrent state and the shared state; restore_block() then
+  // sets an owned block's mean, P (or variances) and counters: `id` must be owned by this rank.
+  KalmanLearnerState shared_state() const;
+  std::optional<Eigen::MatrixXd> last_gain(std::size_t i) const;
+  void restore(const Eigen::VectorXd& theta, const RecurrentState& recurrent,
+               const KalmanLearnerState& state);
+  void restore_block(BlockId id, const Eigen::VectorXd& mean, const Eigen::MatrixXd& second_moment,
+                     const FilterCounters& counters);
 
  private:
   // Where block b sits in theta.
