@@ -29,7 +29,7 @@ BPTT = "bench/baselines/bptt_adam.py"
 KWM_GRID = [(iv, q, noise) for iv in (0.01, 0.05, 0.2) for q in (1e-6, 1e-5)
             for noise in ("adaptive", "fixed")]
 KWM_GRID_ECG = [(iv, 1e-6, "adaptive") for iv in (0.01, 0.05, 0.2)]
-ADAM_LR = (1e-3, 3e-3, 1e-2, 3e-2)
+ADAM_LR = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 BPTT_LR = "1e-3,3e-3,1e-2"
 AR_ORDERS = (1, 2, 3, 4, 6, 8, 12, 13, 24, 26, 52)
 
