@@ -130,7 +130,9 @@ def corrupted_csv(dataset, condition, spec, sets, pool):
     with open(os.path.join(ROOT, path), "w") as f:
         f.write(",".join(channels) + "\n")
         for row in rows:
-            f.write(",".join("" if row["y_" + c] in ("NaN", "nan", "") else row["y_" + c]
+            # "NA", not an empty cell: a line of one empty cell is a blank line, which the CSV
+            # readers skip (that would drop the missing steps and shift the series).
+            f.write(",".join("NA" if row["y_" + c] in ("NaN", "nan", "") else row["y_" + c]
                              for c in channels) + "\n")
     return path, channels
 
