@@ -5,7 +5,7 @@
 # Usage: bench/results/run_all.sh            (KWM=path/to/kwm to use another binary)
 # Needs: a kwm binary (default build/results/launch/kwm), /usr/bin/python3 with python3-torch,
 # python3-yaml, python3-matplotlib; the data of launch/fetch_data.sh.
-# Run time: see docs/results.md (about 25 minutes on the shared 2-core machine).
+# Run time: 346 s on the shared 2-core machine (594 s under heavier load); see docs/results.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export KWM="${KWM:-build/results/launch/kwm}"
