@@ -1,0 +1,221 @@
+// Strong and weak scaling of the sharded DEKF update over GPUs (CUDA backend, fp32), one GPU per
+// MPI rank, the collectives through NCCL on device buffers: B dense blocks of n parameters placed
+// by LPT, m outputs; every rank forms U_b = P_b H_b^T and its partial H P H^T for the blocks it
+// owns, one NCCL all-reduce of the m x m sum (DecoupledEkf's hook, on the device pointer), every
+// rank factors S, owners update their means and covariances, then one NCCL all-gather(v) of the
+// owners' means (fp32, device to device). The GPU twin of dekf_scaling.cpp.
+//   mpirun -np R kwm_dekf_scaling_gpu --blocks 64 --n 1024 --m 8 --updates 30 [--weak]
+// --weak: --blocks per rank (B = blocks x R), else B = blocks in total. One JSON line (rank 0).
+//
+// Timing: per update, an MPI barrier, steady_clock, the update and the gather, the backend
+// synchronised, steady_clock; the slowest rank's time is the update's time; median over
+// --updates after --warmup updates. The communication share is timed the same way inside the
+// step (the device synchronised before the clock starts, so it is the collective plus waiting
+// for the slower rank, not the local compute queued before it).
+//
+// The means are fp32 on the device; Communicator::all_gatherv takes doubles, and NCCL's
+// all-gather is a byte copy, so each rank's float run is passed as n/2 "doubles" (n even):
+// the bytes on the wire are exactly the P fp32 values.
+#include <cuda_runtime.h>
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/backend/host_transfer.hpp"
+#include "core/kalman/decoupled_ekf.hpp"
+#include "distributed/mpi_communicator.hpp"
+#include "distributed/nccl_communicator.hpp"
+#include "distributed/placement.hpp"
+
+namespace {
+
+void check(cudaError_t code, const char* what) {
+  if (code != cudaSuccess) {
+    std::fprintf(stderr, "kwm_dekf_scaling_gpu: %s: %s\n", what, cudaGetErrorString(code));
+    MPI_Abort(MPI_COMM_WORLD, 3);
+  }
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const double at = q * double(v.size() - 1);
+  const auto lo = std::size_t(std::floor(at)), hi = std::size_t(std::ceil(at));
+  return v[lo] + (v[hi] - v[lo]) * (at - double(lo));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto comm = kwm::make_mpi_communicator(&argc, &argv);
+  int blocks = 64, n = 1024, m = 8, updates = 30, warmup = 5;
+  bool weak = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&] { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
+    if (a == "--blocks")
+      blocks = next();
+    else if (a == "--n")
+      n = next();
+    else if (a == "--m")
+      m = next();
+    else if (a == "--updates")
+      updates = next();
+    else if (a == "--warmup")
+      warmup = next();
+    else if (a == "--weak")
+      weak = true;
+  }
+  if (n % 2 != 0 || blocks <= 0 || m <= 0 || updates <= 0) {
+    if (comm->rank() == 0) std::fprintf(stderr, "need n even, blocks, m, updates > 0\n");
+    return 2;
+  }
+  // Sets this rank's GPU (local rank mod devices) before the backend takes the current device.
+  auto nccl = kwm::make_nccl_communicator(*comm, 120.0);
+  int device = -1;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  cudaDeviceProp prop{};
+  check(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
+  std::size_t free0 = 0, total_mem = 0;
+  check(cudaMemGetInfo(&free0, &total_mem), "cudaMemGetInfo");
+
+  const int total_blocks = weak ? blocks * comm->size() : blocks;
+  std::vector<kwm::BlockCost> costs;
+  for (int b = 0; b < total_blocks; ++b) costs.push_back({b, double(n) * n});
+  const kwm::Placement placement = kwm::place_blocks(costs, comm->size());
+
+  auto backend = kwm::make_backend<float>("cuda");
+  std::vector<kwm::ParameterBlock<float>> mine;
+  std::vector<kwm::Tensor<float>> jacobians;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal;
+  Eigen::MatrixXf h(m, n);
+  for (int b = 0; b < total_blocks; ++b) {
+    for (Eigen::Index i = 0; i < h.size(); ++i) h.data()[i] = normal(rng) / std::sqrt(float(n));
+    if (placement.owner[std::size_t(b)] != comm->rank()) continue;
+    kwm::Tensor<float> p = backend->allocate(n, n);  // zero-filled
+    backend->add_identity(1.0f, p);
+    kwm::Tensor<float> mean = backend->allocate(n, 1);
+    mine.push_back(kwm::make_dense_block(*backend, b, mean, p));
+    jacobians.push_back(kwm::to_backend(*backend, h));
+  }
+  backend->synchronize();
+
+  std::size_t reduced_bytes = 0, gathered_bytes = 0;
+  double reduce_seconds = 0, gather_seconds = 0;
+  kwm::UpdateConfig config;
+  kwm::DecoupledEkf<float> ekf(*backend, config, [&](float* data, kwm::Index count) {
+    backend->synchronize();
+    const auto t = std::chrono::steady_clock::now();
+    reduced_bytes += std::size_t(count) * sizeof(float);
+    nccl->all_reduce_sum(data, std::size_t(count));
+    reduce_seconds += seconds_since(t);
+  });
+  std::vector<kwm::BlockObservation<float>> observations;
+  for (std::size_t i = 0; i < mine.size(); ++i) observations.push_back({&mine[i], jacobians[i]});
+  const kwm::Tensor<float> e = kwm::to_backend(*backend, Eigen::VectorXf::Constant(m, 0.1f));
+  const kwm::Tensor<float> r =
+      kwm::to_backend(*backend, Eigen::MatrixXf::Identity(m, m).eval());
+
+  // Means gathered in rank order (each owner's blocks in its placement order).
+  std::vector<std::size_t> counts(std::size_t(comm->size()), 0);  // in doubles (2 floats each)
+  for (int b = 0; b < total_blocks; ++b)
+    counts[std::size_t(placement.owner[std::size_t(b)])] += std::size_t(n) / 2;
+  const std::size_t mine_floats = mine.size() * std::size_t(n);
+  const std::size_t all_floats = std::size_t(total_blocks) * std::size_t(n);
+  float* send = nullptr;
+  float* all = nullptr;
+  check(cudaMalloc(&send, std::max<std::size_t>(mine_floats, 2) * sizeof(float)), "cudaMalloc");
+  check(cudaMalloc(&all, all_floats * sizeof(float)), "cudaMalloc");
+  std::vector<kwm::Tensor<float>> views;  // the send buffer's slices, as backend tensors
+  for (std::size_t i = 0; i < mine.size(); ++i)
+    views.emplace_back(n, 1, std::shared_ptr<float>(send + i * std::size_t(n), [](float*) {}),
+                       kwm::MemorySpace::cuda);
+
+  int applied = 0;
+  auto step = [&] {
+    applied += ekf.update(observations, e, r).applied() ? 1 : 0;
+    for (std::size_t i = 0; i < mine.size(); ++i) backend->copy(mine[i].mean, views[i]);
+    backend->synchronize();
+    const auto t = std::chrono::steady_clock::now();
+    nccl->all_gatherv(reinterpret_cast<const double*>(send), counts,
+                      reinterpret_cast<double*>(all));
+    gather_seconds += seconds_since(t);
+    gathered_bytes += all_floats * sizeof(float);
+  };
+
+  for (int k = 0; k < warmup; ++k) step();
+  reduced_bytes = gathered_bytes = 0;
+  reduce_seconds = gather_seconds = 0;
+  std::vector<double> times, comm_times;
+  for (int k = 0; k < updates; ++k) {
+    const double comm_before = reduce_seconds + gather_seconds;
+    comm->barrier();
+    const auto t = std::chrono::steady_clock::now();
+    step();
+    backend->synchronize();
+    times.push_back(seconds_since(t));
+    comm_times.push_back(reduce_seconds + gather_seconds - comm_before);
+  }
+  // The update's time is the slowest rank's.
+  MPI_Allreduce(MPI_IN_PLACE, times.data(), int(times.size()), MPI_DOUBLE, MPI_MAX,
+                MPI_COMM_WORLD);
+  MPI_Allreduce(MPI_IN_PLACE, comm_times.data(), int(comm_times.size()), MPI_DOUBLE, MPI_MAX,
+                MPI_COMM_WORLD);
+
+  std::size_t free1 = 0;
+  check(cudaMemGetInfo(&free1, &total_mem), "cudaMemGetInfo");
+  double covariance_bytes = 0;
+  for (auto& block : mine) covariance_bytes += double(block.covariance.size()) * sizeof(float);
+  double max_cov = covariance_bytes, min_cov = covariance_bytes;
+  double used = double(free0) - double(free1);  // this process's device allocations since start
+  MPI_Allreduce(MPI_IN_PLACE, &max_cov, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  MPI_Allreduce(MPI_IN_PLACE, &min_cov, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Allreduce(MPI_IN_PLACE, &used, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  int min_applied = applied;
+  MPI_Allreduce(MPI_IN_PLACE, &min_applied, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+
+  // Checksum of the gathered means (order-free up to rounding): 1 and R GPUs must agree.
+  std::vector<float> host(all_floats);
+  check(cudaMemcpy(host.data(), all, all_floats * sizeof(float), cudaMemcpyDeviceToHost),
+        "cudaMemcpy");
+  double checksum = 0, finite = 1;
+  for (float v : host) {
+    checksum += std::fabs(double(v));
+    if (!std::isfinite(v)) finite = 0;
+  }
+  check(cudaFree(send), "cudaFree");
+  check(cudaFree(all), "cudaFree");
+
+  if (comm->rank() == 0)
+    std::printf(
+        "{\"ranks\": %d, \"mode\": \"%s\", \"blocks\": %d, \"n\": %d, \"m\": %d, "
+        "\"updates\": %d, \"warmup\": %d, \"gpu\": \"%s\", "
+        "\"median_ms\": %.6g, \"p10_ms\": %.6g, \"p90_ms\": %.6g, \"min_ms\": %.6g, "
+        "\"comm_median_ms\": %.6g, \"allreduce_bytes_per_update\": %zu, "
+        "\"gather_bytes_per_update\": %zu, \"imbalance\": %.4f, "
+        "\"max_covariance_bytes_per_gpu\": %.6g, \"min_covariance_bytes_per_gpu\": %.6g, "
+        "\"max_device_bytes_allocated\": %.6g, \"applied_updates_min\": %d, "
+        "\"means_abs_sum\": %.10g, \"means_finite\": %s}\n",
+        comm->size(), weak ? "weak" : "strong", total_blocks, n, m, updates, warmup, prop.name,
+        1e3 * quantile(times, 0.5), 1e3 * quantile(times, 0.1), 1e3 * quantile(times, 0.9),
+        1e3 * quantile(times, 0.0), 1e3 * quantile(comm_times, 0.5),
+        reduced_bytes / std::size_t(updates), gathered_bytes / std::size_t(updates),
+        placement.imbalance(), max_cov, min_cov, used, min_applied, checksum,
+        finite != 0 ? "true" : "false");
+  std::fflush(stdout);
+  nccl.reset();
+  return 0;
+}
