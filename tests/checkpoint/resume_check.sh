@@ -24,15 +24,17 @@ same_checkpoint() {
   done
 }
 
-# 1. Straight run: checkpoints at steps 108 and 216 (the end of the training split).
-train --run-dir "$work/a"
+# 1. Straight run: checkpoints at steps 108 and 216 (the end of the training split). Both runs
+# use the same run-dir path (the resolved config, with its run_dir, is part of the checkpoint).
+train --run-dir "$work/run"
+mv "$work/run" "$work/a"
 [ -f "$work/a/checkpoints/step-216/index.h5" ] || fail "no step-216 checkpoint"
 # 2. The same run, then the last checkpoint removed and a fresh process resumed from step 108.
-train --run-dir "$work/b"
-rm -rf "$work/b/checkpoints/step-216"
-train --run-dir "$work/b" --resume
-same_checkpoint "$work/a/checkpoints/step-216" "$work/b/checkpoints/step-216"
-cmp "$work/a/model.yaml" "$work/b/model.yaml" || fail "final model.yaml differs after resume"
+train --run-dir "$work/run"
+rm -rf "$work/run/checkpoints/step-216"
+train --run-dir "$work/run" --resume
+same_checkpoint "$work/a/checkpoints/step-216" "$work/run/checkpoints/step-216"
+cmp "$work/a/model.yaml" "$work/run/model.yaml" || fail "final model.yaml differs after resume"
 # And a resume that must find something to do differs from a run without one: the test can fail.
 h5diff -q "$work/a/checkpoints/step-108/rank-0.h5" "$work/a/checkpoints/step-216/rank-0.h5" \
   > /dev/null && fail "step-108 and step-216 are identical: the comparison proves nothing"
