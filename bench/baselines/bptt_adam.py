@@ -84,6 +84,13 @@ class Problem:
 
     def __init__(self, root):
         data = root["data"]
+        corrupt = data.get("corrupt") or {}
+        if corrupt.get("outlier_fraction", 0) or corrupt.get("noise_std", 0):
+            # kwm's corruption draws from C++'s std::normal_distribution, which this script does
+            # not reproduce; refuse rather than silently train on clean data.
+            raise ValueError("data.corrupt is not applied by bptt_adam.py: train on the corrupted "
+                             "series kwm writes (predictions.csv of a kwm run with the same "
+                             "data.corrupt), as bench/results/run_experiments.py does")
         self.outputs, self.inputs, self.channels = kwm_data.load_series(data)
         self.steps = len(self.outputs)
         self.split = kwm_data.split_by_time(self.steps, data.get("split") or {})

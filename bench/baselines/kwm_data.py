@@ -37,10 +37,20 @@ def _is_missing(cell):
 def read_columns(path, columns):
     """T x len(columns) float array from a CSV with a header row; missing cells are NaN."""
     with open(path, newline="", encoding="utf-8") as f:
-        rows = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
+        rows = list(csv.reader(f))
+    # As core/data/csv_reader.cpp: trailing blank lines are not data; a blank line inside a
+    # one-column file is a missing value (it keeps its step); elsewhere it is an error.
+    while rows and not any(cell.strip() for cell in rows[-1]):
+        rows.pop()
     if not rows:
         raise ValueError(f"{path}: empty file")
     header = [name.strip() for name in rows[0]]
+    for r, row in enumerate(rows[1:]):
+        if not any(cell.strip() for cell in row):
+            if len(header) != 1:
+                raise ValueError(f"{path} line {r + 2}: blank line in a file of "
+                                 f"{len(header)} columns")
+            rows[r + 1] = [""]
     index = []
     for name in columns:
         if name not in header:

@@ -126,8 +126,7 @@ int main(int argc, char** argv) {
   std::vector<kwm::BlockObservation<float>> observations;
   for (std::size_t i = 0; i < mine.size(); ++i) observations.push_back({&mine[i], jacobians[i]});
   const kwm::Tensor<float> e = kwm::to_backend(*backend, Eigen::VectorXf::Constant(m, 0.1f));
-  const kwm::Tensor<float> r =
-      kwm::to_backend(*backend, Eigen::MatrixXf::Identity(m, m).eval());
+  const kwm::Tensor<float> r = kwm::to_backend(*backend, Eigen::MatrixXf::Identity(m, m).eval());
 
   // Means gathered in rank order (each owner's blocks in its placement order).
   std::vector<std::size_t> counts(std::size_t(comm->size()), 0);  // in doubles (2 floats each)
@@ -170,8 +169,7 @@ int main(int argc, char** argv) {
     comm_times.push_back(reduce_seconds + gather_seconds - comm_before);
   }
   // The update's time is the slowest rank's.
-  MPI_Allreduce(MPI_IN_PLACE, times.data(), int(times.size()), MPI_DOUBLE, MPI_MAX,
-                MPI_COMM_WORLD);
+  MPI_Allreduce(MPI_IN_PLACE, times.data(), int(times.size()), MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   MPI_Allreduce(MPI_IN_PLACE, comm_times.data(), int(comm_times.size()), MPI_DOUBLE, MPI_MAX,
                 MPI_COMM_WORLD);
 

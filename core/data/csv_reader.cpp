@@ -125,9 +125,28 @@ NumericTable read_csv(const std::string& path, const std::vector<std::string>& c
   std::vector<std::vector<double>> rows;
   std::string line;
   std::size_t line_no = 1;
+  // A blank line inside a one-column file is that column's empty cell: a missing value, which
+  // must keep its time step. Blank lines at the end of the file are not data. In a file of
+  // several columns a blank line is ambiguous (a missing row is written as ",,"), so it is an
+  // error rather than a silently dropped step.
+  std::vector<std::size_t> pending_blank_lines;
   while (std::getline(in, line)) {
     ++line_no;
-    if (trim(line).empty()) continue;
+    if (trim(line).empty()) {
+      pending_blank_lines.push_back(line_no);
+      continue;
+    }
+    for (const std::size_t blank : pending_blank_lines) {
+      if (header.size() != 1) {
+        throw DataError(fmt::format(
+            "{} line {}: blank line in a file of {} columns (write a missing row as empty "
+            "fields separated by commas)",
+            path, blank, header.size()));
+      }
+      rows.emplace_back(index.size(), std::numeric_limits<double>::quiet_NaN());
+      table.lines.push_back(blank);
+    }
+    pending_blank_lines.clear();
     const auto fields = split_fields(line, path, line_no);
     if (fields.size() != header.size()) {
       throw DataError(fmt::format("{} line {}: expected {} fields (as in the header), found {}",

@@ -38,6 +38,7 @@ nlohmann::json learner_health(const SequenceLearner& learner) {
     health["updates"] = counters.updates;
     health["skips"] = counters.skips;
     health["gated"] = counters.gated;
+    health["inflated"] = counters.inflated;
     health["nonfinite"] = counters.nonfinite;
     health["stability_projections"] = k->stability_projections();
     if (k->noise().adaptive()) {

@@ -57,6 +57,23 @@ TEST_F(CsvReader, EmptyNaAndNanCellsAreMissing) {
   EXPECT_EQ(t.values(5, 1), 7.0);
 }
 
+TEST_F(CsvReader, BlankLineInOneColumnFileIsAMissingStep) {
+  // 10 data lines, the second one empty: 10 steps, not 9; trailing blank lines are not data.
+  const auto path = write("y.csv", "y\n1\n\n3\n4\n5\n6\n7\n8\n9\n10\n\n\n");
+  const NumericTable t = read_csv(path);
+  ASSERT_EQ(t.values.rows(), 10);
+  EXPECT_TRUE(std::isnan(t.values(1, 0)));
+  EXPECT_EQ(t.values(2, 0), 3.0);
+  EXPECT_EQ(t.lines[1], 3u);
+}
+
+TEST_F(CsvReader, BlankLineInManyColumnFileIsAnError) {
+  const auto path = write("d.csv", "a,b\n1,2\n\n3,4\n");
+  EXPECT_EQ(error_of(path), path +
+                                " line 3: blank line in a file of 2 columns (write a missing row "
+                                "as empty fields separated by commas)");
+}
+
 TEST_F(CsvReader, UnparsableNumberNamesLineAndColumn) {
   std::string text = "year,volume\n";
   for (int i = 0; i < 15; ++i) text += "1,2\n";
