@@ -12,6 +12,9 @@
 #include "distributed/world.hpp"
 #include "launch/commands/eval_command.hpp"
 #include "launch/commands/filter_command.hpp"
+#ifdef KWM_HAVE_CHECKPOINT
+#include "launch/commands/inspect_command.hpp"
+#endif
 #include "launch/commands/train_command.hpp"
 #include "launch/user_error.hpp"
 
@@ -59,6 +62,9 @@ int main(int argc, char** argv) {
       kwm::launch::register_train_command(app, *world),
       kwm::launch::register_eval_command(app),
       kwm::launch::register_filter_command(app),
+#ifdef KWM_HAVE_CHECKPOINT
+      kwm::launch::register_inspect_command(app),
+#endif
   };
 
   try {

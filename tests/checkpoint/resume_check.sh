@@ -39,6 +39,8 @@ cmp "$work/a/model.yaml" "$work/run/model.yaml" || fail "final model.yaml differ
 h5diff -q "$work/a/checkpoints/step-108/rank-0.h5" "$work/a/checkpoints/step-216/rank-0.h5" \
   > /dev/null && fail "step-108 and step-216 are identical: the comparison proves nothing"
 
+"$kwm" inspect "$work/a" --json | tail -1 | grep -q '"ok":true' || fail "inspect of a good run"
+
 # 3. Corruption: exit code 2, an error naming the file and dataset, nothing overwritten.
 expect_error() {  # dir-to-break pattern
   local run=$1 pattern=$2 err rc
@@ -73,6 +75,12 @@ with open(path, "r+b") as raw:
     raw.seek(offset + 16); b = raw.read(1); raw.seek(offset + 16); raw.write(bytes([b[0] ^ 0x40]))
 PY
 expect_error "$run" "rank-0.h5: /blocks/[0-9]*/covariance"
+# kwm inspect reports the same dataset and exits 2; on an intact checkpoint it says ok.
+set +e
+err=$("$kwm" inspect "$run/checkpoints/step-108" 2>&1 >/dev/null); rc=$?
+set -e
+[ "$rc" -eq 2 ] && grep -q "rank-0.h5: /blocks/[0-9]*/covariance" <<< "$err" ||
+  fail "inspect of a flipped byte: rc $rc: $err"
 else
   echo "note: no h5py: the flipped-byte and format-version cases are not run"
 fi
