@@ -8,11 +8,12 @@
 #include <vector>
 
 #include "distributed/mpi_communicator.hpp"
+#include "tests/distributed/mpi_test_main.hpp"
 
 namespace kwm {
 namespace {
 
-Communicator* comm = nullptr;
+using kwm::testing::comm;
 
 TEST(MpiCommunicator, SumOfRankValuesIsClosedForm) {
   const int p = comm->size();
@@ -94,17 +95,4 @@ TEST(MpiCommunicator, BroadcastBytes) {
 }  // namespace
 }  // namespace kwm
 
-int main(int argc, char** argv) {
-  auto communicator = kwm::make_mpi_communicator(&argc, &argv);
-  kwm::comm = communicator.get();
-  ::testing::InitGoogleTest(&argc, argv);
-  // Only rank 0 prints the report; every rank runs every test (collectives must match).
-  if (communicator->rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  int failed = RUN_ALL_TESTS();
-  int any_failed = 0;
-  MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  return any_failed;
-}
+int main(int argc, char** argv) { return kwm::testing::run_mpi_tests(argc, argv); }

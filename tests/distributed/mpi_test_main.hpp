@@ -11,11 +11,10 @@ namespace kwm::testing {
 
 inline Communicator* comm = nullptr;
 
-inline int run_mpi_tests(int argc, char** argv) {
-  auto communicator = make_mpi_communicator(&argc, &argv);
-  comm = communicator.get();
-  ::testing::InitGoogleTest(&argc, argv);
-  if (communicator->rank() != 0) {
+// Runs every test on every rank (each test's collectives must match across ranks); only rank 0
+// prints, and a failure on any rank makes every rank's exit status non-zero.
+inline int run_tests_on_all_ranks(int rank) {
+  if (rank != 0) {
     auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
     delete listeners.Release(listeners.default_result_printer());
   }
@@ -23,6 +22,13 @@ inline int run_mpi_tests(int argc, char** argv) {
   int any_failed = 0;
   MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   return any_failed;
+}
+
+inline int run_mpi_tests(int argc, char** argv) {
+  auto communicator = make_mpi_communicator(&argc, &argv);
+  comm = communicator.get();
+  ::testing::InitGoogleTest(&argc, argv);
+  return run_tests_on_all_ranks(communicator->rank());
 }
 
 }  // namespace kwm::testing

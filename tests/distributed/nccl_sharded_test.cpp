@@ -138,12 +138,5 @@ int main(int argc, char** argv) {
   if (devices >= world->size()) nccl = kwm::make_nccl_communicator(*world, 120.0);
   kwm::nccl = nccl.get();
   ::testing::InitGoogleTest(&argc, argv);
-  if (world->rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  int failed = RUN_ALL_TESTS();
-  int any_failed = 0;
-  MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  return any_failed;
+  return kwm::testing::run_tests_on_all_ranks(world->rank());
 }
