@@ -1,8 +1,12 @@
 // LearnerSharding from Communicators: LPT placement on n^2 (dense) or n (diagonal) cost.
 #include "distributed/replicated_batch.hpp"
 
+#include <cmath>
+#include <memory>
 #include <sstream>
+#include <vector>
 
+#include "distributed/packed_symmetric.hpp"
 #include "distributed/placement.hpp"
 
 namespace kwm {
@@ -18,8 +22,20 @@ LearnerSharding replicated_batch_sharding(Communicator& host, Communicator* devi
     return place_blocks(costs, ranks).owner;
   };
   Communicator* sums = device != nullptr ? device : &host;
-  s.reduce = [sums](double* data, Index count) {
-    sums->all_reduce_sum(data, static_cast<std::size_t>(count));
+  // What crosses ranks is the m x m partial H P H^T, a symmetric matrix: host buffers travel as
+  // one packed triangle, m(m+1)/2 values (device buffers go whole: NCCL reduces them in place).
+  s.reduce = [sums, packed = device == nullptr, buffer = std::make_shared<std::vector<double>>()](
+                 double* data, Index count) {
+    const auto m = static_cast<Index>(std::llround(std::sqrt(double(count))));
+    if (!packed || sums->size() == 1 || m < 2 || m * m != count) {
+      sums->all_reduce_sum(data, static_cast<std::size_t>(count));
+      return;
+    }
+    Eigen::Map<Eigen::MatrixXd> square(data, m, m);
+    buffer->resize(packed_size(m));
+    pack_upper(square, buffer->data());
+    sums->all_reduce_sum(buffer->data(), buffer->size());
+    unpack_symmetric(buffer->data(), square);
   };
   s.gather = [&host](const double* send, const std::vector<std::size_t>& counts, double* recv) {
     host.all_gatherv(send, counts, recv);
