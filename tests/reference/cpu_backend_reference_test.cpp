@@ -7,20 +7,14 @@
 
 #include "core/backend/backend.hpp"
 #include "core/backend/host_transfer.hpp"
+#include "tests/reference/random_matrix.hpp"
 
 namespace kwm {
 namespace {
 
 using Mat = Eigen::MatrixXd;
 
-Mat random_matrix(Index rows, Index cols, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> normal;
-  Mat m(rows, cols);
-  for (Index j = 0; j < cols; ++j)
-    for (Index i = 0; i < rows; ++i) m(i, j) = normal(rng);
-  return m;
-}
+using kwm::testing::random_matrix;
 
 Mat random_spd(Index n, unsigned seed) {
   const Mat a = random_matrix(n, n, seed);

@@ -11,20 +11,14 @@
 
 #include "core/backend/backend.hpp"
 #include "core/backend/host_transfer.hpp"
+#include "tests/reference/random_matrix.hpp"
 
 namespace kwm {
 namespace {
 
 using Mat = Eigen::MatrixXd;
 
-Mat random_matrix(Index rows, Index cols, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> normal;
-  Mat m(rows, cols);
-  for (Index j = 0; j < cols; ++j)
-    for (Index i = 0; i < rows; ++i) m(i, j) = normal(rng);
-  return m;
-}
+using kwm::testing::random_matrix;
 
 // A symmetric matrix whose two triangles differ in the last bits would hide a kernel that reads
 // the wrong triangle, so P is built symmetric bit for bit.
