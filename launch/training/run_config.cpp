@@ -150,8 +150,8 @@ RunConfig parse_run_config(YAML::Node root, const std::string& source) {
   return c;
 }
 
-RunConfig load_run_config(const std::filesystem::path& path,
-                          const std::vector<std::string>& overrides) {
+YAML::Node load_config_document(const std::filesystem::path& path,
+                                const std::vector<std::string>& overrides) {
   if (!std::filesystem::exists(path)) throw UserError(path.string() + ": no such file");
   YAML::Node root;
   try {
@@ -160,7 +160,12 @@ RunConfig load_run_config(const std::filesystem::path& path,
     throw UserError(path.string() + ": malformed YAML: " + e.what());
   }
   for (const auto& o : overrides) apply_override(root, o);
-  return parse_run_config(root, path.string());
+  return root;
+}
+
+RunConfig load_run_config(const std::filesystem::path& path,
+                          const std::vector<std::string>& overrides) {
+  return parse_run_config(load_config_document(path, overrides), path.string());
 }
 
 }  // namespace kwm::launch

@@ -53,6 +53,11 @@ struct RunConfig {
   std::filesystem::path run_dir;  // train.run_dir, or --run-dir
 };
 
+// Reads `path` as YAML and applies overrides, without checking the sections (the language-model
+// runs have their own schema). Throws UserError on a missing file, malformed YAML or bad override.
+YAML::Node load_config_document(const std::filesystem::path& path,
+                                const std::vector<std::string>& overrides);
+
 // Reads `path`, applies overrides ("learner.noise.variance=0.1"; the value is parsed as YAML),
 // validates every section. Throws UserError naming the file or key and what was expected.
 RunConfig load_run_config(const std::filesystem::path& path,
