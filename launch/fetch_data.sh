@@ -4,11 +4,15 @@
 # to the data folder. Idempotent: a file already present with the right hash is left alone, so a
 # complete data folder needs no network at all.
 #
-# usage: launch/fetch_data.sh [--dest DIR] [--cache DIR] [NAME ...]     (default: every entry;
-#        a NAME may omit its extension: nile = nile.csv)
+# usage: launch/fetch_data.sh [--dest DIR] [--cache DIR] [--set SET ...] [NAME ...]
+#        (default: the sets series and text; a NAME may omit its folder and extension:
+#        nile = nile.csv, mobydick = text/mobydick.txt)
 #   --dest DIR   where the files go (default: data/ in the repository root)
 #   --cache DIR  where downloaded .deb files are kept (default: $KWM_DEB_CACHE, else
 #                ${XDG_CACHE_HOME:-$HOME/.cache}/kwm/debs); a PKG_*.deb already there is reused
+#   --set SET    every entry of a set (repeatable): series (time series and golden results),
+#                text (four novels and the fortunes literature file, ~3 MB from ~7 MB of .debs),
+#                kjv (the King James Bible OSIS XML: a 40 MB .deb, so not in the default), all
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +20,7 @@ manifest="$repo_root/launch/data_manifest.tsv"
 dest="$repo_root/data"
 cache="${KWM_DEB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kwm/debs}"
 names=()
+sets=()
 
 die() { echo "fetch_data.sh: error: $*" >&2; exit 1; }
 log() { echo "fetch_data.sh: $*" >&2; }
@@ -24,7 +29,8 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --dest) [[ $# -ge 2 ]] || die "--dest needs a directory"; dest="$2"; shift 2 ;;
     --cache) [[ $# -ge 2 ]] || die "--cache needs a directory"; cache="$2"; shift 2 ;;
-    -h|--help) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --set) [[ $# -ge 2 ]] || die "--set needs a set name"; sets+=("$2"); shift 2 ;;
+    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) names+=("$1"); shift ;;
   esac
@@ -35,31 +41,45 @@ for tool in sha256sum dpkg-deb tar; do
   command -v "$tool" >/dev/null || die "$tool is required"
 done
 
-# Manifest rows (comments and blank lines skipped): name, package, path, sha256.
-declare -A pkg_of path_of sha_of
+# Manifest rows (comments and blank lines skipped): name, package, path, sha256, set (a missing
+# fifth column means series).
+declare -A pkg_of path_of sha_of set_of
 all_names=()
-while IFS=$'\t' read -r name pkg path sha || [[ -n "${name:-}" ]]; do
+while IFS=$'\t' read -r name pkg path sha set || [[ -n "${name:-}" ]]; do
   [[ -z "${name// }" || "$name" == \#* ]] && continue
   [[ -n "$pkg" && -n "$path" && ${#sha} -eq 64 ]] || die "malformed manifest row for '$name'"
-  pkg_of[$name]="$pkg"; path_of[$name]="$path"; sha_of[$name]="$sha"
+  pkg_of[$name]="$pkg"; path_of[$name]="$path"; sha_of[$name]="$sha"; set_of[$name]="${set:-series}"
   all_names+=("$name")
 done < "$manifest"
 
-if [[ ${#names[@]} -eq 0 ]]; then
-  names=("${all_names[@]}")
+# No names and no sets: the default sets. The KJV stays out of the default: its .deb is 40 MB and
+# no test or small config needs it (docs/text-data.md).
+if [[ ${#names[@]} -eq 0 && ${#sets[@]} -eq 0 ]]; then
+  sets=(series text)
 fi
+for wanted in "${sets[@]}"; do
+  found=0
+  for entry in "${all_names[@]}"; do
+    if [[ "$wanted" == all || "${set_of[$entry]}" == "$wanted" ]]; then
+      names+=("$entry"); found=1
+    fi
+  done
+  [[ $found -eq 1 ]] || die "set '$wanted' is not in $manifest; sets are: all $(printf '%s\n' "${set_of[@]}" | sort -u | tr '\n' ' ')"
+done
 # A name may leave out its extension ("nile" for nile.csv) when that is unambiguous.
 resolved=()
 for name in "${names[@]}"; do
   if [[ -z "${pkg_of[$name]:-}" ]]; then
     matches=()
     for entry in "${all_names[@]}"; do
-      [[ "${entry%%.*}" == "$name" ]] && matches+=("$entry")
+      base="${entry##*/}"
+      [[ "${entry%%.*}" == "$name" || "${base%%.*}" == "$name" ]] && matches+=("$entry")
     done
     [[ ${#matches[@]} -eq 1 ]] || die "'$name' is not in $manifest; entries are: ${all_names[*]}"
     name="${matches[0]}"
   fi
-  resolved+=("$name")
+  # An entry named twice (by a set and by name) is fetched once.
+  [[ " ${resolved[*]-} " == *" $name "* ]] || resolved+=("$name")
 done
 names=("${resolved[@]}")
 
@@ -108,6 +128,7 @@ for name in "${names[@]}"; do
   if [[ "$got" != "${sha_of[$name]}" ]]; then
     die "$name: sha256 mismatch for ${path_of[$name]} from $(basename "$deb"): expected ${sha_of[$name]}, got $got (a different package version? the file was NOT written)"
   fi
+  mkdir -p "$(dirname "$target")"
   install -m 0644 "$work/${path_of[$name]}" "$target.tmp"
   mv -f "$target.tmp" "$target"
   rm -rf "$work"
