@@ -13,6 +13,13 @@ find_package(MPI COMPONENTS CXX)
 set(HDF5_PREFER_PARALLEL OFF)
 find_package(HDF5 COMPONENTS C)
 
+# SentencePiece ships no CMake package, only pkg-config. Optional here: core/text (kwm_text, the
+# BPE tokenizer) stops with a clear message when it is missing; nothing else needs it.
+find_package(PkgConfig)
+if(PKG_CONFIG_FOUND)
+  pkg_check_modules(SENTENCEPIECE IMPORTED_TARGET sentencepiece)
+endif()
+
 if(KWM_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()
