@@ -33,10 +33,10 @@ struct LmCollectives {
 // rank saw, measured before the update (the prequential loss).
 struct StepReport {
   double nll_before = 0.0;
-  std::int64_t tokens = 0;                        // tokens learned from (this rank)
-  std::int64_t forward_passes = 0;                // full-model forward passes spent (this rank)
-  std::int64_t transposed_jacobian_passes = 0;    // backward-type passes spent (this rank)
-  bool skipped = false;                           // update refused (NaN/Inf, failed Cholesky)
+  std::int64_t tokens = 0;                      // tokens learned from (this rank)
+  std::int64_t forward_passes = 0;              // full-model forward passes spent (this rank)
+  std::int64_t transposed_jacobian_passes = 0;  // backward-type passes spent (this rank)
+  bool skipped = false;                         // update refused (NaN/Inf, failed Cholesky)
 };
 
 // Everything a learner needs to continue bit for bit: named fp64 tensors and integer counters.

@@ -1,0 +1,47 @@
+// YAML -> EnsembleConfig with every key checked.
+#include "core/lm/learners/ensemble_config.hpp"
+
+#include <cmath>
+#include <string>
+
+#include "core/lm/learners/learner_options.hpp"
+
+namespace kwm::lm {
+
+void EnsembleConfig::validate() const {
+  if (members < 2) fail_option("learner.members", "must be >= 2; got " + std::to_string(members));
+  if (!(initial_std > 0.0) || !std::isfinite(initial_std))
+    fail_option("learner.initial_std",
+                "must be a finite number > 0; got " + std::to_string(initial_std));
+  if (!(observation_noise > 0.0) || !std::isfinite(observation_noise))
+    fail_option("learner.observation_noise",
+                "must be a finite number > 0; got " + std::to_string(observation_noise));
+  if (!(inflation >= 1.0) || !std::isfinite(inflation))
+    fail_option("learner.inflation",
+                "must be a finite number >= 1; got " + std::to_string(inflation));
+  if (!(process_noise >= 0.0) || !std::isfinite(process_noise))
+    fail_option("learner.process_noise",
+                "must be a finite number >= 0; got " + std::to_string(process_noise));
+}
+
+EnsembleConfig parse_ensemble_config(const YAML::Node& learner) {
+  const std::string p = "learner";
+  check_option_keys(learner, p,
+                    {"type", "members", "subspace", "initial_std", "observation_noise", "inflation",
+                     "process_noise", "perturb_observations"});
+  const auto type = read_option<std::string>(learner, "type", p, "kwm-ensemble");
+  if (type != "kwm-ensemble")
+    fail_option(p + ".type", "must be kwm-ensemble for this learner; got '" + type + "'");
+  EnsembleConfig c;
+  c.members = read_option(learner, "members", p, c.members);
+  c.subspace = parse_subspace(learner ? learner["subspace"] : YAML::Node(), p + ".subspace");
+  c.initial_std = read_option(learner, "initial_std", p, c.initial_std);
+  c.observation_noise = read_option(learner, "observation_noise", p, c.observation_noise);
+  c.inflation = read_option(learner, "inflation", p, c.inflation);
+  c.process_noise = read_option(learner, "process_noise", p, c.process_noise);
+  c.perturb_observations = read_option(learner, "perturb_observations", p, c.perturb_observations);
+  c.validate();
+  return c;
+}
+
+}  // namespace kwm::lm

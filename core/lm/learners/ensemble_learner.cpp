@@ -1,0 +1,160 @@
+// kwm-ensemble: forecast, sharded forward passes, ensemble-space analysis.
+#include "core/lm/learners/ensemble_learner.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "core/lm/cross_entropy.hpp"
+#include "core/lm/gpt_forward.hpp"
+#include "core/lm/learners/ensemble_batch.hpp"
+#include "core/lm/learners/ensemble_random.hpp"
+#include "core/lm/learners/learner_state_keys.hpp"
+#include "core/lm/learners/rank_collectives.hpp"
+
+namespace kwm::lm {
+namespace {
+
+// r_n = sqrt(2 NLL_n) per column, NLL_n from a max-shifted log-softmax of the logits.
+Eigen::VectorXd token_residuals(const Matrix<double>& logits,
+                                const std::vector<std::int32_t>& targets) {
+  Eigen::VectorXd r(logits.cols());
+  for (Eigen::Index n = 0; n < logits.cols(); ++n) {
+    const double top = logits.col(n).maxCoeff();
+    const double log_sum = top + std::log((logits.col(n).array() - top).exp().sum());
+    const double nll = log_sum - logits(targets[static_cast<std::size_t>(n)], n);
+    r(n) = std::sqrt(2.0 * std::max(nll, 0.0));
+  }
+  return r;
+}
+
+std::string member_key(int j) { return "member." + std::to_string(j); }
+
+}  // namespace
+
+EnsembleLearner::EnsembleLearner(const EnsembleConfig& config, const GptConfig& model,
+                                 std::uint64_t seed, LmCollectives collectives)
+    : config_(config),
+      seed_(seed),
+      collectives_(std::move(collectives)),
+      subspace_(config.subspace, GptParameters<double>::init(model, seed)) {
+  config_.validate();
+  validate_collectives(collectives_, "kwm-ensemble");
+  const int j_total = config_.members, ranks = collectives_.ranks, rank = collectives_.rank;
+  // Contiguous, balanced shares: rank r runs members [r J / R, (r+1) J / R).
+  first_ = rank * j_total / ranks;
+  last_ = (rank + 1) * j_total / ranks;
+  members_.resize(subspace_.dimension(), j_total);
+  for (int j = 0; j < j_total; ++j)
+    members_.col(j) =
+        subspace_.origin() + normal_vector(stream_seed(seed_, RandomPurpose::initial_deviation, 0,
+                                                       static_cast<std::uint64_t>(j)),
+                                           subspace_.dimension(), config_.initial_std);
+  mean_ = GptParameters<double>::zeros(model);
+  scratch_ = GptParameters<double>::zeros(model);
+  refresh_mean();
+}
+
+void EnsembleLearner::refresh_mean() { subspace_.embed(members_.rowwise().mean(), mean_); }
+
+void EnsembleLearner::forecast() {
+  inflate_ensemble(members_, config_.inflation);
+  if (config_.process_noise > 0.0) {
+    const auto step = static_cast<std::uint64_t>(steps_ + 1);
+    for (Eigen::Index j = 0; j < members_.cols(); ++j)
+      members_.col(j) += normal_vector(
+          stream_seed(seed_, RandomPurpose::process_noise, step, static_cast<std::uint64_t>(j)),
+          members_.rows(), config_.process_noise);
+  }
+}
+
+StepReport EnsembleLearner::step(const TokenBatch& batch) {
+  validate_batch(mean_.config, batch);
+  StepReport report;
+  report.tokens = batch.tokens();
+  // Prequential loss of the current mean on this rank's share.
+  if (batch.tokens() > 0) {
+    report.nll_before = cross_entropy(forward(mean_, batch, nullptr), batch.targets).mean_nll;
+    report.forward_passes = 1;
+  }
+  const TokenBatch all = gather_batch(batch, collectives_);
+  const Eigen::Index m = all.tokens();
+  const auto step = static_cast<std::uint64_t>(steps_ + 1);
+  forecast();
+
+  const int j_total = config_.members;
+  Eigen::MatrixXd predictions = Eigen::MatrixXd::Zero(m, j_total);
+  for (int j = first_; j < last_ && m > 0; ++j) {
+    subspace_.embed(members_.col(j), scratch_);
+    predictions.col(j) = token_residuals(forward(scratch_, all, nullptr), all.targets);
+    ++report.forward_passes;
+  }
+  sum_over_ranks(collectives_, predictions.data(), static_cast<std::size_t>(predictions.size()));
+
+  // y = 0 for every token; eps_j ~ N(0, r I) from the member's stream.
+  Eigen::MatrixXd observations = Eigen::MatrixXd::Zero(m, j_total);
+  if (config_.perturb_observations) {
+    const double std = std::sqrt(config_.observation_noise);
+    for (int j = 0; j < j_total; ++j)
+      observations.col(j) =
+          normal_vector(stream_seed(seed_, RandomPurpose::observation_perturbation, step,
+                                    static_cast<std::uint64_t>(j)),
+                        m, std);
+  }
+  bool ok = m > 0;
+  if (ok) {
+    analysis_ = ensemble_analysis(predictions, observations,
+                                  Eigen::VectorXd::Constant(m, config_.observation_noise));
+    ok = analysis_.ok;
+  }
+  // Every rank holds the same numbers, so the flags agree; the vote keeps the collectives in step
+  // should that ever not hold.
+  const bool skip = any_rank(collectives_, !ok);
+  if (!skip) {
+    apply_ensemble_analysis(members_, analysis_.weights);
+    refresh_mean();
+  }
+  report.skipped = skip;
+  ++steps_;
+  return report;
+}
+
+LearnerState EnsembleLearner::state() const {
+  LearnerState s;
+  s.counters["step"] = steps_;
+  s.counters["members"] = config_.members;
+  s.counters["dimension"] = subspace_.dimension();
+  for (int j = first_; j < last_; ++j) s.tensors[member_key(j)] = members_.col(j);
+  if (collectives_.rank == 0) s.tensors["base"] = subspace_.base();
+  return s;
+}
+
+void EnsembleLearner::restore(const LearnerState& s) {
+  const std::int64_t members = state_counter(s, "members");
+  const std::int64_t dimension = state_counter(s, "dimension");
+  if (members != config_.members || dimension != subspace_.dimension())
+    throw std::invalid_argument("kwm-ensemble restore: state has " + std::to_string(members) +
+                                " members of dimension " + std::to_string(dimension) +
+                                "; this learner has " + std::to_string(config_.members) +
+                                " of dimension " + std::to_string(subspace_.dimension()));
+  const std::int64_t step = state_counter(s, "step");
+  const Eigen::MatrixXd& base = state_tensor(s, "base", subspace_.base().size(), 1);
+  // Every rank keeps the whole ensemble: read every member, whoever wrote it.
+  Eigen::MatrixXd restored(subspace_.dimension(), config_.members);
+  for (int j = 0; j < config_.members; ++j)
+    restored.col(j) = state_tensor(s, member_key(j), subspace_.dimension(), 1);
+  subspace_.set_base(base.col(0));
+  members_ = std::move(restored);
+  steps_ = step;
+  refresh_mean();
+}
+
+std::unique_ptr<LanguageLearner> make_ensemble_learner(const YAML::Node& learner,
+                                                       const GptConfig& model, std::uint64_t seed,
+                                                       LmCollectives collectives) {
+  return std::make_unique<EnsembleLearner>(parse_ensemble_config(learner), model, seed,
+                                           std::move(collectives));
+}
+
+}  // namespace kwm::lm

@@ -1,0 +1,125 @@
+// MeZO: two forward passes at theta +- eps z, one scalar all-reduce, a step along z.
+#include "core/lm/learners/mezo_learner.hpp"
+
+#include <bit>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "core/lm/cross_entropy.hpp"
+#include "core/lm/gpt_forward.hpp"
+#include "core/lm/learners/ensemble_random.hpp"
+#include "core/lm/learners/learner_options.hpp"
+#include "core/lm/learners/learner_state_keys.hpp"
+#include "core/lm/learners/rank_collectives.hpp"
+
+namespace kwm::lm {
+void MezoConfig::validate() const {
+  schedule.validate("learner");
+  if (!(epsilon > 0.0) || !std::isfinite(epsilon))
+    fail_option("learner.epsilon", "must be a finite number > 0; got " + std::to_string(epsilon));
+  if (!(weight_decay >= 0.0) || !std::isfinite(weight_decay))
+    fail_option("learner.weight_decay",
+                "must be a finite number >= 0; got " + std::to_string(weight_decay));
+}
+
+MezoConfig parse_mezo_config(const YAML::Node& learner) {
+  const std::string p = "learner";
+  check_option_keys(learner, p,
+                    {"type", "learning_rate", "schedule", "warmup_steps", "total_steps",
+                     "min_learning_rate", "epsilon", "weight_decay", "subspace"});
+  const auto type = read_option<std::string>(learner, "type", p, "mezo");
+  if (type != "mezo") fail_option(p + ".type", "must be mezo for this learner; got '" + type + "'");
+  MezoConfig c;
+  c.schedule = parse_schedule(learner, p, 1e-6);
+  c.epsilon = read_option(learner, "epsilon", p, c.epsilon);
+  c.weight_decay = read_option(learner, "weight_decay", p, c.weight_decay);
+  c.subspace = parse_subspace(learner ? learner["subspace"] : YAML::Node(), p + ".subspace");
+  c.validate();
+  return c;
+}
+
+MezoLearner::MezoLearner(const MezoConfig& config, const GptConfig& model, std::uint64_t seed,
+                         LmCollectives collectives)
+    : config_(config),
+      seed_(seed),
+      collectives_(std::move(collectives)),
+      subspace_(config.subspace, GptParameters<double>::init(model, seed)),
+      coordinates_(subspace_.origin()),
+      parameters_(GptParameters<double>::zeros(model)),
+      scratch_(GptParameters<double>::zeros(model)) {
+  config_.validate();
+  validate_collectives(collectives_, "mezo");
+  subspace_.embed(coordinates_, parameters_);
+}
+
+Eigen::VectorXd MezoLearner::direction(std::uint64_t seed, std::int64_t step, Eigen::Index n) {
+  return normal_vector(
+      stream_seed(seed, RandomPurpose::mezo_direction, static_cast<std::uint64_t>(step), 0), n);
+}
+
+double MezoLearner::loss_sum(const Eigen::VectorXd& u, const TokenBatch& batch) {
+  subspace_.embed(u, scratch_);
+  return cross_entropy(forward(scratch_, batch, nullptr), batch.targets).total_nll;
+}
+
+StepReport MezoLearner::step(const TokenBatch& batch) {
+  validate_batch(parameters_.config, batch);
+  StepReport report;
+  report.tokens = batch.tokens();
+  const std::int64_t t = steps_ + 1;
+  const Eigen::VectorXd z = direction(seed_, t, coordinates_.size());
+  const double eps = config_.epsilon;
+  double sums[3] = {0.0, 0.0, static_cast<double>(batch.tokens())};  // L+ total, L- total, tokens
+  if (batch.tokens() > 0) {
+    sums[0] = loss_sum(coordinates_ + eps * z, batch);
+    sums[1] = loss_sum(coordinates_ - eps * z, batch);
+    report.nll_before = 0.5 * (sums[0] + sums[1]) / sums[2];
+    report.forward_passes = 2;
+  }
+  sum_over_ranks(collectives_, sums, 3);
+  const double tokens = sums[2];
+  const double g = tokens > 0 ? (sums[0] - sums[1]) / tokens / (2.0 * eps) : 0.0;
+  steps_ = t;  // the step seed advances even on a skip, so the direction sequence is fixed
+  const bool skip = any_rank(collectives_, !(tokens > 0) || !std::isfinite(g));
+  report.skipped = skip;
+  if (skip) return report;
+  projected_gradient_ = g;
+  const double lr = config_.schedule.at(t);
+  if (config_.weight_decay > 0.0) coordinates_ *= 1.0 - lr * config_.weight_decay;
+  coordinates_ -= (lr * g) * z;
+  subspace_.embed(coordinates_, parameters_);
+  return report;
+}
+
+LearnerState MezoLearner::state() const {
+  LearnerState s;
+  s.counters["step"] = steps_;
+  s.counters["seed"] = std::bit_cast<std::int64_t>(seed_);
+  if (collectives_.rank == 0) {
+    s.tensors["coordinates"] = coordinates_;
+    s.tensors["base"] = subspace_.base();
+  }
+  return s;
+}
+
+void MezoLearner::restore(const LearnerState& s) {
+  const std::int64_t step = state_counter(s, "step");
+  const std::int64_t seed = state_counter(s, "seed");
+  const Eigen::MatrixXd& u = state_tensor(s, "coordinates", coordinates_.size(), 1);
+  const Eigen::MatrixXd& base = state_tensor(s, "base", subspace_.base().size(), 1);
+  subspace_.set_base(base.col(0));
+  coordinates_ = u.col(0);
+  steps_ = step;
+  seed_ = std::bit_cast<std::uint64_t>(seed);
+  subspace_.embed(coordinates_, parameters_);
+}
+
+std::unique_ptr<LanguageLearner> make_mezo_learner(const YAML::Node& learner,
+                                                   const GptConfig& model, std::uint64_t seed,
+                                                   LmCollectives collectives) {
+  return std::make_unique<MezoLearner>(parse_mezo_config(learner), model, seed,
+                                       std::move(collectives));
+}
+
+}  // namespace kwm::lm
