@@ -51,6 +51,7 @@ declare -A probe=(
   [clang-format]="cmd:clang-format"
   [python3-matplotlib]="py:matplotlib"
   [python3-h5py]="py:h5py"
+  [python3-torch]="py:torch"
   [dpkg-dev]="cmd:dpkg-deb"
   [ca-certificates]="file:/etc/ssl/certs/ca-certificates.crt"
 )
