@@ -8,6 +8,7 @@
 #include "core/lm/learners/adamw_learner.hpp"
 #include "core/lm/learners/ensemble_learner.hpp"
 #include "core/lm/learners/mezo_learner.hpp"
+#include "core/lm/learners/kwm_linearized_learner.hpp"
 #include "core/lm/learners/rls_head_learner.hpp"
 
 namespace kwm::lm {
@@ -24,6 +25,7 @@ struct Registration {
 // ---- registration point: one line per learner ----
 const Registration kLearners[] = {
     {"rls-head", &make_rls_head_learner},
+    {"kwm-linearized", &make_kwm_linearized_learner},
     {"kwm-ensemble", &make_ensemble_learner},
     {"adamw", &make_adamw_learner},
     {"mezo", &make_mezo_learner},
