@@ -10,7 +10,7 @@ namespace kwm::lm {
 
 EnsembleAnalysis ensemble_analysis(const Eigen::MatrixXd& predictions,
                                    const Eigen::MatrixXd& observations,
-                                   const Eigen::VectorXd& noise_variance) {
+                                   const Eigen::VectorXd& noise_variance, AnalysisSpace space) {
   const Eigen::Index m = predictions.rows(), members = predictions.cols();
   if (members < 2)
     throw std::invalid_argument("ensemble analysis needs at least 2 members; got " +
@@ -33,11 +33,22 @@ EnsembleAnalysis ensemble_analysis(const Eigen::MatrixXd& predictions,
   const Eigen::MatrixXd y = whiten.asDiagonal() * (predictions.colwise() - mean);  // m x J
   const Eigen::MatrixXd d = whiten.asDiagonal() * (observations - predictions);
 
-  Eigen::MatrixXd g = y.transpose() * y;  // J x J
-  g.diagonal().array() += static_cast<double>(members - 1);
-  const Eigen::LLT<Eigen::MatrixXd> chol(g);
-  if (chol.info() != Eigen::Success) return out;
-  out.weights = chol.solve(y.transpose() * d);
+  const double spread = static_cast<double>(members - 1);
+  if (space == AnalysisSpace::automatic)
+    space = members <= m ? AnalysisSpace::ensemble : AnalysisSpace::observation;
+  if (space == AnalysisSpace::ensemble) {
+    Eigen::MatrixXd g = y.transpose() * y;  // J x J, eigenvalues >= J - 1
+    g.diagonal().array() += spread;
+    const Eigen::LLT<Eigen::MatrixXd> chol(g);
+    if (chol.info() != Eigen::Success) return out;
+    out.weights = chol.solve(y.transpose() * d);
+  } else {
+    Eigen::MatrixXd s = y * y.transpose();  // m x m, eigenvalues >= J - 1
+    s.diagonal().array() += spread;
+    const Eigen::LLT<Eigen::MatrixXd> chol(s);
+    if (chol.info() != Eigen::Success) return out;
+    out.weights = y.transpose() * chol.solve(d);
+  }
   if (!out.weights.allFinite()) {
     out.weights.resize(0, 0);
     return out;

@@ -2,6 +2,7 @@
 #include "core/lm/learners/ensemble_learner.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -125,6 +126,7 @@ LearnerState EnsembleLearner::state() const {
   s.counters["step"] = steps_;
   s.counters["members"] = config_.members;
   s.counters["dimension"] = subspace_.dimension();
+  s.counters["seed"] = std::bit_cast<std::int64_t>(seed_);
   for (int j = first_; j < last_; ++j) s.tensors[member_key(j)] = members_.col(j);
   if (collectives_.rank == 0) s.tensors["base"] = subspace_.base();
   return s;
@@ -139,6 +141,7 @@ void EnsembleLearner::restore(const LearnerState& s) {
                                 "; this learner has " + std::to_string(config_.members) +
                                 " of dimension " + std::to_string(subspace_.dimension()));
   const std::int64_t step = state_counter(s, "step");
+  const std::int64_t seed = state_counter(s, "seed");
   const Eigen::MatrixXd& base = state_tensor(s, "base", subspace_.base().size(), 1);
   // Every rank keeps the whole ensemble: read every member, whoever wrote it.
   Eigen::MatrixXd restored(subspace_.dimension(), config_.members);
@@ -147,6 +150,7 @@ void EnsembleLearner::restore(const LearnerState& s) {
   subspace_.set_base(base.col(0));
   members_ = std::move(restored);
   steps_ = step;
+  seed_ = std::bit_cast<std::uint64_t>(seed);
   refresh_mean();
 }
 

@@ -44,8 +44,9 @@ class EnsembleLearner final : public LanguageLearner {
   }
   StepReport step(const TokenBatch& batch) override;
   const GptParameters<double>& parameters() const override { return mean_; }
-  // Counters: step, members, dimension. Tensors: member.<j> (dimension x 1) for the members
-  // this rank runs, and base (P x 1, the parameters outside the subspace) on rank 0.
+  // Counters: step, members, dimension, seed (the uint64 seed's bits). Tensors: member.<j>
+  // (dimension x 1) for the members this rank runs, and base (P x 1, the parameters outside the
+  // subspace) on rank 0.
   LearnerState state() const override;
   void restore(const LearnerState& state) override;
 
