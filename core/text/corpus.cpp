@@ -196,7 +196,10 @@ CorpusSplits build_corpus(const CorpusConfig& config) {
           path = find_book(config.dir, part.book);
         } catch (const std::runtime_error&) {
           if (!is_optional(part.book)) throw;
-          splits.skipped.push_back(part.book);
+          if (std::find(splits.skipped.begin(), splits.skipped.end(), part.book) ==
+              splits.skipped.end()) {
+            splits.skipped.push_back(part.book);
+          }
           continue;
         }
         found = books.emplace(part.book, prepare_book(path)).first;

@@ -2,6 +2,8 @@
 // the files it needs are not in data/text.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "core/text/bpe_tokenizer.hpp"
 #include "core/text/byte_tokenizer.hpp"
 #include "core/text/corpus.hpp"
@@ -12,7 +14,13 @@
 namespace kwm::text {
 namespace {
 
-std::string text_dir() { return std::string(KWM_SOURCE_DIR) + "/data/text"; }
+// $KWM_DATA_DIR/text, else the repository's data/text (as the other data-file tests do).
+std::string text_dir() {
+  if (const char* env = std::getenv("KWM_DATA_DIR"); env != nullptr && *env != '\0') {
+    return std::string(env) + "/text";
+  }
+  return std::string(KWM_SOURCE_DIR) + "/data/text";
+}
 
 bool have(const std::string& book, const std::string& extension = ".txt") {
   return std::filesystem::exists(text_dir() + "/" + book + extension);
