@@ -7,8 +7,8 @@
 
 #include "core/lm/learners/adamw_learner.hpp"
 #include "core/lm/learners/ensemble_learner.hpp"
-#include "core/lm/learners/mezo_learner.hpp"
 #include "core/lm/learners/kwm_linearized_learner.hpp"
+#include "core/lm/learners/mezo_learner.hpp"
 #include "core/lm/learners/rls_head_learner.hpp"
 
 namespace kwm::lm {
