@@ -37,6 +37,7 @@ LearnerSharding replicated_batch_sharding(Communicator& host, Communicator* devi
     sums->all_reduce_sum(buffer->data(), buffer->size());
     unpack_symmetric(buffer->data(), square);
   };
+  s.sum = [&host](double* data, std::size_t count) { host.all_reduce_sum(data, count); };
   s.gather = [&host](const double* send, const std::vector<std::size_t>& counts, double* recv) {
     host.all_gatherv(send, counts, recv);
   };

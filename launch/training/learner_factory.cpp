@@ -2,6 +2,8 @@
 // persistence need none.
 #include "launch/training/learner_factory.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <set>
 
 #include "core/learners/baselines/adam_sensitivity.hpp"
@@ -63,10 +65,13 @@ BuiltLearner build_learner(const RunConfig& config, const Series& series,
   BuiltLearner built;
   const std::string& type = config.learner_type;
   const YAML::Node& node = config.learner;
-  if (!sharding.single_process() && !is_kalman_learner(type))
-    throw UserError("learner.type '" + type + "' runs on one rank only; " +
-                    std::to_string(sharding.ranks) +
-                    " ranks were started (the Kalman learners shard over ranks)");
+  // run_config.cpp admits distributed.mode data_parallel for ar and var only.
+  const bool data_parallel = config.distributed.mode == "data_parallel";
+  if (!sharding.single_process() && !data_parallel && !is_kalman_learner(type))
+    throw UserError("learner.type '" + type + "' runs on one rank only in distributed.mode '" +
+                    config.distributed.mode + "'; " + std::to_string(sharding.ranks) +
+                    " ranks were started (the Kalman learners shard over ranks; ar and var "
+                    "take distributed.mode: data_parallel)");
   try {
     if (is_kalman_learner(type)) {
       const KalmanLearnerConfig kc = kalman_learner_config(node);
@@ -100,7 +105,17 @@ BuiltLearner build_learner(const RunConfig& config, const Series& series,
       ar.ridge = get(node, "ridge", ar.ridge);
       auto learner =
           std::make_unique<AutoRegressiveLearner>(series.inputs.cols(), series.outputs.cols(), ar);
-      learner->fit(series.inputs, series.outputs, split.train);
+      // Data-parallel: each rank accumulates the normal equations over its share of the
+      // training rows; `sum` joins them (single process: the whole fit).
+      RowShare share;
+      if (data_parallel && !sharding.single_process()) {
+        share = RowShare{sharding.rank, sharding.ranks, sharding.sum};
+        spdlog::info(
+            "distributed: mode data_parallel, {} ranks: each accumulates X^T X, X^T y and the "
+            "residuals over its 1/{} of the training rows; one all-reduce joins them",
+            sharding.ranks, sharding.ranks);
+      }
+      learner->fit(series.inputs, series.outputs, split.train, share);
       built.learner = std::move(learner);
       built.resolved_learner = YAML::Clone(node);
       built.single_pass = false;

@@ -142,11 +142,18 @@ RunConfig parse_run_config(YAML::Node root, const std::string& source) {
   const YAML::Node distributed = root["distributed"];
   check_keys(distributed, source, "distributed", {"mode"});
   c.distributed.mode = read(distributed, "mode", source, "distributed", c.distributed.mode);
-  if (c.distributed.mode != "replicated")
+  if (c.distributed.mode != "replicated" && c.distributed.mode != "data_parallel")
     fail(source,
-         "key 'distributed.mode' must be 'replicated' (the sequence learners' sharded "
-         "DEKF); got '" +
+         "key 'distributed.mode' must be 'replicated' (the sequence learners' sharded DEKF) or "
+         "'data_parallel' (learner.type ar and var); got '" +
              c.distributed.mode + "'");
+  if (c.distributed.mode == "data_parallel" && c.learner_type != "ar" && c.learner_type != "var")
+    fail(source,
+         "distributed.mode 'data_parallel' is offered for learner.type ar and var (their "
+         "least-squares statistics add over row shards exactly); learner.type '" +
+             c.learner_type +
+             "' learns along one series in time order: use distributed.mode 'replicated' "
+             "(docs/distributed.md)");
   return c;
 }
 

@@ -38,6 +38,8 @@ struct TrainConfig {
 // replicated: every rank runs the same forward pass on the same data; the Kalman learner's
 // covariance blocks are placed on ranks (LPT), the m x m innovation statistics all-reduced and the
 // owners' means all-gathered (docs/distributed.md). One rank: the single-process learner.
+// data_parallel (ar and var): each rank accumulates the least-squares statistics over its share
+// of the training rows and one all-reduce joins them.
 struct DistributedConfig {
   std::string mode = "replicated";
 };

@@ -1,15 +1,10 @@
 // Placement: deterministic, balanced within LPT's bound, every block owned exactly once.
 #include <gtest/gtest.h>
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <numeric>
 #include <set>
-#include <string>
 
-#include "core/learners/kalman/kalman_sequence_learner.hpp"
-#include "core/models/model_io.hpp"
 #include "distributed/placement.hpp"
 
 namespace kwm {
@@ -46,44 +41,7 @@ TEST(Placement, LptBoundHoldsForOneHugeBlock) {
   EXPECT_DOUBLE_EQ(*std::max_element(p.rank_cost.begin(), p.rank_cost.end()), 100.0);
 }
 
-// The blocks of a shipped config's learner: model and learner sections of configs/NAME (one
-// observed channel, no exogenous inputs, as in the sunspot configs).
-std::vector<BlockCost> shipped_blocks(const std::string& name, const char* blocking = nullptr) {
-  const YAML::Node root = YAML::LoadFile(std::string(KWM_SOURCE_DIR) + "/configs/" + name);
-  YAML::Node model = YAML::Clone(root["model"]);
-  model["n_in"] = 0;
-  model["n_out"] = 1;
-  YAML::Node learner = YAML::Clone(root["learner"]);
-  if (blocking != nullptr) learner["blocking"] = blocking;
-  KalmanSequenceLearner built(make_model(model), kalman_learner_config(learner));
-  std::vector<BlockCost> costs;
-  for (const BlockShape& b : built.block_shapes()) costs.push_back({b.id, b.cost});
-  return costs;
-}
-
-// No placement can beat the largest block or the mean: max(largest, total / ranks) / mean.
-double best_possible(const std::vector<BlockCost>& costs, int ranks) {
-  double total = 0, largest = 0;
-  for (const auto& c : costs) total += c.cost, largest = std::max(largest, c.cost);
-  return std::max(largest, total / ranks) / (total / ranks);
-}
-
-TEST(Placement, ShippedModelsBalanceWithinTwentyPercent) {
-  // The larger shipped config (per-unit blocks): within 1.2 at 2, 3 and 4 ranks.
-  const auto large = shipped_blocks("sunspots_distributed.yaml");
-  EXPECT_GT(large.size(), 100u);
-  for (int ranks : {2, 3, 4}) EXPECT_LE(place_blocks(large, ranks).imbalance(), 1.2) << ranks;
-  // The quickstart model with per-unit blocks: within 1.2 at 2, 3 and 4 ranks.
-  const auto quick_units = shipped_blocks("quickstart.yaml", "per_unit");
-  for (int ranks : {2, 3, 4}) EXPECT_LE(place_blocks(quick_units, ranks).imbalance(), 1.2) << ranks;
-  // The quickstart as shipped (per-group: 8 blocks, two of 272 parameters hold 78% of the n^2
-  // cost) balances within 1.2 at 2 and 3 ranks; at 4 ranks no placement can (the largest block
-  // is 1.56 x the mean), and LPT reaches that bound exactly.
-  const auto quick = shipped_blocks("quickstart.yaml");
-  for (int ranks : {2, 3}) EXPECT_LE(place_blocks(quick, ranks).imbalance(), 1.2) << ranks;
-  EXPECT_GT(best_possible(quick, 4), 1.2);
-  EXPECT_DOUBLE_EQ(place_blocks(quick, 4).imbalance(), best_possible(quick, 4));
-}
+// The shipped configs: shipped_config_balance_test.cpp.
 
 TEST(Placement, RejectsBadInput) {
   EXPECT_THROW(place_blocks({{0, 1.0}}, 0), std::invalid_argument);

@@ -68,7 +68,13 @@ Eigen::VectorXd AutoRegressiveLearner::regressors(Eigen::Index channel, const Ei
 }
 
 void AutoRegressiveLearner::fit(const Eigen::MatrixXd& inputs, const Eigen::MatrixXd& outputs,
-                                const eval::TimeRange& train) {
+                                const eval::TimeRange& train, const RowShare& share) {
+  if (share.parts < 1 || share.part < 0 || share.part >= share.parts ||
+      (share.parts > 1 && !share.sum)) {
+    throw std::invalid_argument("ar.fit: row share " + std::to_string(share.part) + " of " +
+                                std::to_string(share.parts) +
+                                " is not a valid share (several parts need a sum)");
+  }
   if (outputs.cols() != m_ || (n_in_ > 0 && inputs.cols() != n_in_) ||
       (n_in_ > 0 && inputs.rows() != outputs.rows())) {
     throw std::invalid_argument(
@@ -98,7 +104,10 @@ void AutoRegressiveLearner::fit(const Eigen::MatrixXd& inputs, const Eigen::Matr
     Eigen::VectorXd moment = Eigen::VectorXd::Zero(k);
     std::vector<Eigen::VectorXd> rows;
     std::vector<double> targets;
-    for (Eigen::Index t = train.begin + p; t < train.end; ++t) {
+    const Eigen::Index first = std::min(train.begin + p, train.end);
+    const Eigen::Index span = train.end - first;
+    for (Eigen::Index t = first + span * share.part / share.parts;
+         t < first + span * (share.part + 1) / share.parts; ++t) {
       const double target = outputs(t, i);
       if (std::isnan(target)) continue;
       for (Eigen::Index l = 0; l < p; ++l) lags.row(l) = outputs.row(t - 1 - l);
@@ -111,7 +120,21 @@ void AutoRegressiveLearner::fit(const Eigen::MatrixXd& inputs, const Eigen::Matr
       rows.push_back(x);
       targets.push_back(target);
     }
-    const auto n = static_cast<Eigen::Index>(rows.size());
+    // Data-parallel: add the other shares' lower triangle of X^T X, X^T y and row count.
+    Eigen::Index n = static_cast<Eigen::Index>(rows.size());
+    if (share.sum) {
+      std::vector<double> packed;
+      for (Eigen::Index c = 0; c < k; ++c)
+        for (Eigen::Index r = c; r < k; ++r) packed.push_back(gram(r, c));
+      packed.insert(packed.end(), moment.data(), moment.data() + k);
+      packed.push_back(static_cast<double>(n));
+      share.sum(packed.data(), packed.size());
+      std::size_t at = 0;
+      for (Eigen::Index c = 0; c < k; ++c)
+        for (Eigen::Index r = c; r < k; ++r) gram(r, c) = packed[at++];
+      for (Eigen::Index r = 0; r < k; ++r) moment(r) = packed[at++];
+      n = static_cast<Eigen::Index>(std::llround(packed[at]));
+    }
     if (n < k) {
       throw std::invalid_argument("ar.fit: channel " + std::to_string(i) + " has " +
                                   std::to_string(n) + " complete training rows for " +
@@ -133,6 +156,7 @@ void AutoRegressiveLearner::fit(const Eigen::MatrixXd& inputs, const Eigen::Matr
       const double e = targets[r] - rows[r].dot(beta);
       residual_squares += e * e;
     }
+    if (share.sum) share.sum(&residual_squares, 1);
     // Unbiased residual variance; with n = k (a perfect fit) fall back to the floor.
     const double dof = static_cast<double>(std::max<Eigen::Index>(n - k, 1));
     const auto idx = static_cast<std::size_t>(i);

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,18 @@ struct AutoRegressiveConfig {
   bool use_inputs = false;        // add u_t (the step's exogenous inputs) as regressors
   double ridge = 1e-10;           // lambda = ridge * trace(X^T X) / k added to X^T X; >= 0
   double variance_floor = 1e-12;  // lower bound on the residual variance (data units)
+};
+
+// A data-parallel fit (kwm train's distributed.mode: data_parallel): this process accumulates the
+// normal equations (X^T X, X^T y, the row count) and the residual sum of squares over its share of
+// the training rows only, part `part` of `parts` contiguous, equal shares; `sum` adds a buffer over
+// the processes that share the fit, in place, with bitwise the same result on every process. The
+// default (one part, no sum) is the ordinary fit. The solution is the same for every number of
+// parts up to the order in which the partial sums are added.
+struct RowShare {
+  int part = 0;
+  int parts = 1;
+  std::function<void(double* data, std::size_t count)> sum;
 };
 
 // Regressor layout of equation i (the prediction of channel i), in coefficient order:
@@ -41,9 +55,10 @@ class AutoRegressiveLearner final : public SequenceLearner {
   // Fits every equation on rows `train` of inputs (T x n_in) and outputs (T x m). A row enters
   // an equation when its target and all its regressors are finite; lags never reach before
   // train.begin. Resets the state. Throws std::invalid_argument when an equation has fewer
-  // complete rows than coefficients or the normal equations are not positive definite.
+  // complete rows than coefficients or the normal equations are not positive definite (decided on
+  // the summed statistics, so every process of a shared fit throws alike).
   void fit(const Eigen::MatrixXd& inputs, const Eigen::MatrixXd& outputs,
-           const eval::TimeRange& train);
+           const eval::TimeRange& train, const RowShare& share = {});
   bool fitted() const { return fitted_; }
 
   // Coefficients of equation i, in the layout above; residual variance per channel.

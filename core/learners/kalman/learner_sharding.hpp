@@ -2,7 +2,8 @@
 // mode (ARCHITECTURE.md, the distributed step): every rank runs the same forward pass, each block
 // has one owner that keeps its covariance and computes its share of H P H^T, one all-reduce joins
 // the shares, owners update, and the owners' means are all-gathered. The distributed layer fills
-// this in from a Communicator (distributed/replicated_batch.hpp); core sees only callbacks.
+// this in from a Communicator (distributed/replicated_batch.hpp); core sees only callbacks. The
+// same callbacks carry the data-parallel mode's statistics (`sum`, docs/distributed.md).
 #pragma once
 
 #include <functional>
@@ -33,6 +34,9 @@ struct LearnerSharding {
   // them concatenated in rank order.
   std::function<void(const double* send, const std::vector<std::size_t>& counts, double* recv)>
       gather;
+  // Host all-reduce sum of a plain buffer (not a matrix: nothing is packed), bitwise the same on
+  // every rank. Used by the data-parallel fits, whose partial statistics it joins.
+  std::function<void(double* data, std::size_t count)> sum;
 
   bool single_process() const { return ranks == 1; }
 };
