@@ -6,12 +6,22 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/backend/tensor.hpp"
 
 namespace kwm {
 
 enum class Op { none, transpose };
+
+// Operand lists of the batched operations: one entry per block. A tensor may appear in several
+// input entries (a shared factor or innovation); an output that appears more than once is
+// updated in entry order, as the loop over the single operation would. Outputs must not alias
+// inputs of other entries. (std::vector rather than std::span: the CUDA sources build as C++17.)
+template <typename T>
+using ConstTensors = std::vector<const Tensor<T>*>;
+template <typename T>
+using Tensors = std::vector<Tensor<T>*>;
 
 template <typename T>
 class Backend {
@@ -81,9 +91,32 @@ class Backend {
   // Returns how many eigenvalues were moved.
   virtual Index clamp_eigenvalues(Tensor<T>& a, T floor, T ceiling) = 0;
 
+  // ---- batched: one call for many blocks -------------------------------------------------------
+  // Each is equivalent to the loop over the single operation in entry order (the CPU backend runs
+  // exactly that loop, so its results are those of the loop to the bit); a device backend groups
+  // entries of equal shape into one launch. Every entry's shapes are checked before any work.
+  // C_i <- alpha op(A_i) op(B_i) + beta C_i for every i; shapes may differ between entries.
+  virtual void gemm_batched(Op op_a, Op op_b, T alpha, const ConstTensors<T>& a,
+                            const ConstTensors<T>& b, T beta, const Tensors<T>& c) = 0;
+  // C <- alpha sum_i op(A_i) op(B_i) + beta C (beta = 0: C is not read), summed in entry order:
+  // the partial innovation covariance sum_b H_b U_b. Inner dimensions may differ between terms.
+  virtual void gemm_sum(Op op_a, Op op_b, T alpha, const ConstTensors<T>& a,
+                        const ConstTensors<T>& b, T beta, Tensor<T>& c) = 0;
+  // X_i <- B_i (L L^T)^-1 for every i (X_i may be B_i): every block's gain K_b = U_b S^-1 from
+  // the one factor L of S.
+  virtual void cholesky_solve_right_batched(const Tensor<T>& l, const ConstTensors<T>& b,
+                                            const Tensors<T>& x) = 0;
+  // riccati_downdate(P_i, K_i, U_i) for every i.
+  virtual void riccati_downdate_batched(const Tensors<T>& p, const ConstTensors<T>& k,
+                                        const ConstTensors<T>& u) = 0;
+
   // ---- checks ---------------------------------------------------------------------------------
-  // True when every entry is finite (no NaN, no Inf).
+  // True when every entry is finite (no NaN, no Inf). Waits for the device.
   virtual bool all_finite(const Tensor<T>& x) = 0;
+  // Every entry of target <- NaN when some entry of some checked tensor is NaN or Inf; target
+  // unchanged otherwise. The verdict stays on the device (no host synchronisation): the DEKF
+  // poisons its partial sum with it, so one host read after the all-reduce decides for all ranks.
+  virtual void poison_unless_finite(const ConstTensors<T>& checked, Tensor<T>& target) = 0;
 };
 
 // Backends by name: "cpu" always exists; "cuda" exists when the build found CUDA and a GPU is

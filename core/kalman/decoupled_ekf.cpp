@@ -1,5 +1,7 @@
 // The DEKF step in four phases: local U_b and partial sums, the all-reduce, the jittered
-// factorisation with NIS and gating, then the local gain, mean and covariance updates.
+// factorisation with NIS and gating, then the local gain, mean and covariance updates. The
+// per-block work of phases 1 and 4 goes to the backend's batched operations (one launch per group
+// of equally sized blocks on a GPU; the same per-block loop as before on the CPU).
 #include "core/kalman/decoupled_ekf.hpp"
 
 #include <cmath>
@@ -106,6 +108,31 @@ UpdateReport<T> DecoupledEkf<T>::skip(std::span<const BlockObservation<T>> obser
   return report;
 }
 
+// downdate_covariance's dense forms (covariance_downdate.hpp), each step batched over the dense
+// blocks: plain P - (K U^T + U K^T)/2, or Joseph P - K U^T - U K^T + K S K^T as two plain
+// downdates, J = -K S, and P - (J K^T + K J^T)/2.
+template <typename T>
+void DecoupledEkf<T>::downdate_dense_blocks(std::span<const BlockObservation<T>> observations) {
+  Tensors<T> p, joseph;
+  ConstTensors<T> k, u, j, s;
+  for (std::size_t b = 0; b < observations.size(); ++b) {
+    ParameterBlock<T>& block = *observations[b].block;
+    if (block.kind != BlockKind::dense) continue;
+    Workspace& w = workspace_[b];
+    p.push_back(&block.covariance);
+    k.push_back(&w.gain);
+    u.push_back(&w.u);
+    joseph.push_back(&w.joseph);
+    j.push_back(&w.joseph);
+    s.push_back(&s_);
+  }
+  backend_.riccati_downdate_batched(p, k, u);
+  if (!config_.safeguards.joseph) return;
+  backend_.riccati_downdate_batched(p, k, u);
+  backend_.gemm_batched(Op::none, Op::none, T(-1), k, s, T(0), joseph);
+  backend_.riccati_downdate_batched(p, j, k);
+}
+
 template <typename T>
 UpdateReport<T> DecoupledEkf<T>::update(std::span<const BlockObservation<T>> observations,
                                         const Tensor<T>& innovation, const Tensor<T>& r) {
@@ -114,31 +141,43 @@ UpdateReport<T> DecoupledEkf<T>::update(std::span<const BlockObservation<T>> obs
   reserve(observations, m);
   UpdateReport<T> report;
 
-  // Phase 0: no NaN/Inf may reach the state. e and R are the same on every rank; H_b is local.
-  bool finite = backend_.all_finite(innovation) && backend_.all_finite(r);
-  for (const BlockObservation<T>& observation : observations) {
-    finite = finite && backend_.all_finite(observation.jacobian);
-  }
-
-  // Phase 1: U_b = P_b H_b^T and the local partial sum of H_b U_b.
-  if (finite) {
-    backend_.fill(partial_, T(0));
-    for (std::size_t b = 0; b < observations.size(); ++b) {
-      const ParameterBlock<T>& block = *observations[b].block;
-      const Tensor<T>& h = observations[b].jacobian;
-      Tensor<T>& u = workspace_[b].u;
-      if (block.kind == BlockKind::dense) {
-        backend_.gemm(Op::none, Op::transpose, T(1), block.covariance, h, T(0), u);
-      } else {
-        backend_.gemm(Op::transpose, Op::none, T(1), h, identity_, T(0), u);  // H^T
-        backend_.scale_rows(block.covariance, u);                             // diag(p) H^T
-      }
-      backend_.gemm(Op::none, Op::none, T(1), h, u, T(1), partial_);
+  // Phase 1: U_b = P_b H_b^T (dense blocks in one batched call, diagonal ones as diag(p) H^T),
+  // then the local partial sum of H_b U_b in one call, summed in observation order.
+  ConstTensors<T> dense_p, dense_h, diagonal_h, all_h, all_u;
+  Tensors<T> dense_u, diagonal_u;
+  for (std::size_t b = 0; b < observations.size(); ++b) {
+    const ParameterBlock<T>& block = *observations[b].block;
+    const Tensor<T>& h = observations[b].jacobian;
+    Tensor<T>& u = workspace_[b].u;
+    if (block.kind == BlockKind::dense) {
+      dense_p.push_back(&block.covariance);
+      dense_h.push_back(&h);
+      dense_u.push_back(&u);
+    } else {
+      diagonal_h.push_back(&h);
+      diagonal_u.push_back(&u);
     }
-  } else {
-    // Still take part in the collective, carrying the NaN that makes every rank skip.
-    backend_.fill(partial_, std::numeric_limits<T>::quiet_NaN());
+    all_h.push_back(&h);
+    all_u.push_back(&u);
   }
+  backend_.gemm_batched(Op::none, Op::transpose, T(1), dense_p, dense_h, T(0), dense_u);
+  const ConstTensors<T> identities(diagonal_h.size(), &identity_);
+  backend_.gemm_batched(Op::transpose, Op::none, T(1), diagonal_h, identities, T(0),
+                        diagonal_u);  // H^T
+  for (std::size_t b = 0, d = 0; b < observations.size(); ++b) {
+    if (observations[b].block->kind != BlockKind::dense) {
+      backend_.scale_rows(observations[b].block->covariance, *diagonal_u[d++]);  // diag(p) H^T
+    }
+  }
+  backend_.gemm_sum(Op::none, Op::none, T(1), all_h, all_u, T(0), partial_);
+
+  // The input check, on the device: no NaN/Inf may reach the state. e and R are the same on every
+  // rank; H_b is local. A bad input poisons the partial sum with NaN, which the all-reduce carries
+  // to every rank, so all ranks take the same collectives and skip together on the one host read of
+  // S's finiteness below.
+  ConstTensors<T> checked{&innovation, &r};
+  checked.insert(checked.end(), all_h.begin(), all_h.end());
+  backend_.poison_unless_finite(checked, partial_);
 
   // Phase 2: S = R + sum over blocks and ranks.
   all_reduce_sum(reduce_, partial_);
@@ -182,18 +221,28 @@ UpdateReport<T> DecoupledEkf<T>::update(std::span<const BlockObservation<T>> obs
     backend_.scale(std::sqrt(c), factor_);
   }
 
-  // Phase 4: gains, means and covariances, block by block (all local).
+  // Phase 4: gains, means and covariances (all local), each step one batched call over blocks.
   FilterCounters delta;
   delta.updates = 1;
   delta.jitter_retries = report.jitter_retries;
   delta.inflated = gate.decision == GateDecision::inflate ? 1 : 0;
+  ConstTensors<T> gains_in, innovations;
+  Tensors<T> gains, means;
+  for (std::size_t b = 0; b < observations.size(); ++b) {
+    gains_in.push_back(&workspace_[b].gain);
+    gains.push_back(&workspace_[b].gain);
+    means.push_back(&observations[b].block->mean);
+  }
+  innovations.assign(observations.size(), &innovation);
+  backend_.cholesky_solve_right_batched(factor_, all_u, gains);  // K_b = U_b S^-1
+  backend_.gemm_batched(Op::none, Op::none, T(1), gains_in, innovations, T(1), means);
+  downdate_dense_blocks(observations);
   for (std::size_t b = 0; b < observations.size(); ++b) {
     ParameterBlock<T>& block = *observations[b].block;
-    Workspace& w = workspace_[b];
-    backend_.copy(w.u, w.gain);
-    backend_.cholesky_solve_right(factor_, w.gain);  // K_b = U_b S^-1
-    backend_.gemm(Op::none, Op::none, T(1), w.gain, innovation, T(1), block.mean);
-    downdate_covariance(backend_, block, w.gain, w.u, s_, config_.safeguards.joseph, w.joseph);
+    if (block.kind != BlockKind::dense) {
+      Workspace& w = workspace_[b];
+      downdate_covariance(backend_, block, w.gain, w.u, s_, config_.safeguards.joseph, w.joseph);
+    }
     block.counters += delta;
     counters_.eigen_clamps += clamp_if_due(backend_, block, config_.safeguards);
   }

@@ -54,7 +54,9 @@ class DecoupledEkf {
 
   // One update with observation noise R (m x m) and innovation e = y - yhat (m x 1), identical
   // on every rank. Inputs are checked for NaN/Inf before any state changes; a rank with a bad
-  // local Jacobian poisons its partial sum with NaN so that every rank skips together.
+  // local Jacobian poisons its partial sum with NaN so that every rank skips together. Each phase
+  // is one batched backend call over the blocks; the host waits for the device a fixed number of
+  // times per update (S's finiteness, the Cholesky, the NIS), never per block.
   UpdateReport<T> update(std::span<const BlockObservation<T>> observations,
                          const Tensor<T>& innovation, const Tensor<T>& r);
 
@@ -92,6 +94,7 @@ class DecoupledEkf {
   void validate(std::span<const BlockObservation<T>> observations, const Tensor<T>& innovation,
                 const Tensor<T>& r) const;
   void reserve(std::span<const BlockObservation<T>> observations, Index m);
+  void downdate_dense_blocks(std::span<const BlockObservation<T>> observations);
   Tensor<T>& ensure(Tensor<T>& t, Index rows, Index cols);
 
   Backend<T>& backend_;

@@ -439,6 +439,333 @@ TEST_P(BackendConformance, EigenvaluesAndClampingMatchReference) {
   });
 }
 
+// ---- batched operations ------------------------------------------------------------------------
+// Each is checked against the CPU fp64 reference running the same batched call (the loop over the
+// single operation), with the single operation's tolerance per entry; repeated outputs must be
+// updated in entry order, and shared inputs may repeat.
+
+// Pointer lists over owned tensors.
+template <typename T>
+ConstTensors<T> const_list(std::vector<Tensor<T>>& ts) {
+  ConstTensors<T> list;
+  for (auto& t : ts) list.push_back(&t);
+  return list;
+}
+template <typename T>
+Tensors<T> list(std::vector<Tensor<T>>& ts) {
+  Tensors<T> out;
+  for (auto& t : ts) out.push_back(&t);
+  return out;
+}
+
+TEST_P(BackendConformance, GemmBatchedMatchesReferenceWithMixedShapesAndRepeats) {
+  run([](auto& h) {
+    using T = ScalarOf<decltype(h)>;
+    // (rows of C, inner k, cols of C): equal shapes share a launch, others get their own.
+    const std::vector<std::array<Index, 3>> shapes = {{33, 17, 5}, {100, 64, 8}, {33, 17, 5},
+                                                      {1, 1, 1},   {100, 64, 8}, {257, 129, 33},
+                                                      {33, 17, 5}};
+    const double alpha = Harness<T>::round(0.7);
+    for (Op op_a : {Op::none, Op::transpose}) {
+      for (Op op_b : {Op::none, Op::transpose}) {
+        for (double beta : {0.0, -1.25}) {
+          std::vector<Mat> as, bs, cs;
+          for (const auto& [r, k, c] : shapes) {
+            as.push_back(op_a == Op::none ? h.random(r, k) : h.random(k, r));
+            bs.push_back(op_b == Op::none ? h.random(k, c) : h.random(c, k));
+            cs.push_back(h.random(r, c));
+          }
+          std::vector<Tensor<T>> ta, tb, tc;
+          std::vector<Tensor<double>> ra, rb, rc;
+          for (std::size_t i = 0; i < shapes.size(); ++i) {
+            ta.push_back(h.put(as[i]));
+            tb.push_back(h.put(bs[i]));
+            tc.push_back(h.put(cs[i]));
+            ra.push_back(h.put_ref(as[i]));
+            rb.push_back(h.put_ref(bs[i]));
+            rc.push_back(h.put_ref(cs[i]));
+          }
+          h.backend->gemm_batched(op_a, op_b, static_cast<T>(alpha), const_list(ta), const_list(tb),
+                                  static_cast<T>(beta), list(tc));
+          h.ref->gemm_batched(op_a, op_b, alpha, const_list(ra), const_list(rb), beta, list(rc));
+          for (std::size_t i = 0; i < shapes.size(); ++i) {
+            const Index k = shapes[i][1];
+            const double tol =
+                2.0 * static_cast<double>(k + 2) * Harness<T>::eps *
+                (std::abs(alpha) * as[i].norm() * bs[i].norm() + std::abs(beta) * cs[i].norm());
+            expect_close(h.get(tc[i]), h.get_ref(rc[i]), tol,
+                         "gemm_batched entry " + std::to_string(i) + " ops " +
+                             std::to_string(static_cast<int>(op_a)) +
+                             std::to_string(static_cast<int>(op_b)) + " beta " +
+                             std::to_string(beta));
+          }
+        }
+      }
+    }
+    // A shared input (one B for every entry) and a repeated output (C twice: two accumulations,
+    // in order), as the DEKF's mean update m_b += K_b e uses them.
+    const Mat e = h.random(8, 1), c0 = h.random(40, 1);
+    std::vector<Mat> ks = {h.random(40, 8), h.random(40, 8), h.random(40, 8)};
+    auto te = h.put(e);
+    auto tc0 = h.put(c0), tc1 = h.put(c0);
+    auto re = h.put_ref(e);
+    auto rc0 = h.put_ref(c0), rc1 = h.put_ref(c0);
+    std::vector<Tensor<T>> tk;
+    std::vector<Tensor<double>> rk;
+    for (const Mat& k : ks) {
+      tk.push_back(h.put(k));
+      rk.push_back(h.put_ref(k));
+    }
+    h.backend->gemm_batched(Op::none, Op::none, T(1), const_list(tk), ConstTensors<T>(3, &te), T(1),
+                            Tensors<T>{&tc0, &tc1, &tc0});
+    h.ref->gemm_batched(Op::none, Op::none, 1.0, const_list(rk), ConstTensors<double>(3, &re), 1.0,
+                        Tensors<double>{&rc0, &rc1, &rc0});
+    const double tol = 2.0 * 12.0 * Harness<T>::eps * (3.0 * ks[0].norm() * e.norm() + c0.norm());
+    expect_close(h.get(tc0), h.get_ref(rc0), tol, "gemm_batched repeated output");
+    expect_close(h.get(tc1), h.get_ref(rc1), tol, "gemm_batched shared input");
+    // More entries than one launch takes (1024 on CUDA): 1100 small products.
+    std::vector<Tensor<T>> many_a, many_c;
+    std::vector<Tensor<double>> many_ra, many_rc;
+    const Mat small_b = h.random(3, 2);
+    auto tsb = h.put(small_b);
+    auto rsb = h.put_ref(small_b);
+    for (int i = 0; i < 1100; ++i) {
+      const Mat a = h.random(2, 3);
+      many_a.push_back(h.put(a));
+      many_ra.push_back(h.put_ref(a));
+      many_c.push_back(h.backend->allocate(2, 2));
+      many_rc.push_back(h.ref->allocate(2, 2));
+    }
+    h.backend->gemm_batched(Op::none, Op::none, T(1), const_list(many_a),
+                            ConstTensors<T>(1100, &tsb), T(0), list(many_c));
+    h.ref->gemm_batched(Op::none, Op::none, 1.0, const_list(many_ra),
+                        ConstTensors<double>(1100, &rsb), 0.0, list(many_rc));
+    for (std::size_t i = 0; i < many_c.size(); i += 109) {
+      expect_close(h.get(many_c[i]), h.get_ref(many_rc[i]), 20.0 * Harness<T>::eps * 6.0,
+                   "gemm_batched entry " + std::to_string(i) + " of 1100");
+    }
+    expect_close(h.get(many_c.back()), h.get_ref(many_rc.back()), 20.0 * Harness<T>::eps * 6.0,
+                 "gemm_batched last of 1100");
+  });
+}
+
+TEST_P(BackendConformance, GemmSumMatchesReference) {
+  run([](auto& h) {
+    using T = ScalarOf<decltype(h)>;
+    const Index m = 8;
+    // Inner dimensions of the terms H_b U_b: equal ones share a launch, 0 adds nothing.
+    const std::vector<Index> inner = {1024, 33, 1024, 0, 5, 1024, 257};
+    const double alpha = Harness<T>::round(0.9);
+    for (double beta : {0.0, 0.5}) {
+      std::vector<Mat> hs, us;
+      std::vector<Tensor<T>> th, tu;
+      std::vector<Tensor<double>> rh, ru;
+      double bound = 0.0;
+      Index total = 0;
+      for (Index k : inner) {
+        hs.push_back(h.random(m, k));
+        us.push_back(h.random(k, m));
+        th.push_back(h.put(hs.back()));
+        tu.push_back(h.put(us.back()));
+        rh.push_back(h.put_ref(hs.back()));
+        ru.push_back(h.put_ref(us.back()));
+        bound += hs.back().norm() * us.back().norm();
+        total += k + 2;
+      }
+      // beta = 0 must not read C: NaN there must not survive.
+      Mat c0 = h.random(m, m);
+      if (beta == 0.0) c0(3, 4) = std::numeric_limits<double>::quiet_NaN();
+      auto tc = h.put(c0);
+      auto rc = h.put_ref(c0);
+      h.backend->gemm_sum(Op::none, Op::none, static_cast<T>(alpha), const_list(th), const_list(tu),
+                          static_cast<T>(beta), tc);
+      h.ref->gemm_sum(Op::none, Op::none, alpha, const_list(rh), const_list(ru), beta, rc);
+      const double tol = 2.0 * static_cast<double>(total) * Harness<T>::eps *
+                         (std::abs(alpha) * bound + (beta == 0.0 ? 0.0 : beta * c0.norm()));
+      expect_close(h.get(tc), h.get_ref(rc), tol, "gemm_sum beta " + std::to_string(beta));
+      Mat want = beta == 0.0 ? Mat::Zero(m, m) : Mat(beta * c0);
+      for (std::size_t i = 0; i < hs.size(); ++i) want += alpha * hs[i] * us[i];
+      expect_close(h.get_ref(rc), want, 1e-10 * (bound + (beta == 0.0 ? 0.0 : c0.norm())),
+                   "gemm_sum reference");
+    }
+    // Transposed operands, and no terms at all: C <- beta C.
+    const Mat a = h.random(6, 5), b = h.random(7, 6), c0 = h.random(5, 7);
+    auto ta = h.put(a), tb = h.put(b), tc = h.put(c0);
+    h.backend->gemm_sum(Op::transpose, Op::transpose, T(1), ConstTensors<T>{&ta, &ta},
+                        ConstTensors<T>{&tb, &tb}, T(1), tc);
+    const Mat want = c0 + 2.0 * a.transpose() * b.transpose();
+    expect_close(h.get(tc), want, 40.0 * Harness<T>::eps * (2.0 * a.norm() * b.norm() + c0.norm()),
+                 "gemm_sum transposed");
+    auto tz = h.put(c0);
+    h.backend->gemm_sum(Op::none, Op::none, T(1), {}, {}, T(-2), tz);
+    EXPECT_EQ(h.get(tz), Mat(-2.0 * c0)) << "gemm_sum with no terms";
+    h.backend->gemm_sum(Op::none, Op::none, T(1), {}, {}, T(0), tz);
+    EXPECT_EQ(h.get(tz), Mat::Zero(5, 7)) << "gemm_sum with no terms, beta 0";
+  });
+}
+
+TEST_P(BackendConformance, CholeskySolveRightBatchedMatchesReference) {
+  run([](auto& h) {
+    using T = ScalarOf<decltype(h)>;
+    const double eps = Harness<T>::eps;
+    for (Index n : {Index{1}, Index{8}, Index{33}, Index{64}}) {
+      const Mat s = h.spd(n);
+      auto tl = h.put(s);
+      auto rl = h.put_ref(s);
+      ASSERT_TRUE(h.backend->cholesky(tl));
+      ASSERT_TRUE(h.ref->cholesky(rl));
+      // Rows per entry: equal ones share a launch; the last entry is solved in place.
+      const std::vector<Index> rows = {100, 5, 100, 1, 257, 100};
+      std::vector<Mat> bs;
+      std::vector<Tensor<T>> tb, tx;
+      std::vector<Tensor<double>> rb, rx;
+      for (Index r : rows) {
+        bs.push_back(h.random(r, n));
+        tb.push_back(h.put(bs.back()));
+        rb.push_back(h.put_ref(bs.back()));
+        tx.push_back(h.backend->allocate(r, n));
+        rx.push_back(h.ref->allocate(r, n));
+      }
+      Tensors<T> outs = list(tx);
+      Tensors<double> routs = list(rx);
+      outs.back() = &tb.back();
+      routs.back() = &rb.back();
+      h.backend->cholesky_solve_right_batched(tl, const_list(tb), outs);
+      h.ref->cholesky_solve_right_batched(rl, const_list(rb), routs);
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        const Mat want = h.get_ref(*routs[i]);
+        expect_close(
+            h.get(*outs[i]), want, 20.0 * static_cast<double>(n + 2) * eps * want.norm(),
+            "cholesky_solve_right_batched n=" + std::to_string(n) + " entry " + std::to_string(i));
+        // And the reference itself solves X S = B.
+        expect_close(want * s, bs[i], 1e-10 * bs[i].norm() * 4.0,
+                     "reference X S = B, entry " + std::to_string(i));
+      }
+      // Inputs other than the in-place entry are left as they were.
+      EXPECT_EQ(h.get(tb[0]), bs[0]) << "cholesky_solve_right_batched wrote its input";
+    }
+  });
+}
+
+TEST_P(BackendConformance, RiccatiDowndateBatchedEqualsTheSingleDowndateAndTheReference) {
+  run([](auto& h) {
+    using T = ScalarOf<decltype(h)>;
+    // Equal shapes share a launch; (300, 130) takes the syr2k path on CUDA; entry 6 repeats
+    // entry 0's P (downdated twice, in order).
+    const std::vector<std::pair<Index, Index>> shapes = {{64, 8}, {33, 7},    {64, 8}, {129, 33},
+                                                         {64, 8}, {300, 130}, {64, 8}, {1, 1}};
+    std::vector<Mat> ps, ks, us;
+    std::vector<Tensor<T>> tp, tk, tu, single;
+    std::vector<Tensor<double>> rp, rk, ru;
+    for (const auto& [n, m] : shapes) {
+      ps.push_back(h.spd(n));
+      ks.push_back(h.random(n, m));
+      us.push_back(h.random(n, m));
+      tp.push_back(h.put(ps.back()));
+      tk.push_back(h.put(ks.back()));
+      tu.push_back(h.put(us.back()));
+      single.push_back(h.put(ps.back()));
+      rp.push_back(h.put_ref(ps.back()));
+      rk.push_back(h.put_ref(ks.back()));
+      ru.push_back(h.put_ref(us.back()));
+    }
+    Tensors<T> p_list = list(tp);
+    Tensors<double> rp_list = list(rp);
+    Tensors<T> single_list = list(single);
+    p_list[6] = &tp[0];
+    rp_list[6] = &rp[0];
+    single_list[6] = &single[0];
+    h.backend->riccati_downdate_batched(p_list, const_list(tk), const_list(tu));
+    h.ref->riccati_downdate_batched(rp_list, const_list(rk), const_list(ru));
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+      h.backend->riccati_downdate(*single_list[i], tk[i], tu[i]);
+    }
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+      if (i == 6) continue;  // entry 6 is entry 0's P
+      const auto [n, m] = shapes[i];
+      const std::string at =
+          " entry " + std::to_string(i) + " n=" + std::to_string(n) + " m=" + std::to_string(m);
+      const Mat got = h.get(tp[i]);
+      expect_exactly_symmetric(got, "riccati_downdate_batched" + at);
+      // Entry 0 is downdated twice (its own K, U and entry 6's).
+      double bound = ps[i].norm() + ks[i].norm() * us[i].norm();
+      if (i == 0) bound += ks[6].norm() * us[6].norm();
+      const double tol =
+          2.0 * static_cast<double>(2 * m + 2) * Harness<T>::eps * bound * (i == 0 ? 2.0 : 1.0);
+      expect_close(got, h.get_ref(rp[i]), tol, "riccati_downdate_batched" + at);
+      // The batched launch runs the single downdate's arithmetic: bit for bit the same.
+      EXPECT_EQ(got, h.get(single[i])) << "batched differs from single riccati_downdate" << at;
+    }
+    const Mat twice = ps[0] - 0.5 * (ks[0] * us[0].transpose() + us[0] * ks[0].transpose()) -
+                      0.5 * (ks[6] * us[6].transpose() + us[6] * ks[6].transpose());
+    expect_close(h.get_ref(rp[0]), twice, 1e-12 * twice.norm(), "repeated P downdated twice");
+  });
+}
+
+TEST_P(BackendConformance, PoisonUnlessFiniteFlagsAnyNonFiniteEntryOfAnyTensor) {
+  run([](auto& h) {
+    // 70 tensors: more than one CUDA check launch takes (64), of mixed sizes, one empty.
+    std::vector<Mat> xs;
+    std::vector<Tensor<ScalarOf<decltype(h)>>> tx;
+    for (int i = 0; i < 70; ++i) {
+      xs.push_back(h.random(1 + (i * 37) % 300, 1 + i % 9));
+      tx.push_back(h.put(xs.back()));
+    }
+    tx.push_back(h.backend->allocate(0, 4));
+    const Mat target = h.random(8, 8);
+    auto t = h.put(target);
+    h.backend->poison_unless_finite(const_list(tx), t);
+    EXPECT_EQ(h.get(t), target) << "all finite: target must be unchanged";
+    h.backend->poison_unless_finite({}, t);
+    EXPECT_EQ(h.get(t), target) << "nothing checked: target must be unchanged";
+    for (int bad : {0, 63, 64, 69}) {
+      for (double value :
+           {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
+        Mat poisoned = xs[static_cast<std::size_t>(bad)];
+        poisoned(poisoned.rows() - 1, poisoned.cols() - 1) = value;
+        auto saved = tx[static_cast<std::size_t>(bad)];
+        tx[static_cast<std::size_t>(bad)] = h.put(poisoned);
+        auto tt = h.put(target);
+        h.backend->poison_unless_finite(const_list(tx), tt);
+        const Mat got = h.get(tt);
+        EXPECT_TRUE(got.array().isNaN().all())
+            << "tensor " << bad << " holds " << value << ": every target entry must be NaN";
+        tx[static_cast<std::size_t>(bad)] = saved;
+      }
+    }
+    // The verdict is per call: a later all-finite call leaves its target alone.
+    auto again = h.put(target);
+    h.backend->poison_unless_finite(const_list(tx), again);
+    EXPECT_EQ(h.get(again), target) << "a clean call after a poisoned one";
+  });
+}
+
+TEST_P(BackendConformance, BatchedOperationsRejectMismatchedEntries) {
+  run([](auto& h) {
+    using T = ScalarOf<decltype(h)>;
+    auto& b = *h.backend;
+    auto a23 = b.allocate(2, 3), a33 = b.allocate(3, 3), a32 = b.allocate(3, 2);
+    auto a22 = b.allocate(2, 2), a42 = b.allocate(4, 2), a44 = b.allocate(4, 4);
+    const T one = T(1);
+    // Entry 1 of 2 is wrong: nothing may run.
+    EXPECT_THROW(
+        b.gemm_batched(Op::none, Op::none, one, {&a23, &a23}, {&a32, &a23}, T(0), {&a22, &a22}),
+        ShapeError);
+    EXPECT_THROW(b.gemm_batched(Op::none, Op::none, one, {&a23}, {&a32, &a32}, T(0), {&a22}),
+                 ShapeError);
+    EXPECT_THROW(b.gemm_batched(Op::none, Op::none, one, {&a23}, {nullptr}, T(0), {&a22}),
+                 ShapeError);
+    EXPECT_THROW(b.gemm_sum(Op::none, Op::none, one, {&a23, &a22}, {&a32, &a32}, T(0), a22),
+                 ShapeError);
+    EXPECT_THROW(b.cholesky_solve_right_batched(a33, {&a23}, {&a22}), ShapeError);
+    EXPECT_THROW(b.cholesky_solve_right_batched(a23, {&a23}, {&a23}), ShapeError);
+    EXPECT_THROW(b.cholesky_solve_right_batched(a33, {&a32}, {&a32}), ShapeError);
+    EXPECT_THROW(b.riccati_downdate_batched({&a44, &a33}, {&a42, &a42}, {&a42, &a42}), ShapeError);
+    EXPECT_THROW(b.riccati_downdate_batched({&a44}, {&a42, &a42}, {&a42}), ShapeError);
+    EXPECT_THROW(b.poison_unless_finite({&a23, nullptr}, a22), ShapeError);
+  });
+}
+
 TEST_P(BackendConformance, MismatchedShapesThrowShapeError) {
   run([](auto& h) {
     using T = ScalarOf<decltype(h)>;

@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <string>
 
+#include "core/backend/batch_shapes.hpp"
 #include "core/backend/cpu/symmetric_tiles.hpp"
 
 namespace kwm {
@@ -248,7 +250,56 @@ class CpuBackend final : public Backend<T> {
     return moved;
   }
 
+  // The batched operations are the loops over the single ones, so fp64 CPU results are those of
+  // the per-block code to the bit.
+  void gemm_batched(Op op_a, Op op_b, T alpha, const ConstTensors<T>& a, const ConstTensors<T>& b,
+                    T beta, const Tensors<T>& c) override {
+    batch::check_gemm("cpu backend gemm_batched", op_a, op_b, a, b, c);
+    for (std::size_t i = 0; i < a.size(); ++i) gemm(op_a, op_b, alpha, *a[i], *b[i], beta, *c[i]);
+  }
+
+  void gemm_sum(Op op_a, Op op_b, T alpha, const ConstTensors<T>& a, const ConstTensors<T>& b,
+                T beta, Tensor<T>& c) override {
+    batch::check_gemm_sum("cpu backend gemm_sum", op_a, op_b, a, b, c);
+    if (a.empty()) {
+      if (beta == T(0)) {
+        view(c).setZero();
+      } else {
+        view(c) *= beta;
+      }
+      return;
+    }
+    // beta once, then every further term accumulated with beta = 1.
+    gemm(op_a, op_b, alpha, *a[0], *b[0], beta, c);
+    for (std::size_t i = 1; i < a.size(); ++i) gemm(op_a, op_b, alpha, *a[i], *b[i], T(1), c);
+  }
+
+  void cholesky_solve_right_batched(const Tensor<T>& l, const ConstTensors<T>& b,
+                                    const Tensors<T>& x) override {
+    batch::check_solve_right("cpu backend cholesky_solve_right_batched", l, b, x);
+    for (std::size_t i = 0; i < b.size(); ++i) {
+      if (x[i]->data() != b[i]->data()) copy(*b[i], *x[i]);
+      cholesky_solve_right(l, *x[i]);
+    }
+  }
+
+  void riccati_downdate_batched(const Tensors<T>& p, const ConstTensors<T>& k,
+                                const ConstTensors<T>& u) override {
+    batch::check_downdate("cpu backend riccati_downdate_batched", p, k, u);
+    for (std::size_t i = 0; i < p.size(); ++i) riccati_downdate(*p[i], *k[i], *u[i]);
+  }
+
   bool all_finite(const Tensor<T>& x) override { return view(x).allFinite(); }
+
+  void poison_unless_finite(const ConstTensors<T>& checked, Tensor<T>& target) override {
+    batch::check_list("cpu backend poison_unless_finite", checked);
+    for (const Tensor<T>* x : checked) {
+      if (!all_finite(*x)) {
+        fill(target, std::numeric_limits<T>::quiet_NaN());
+        return;
+      }
+    }
+  }
 
  private:
   static void same_size(const char* kernel, const Tensor<T>& x, const Tensor<T>& y) {

@@ -1,10 +1,15 @@
 // CudaBackend<T>: every Backend method on cuBLAS/cuSOLVER or a kernel of kernels.cuh, all queued
 // on the backend's stream. Methods that return a host value (dot, trace, cholesky's success,
-// all_finite, clamp_eigenvalues) wait for the stream.
+// all_finite, clamp_eigenvalues) wait for the stream; the batched methods never do.
 #include <algorithm>
+#include <array>
 #include <stdexcept>
 #include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
 
+#include "core/backend/batch_shapes.hpp"
 #include "core/backend/cuda/blas_dispatch.hpp"
 #include "core/backend/cuda/cuda_backend.hpp"
 #include "core/backend/cuda/cuda_check.hpp"
@@ -22,6 +27,7 @@ constexpr std::size_t kInfoOffset = 0;     // int
 constexpr std::size_t kFlagOffset = 8;     // int
 constexpr std::size_t kMovedOffset = 16;   // unsigned long long
 constexpr std::size_t kResultOffset = 32;  // T
+constexpr std::size_t kPoisonOffset = 48;  // int: poison_unless_finite's verdict
 constexpr std::size_t kScalarBytes = 64;
 
 template <typename T>
@@ -58,6 +64,48 @@ std::shared_ptr<T> device_alloc(std::size_t count) {
   return std::shared_ptr<T>(ptr, [](T* q) { cudaFree(q); });  // no throw from a deleter
 }
 
+// The entries of a batched call as launches: entries with equal key share a launch (at most
+// kMaxBatch each, so one launch's three pointer arrays fit a PointerStage slot), and an output
+// that repeats first closes the launches gathered so far, so that its updates land in entry
+// order as the loop over the single operation would apply them.
+constexpr std::size_t kMaxBatch = 1024;
+
+template <typename Key>
+struct Launch {
+  Key key;
+  std::vector<std::size_t> entries;
+};
+
+template <typename Key, typename KeyOf, typename OutputOf>
+std::vector<Launch<Key>> plan_launches(const std::vector<std::size_t>& active, KeyOf key_of,
+                                       OutputOf output_of) {
+  std::vector<Launch<Key>> planned;
+  std::vector<Launch<Key>> open;
+  std::unordered_set<const void*> outputs;
+  auto close = [&] {
+    for (Launch<Key>& launch : open) planned.push_back(std::move(launch));
+    open.clear();
+    outputs.clear();
+  };
+  for (const std::size_t i : active) {
+    if (!outputs.insert(output_of(i)).second) {
+      close();
+      outputs.insert(output_of(i));
+    }
+    const Key key = key_of(i);
+    auto it = std::find_if(open.begin(), open.end(), [&](const Launch<Key>& launch) {
+      return launch.key == key && launch.entries.size() < kMaxBatch;
+    });
+    if (it == open.end()) it = open.insert(open.end(), Launch<Key>{key, {}});
+    it->entries.push_back(i);
+  }
+  close();
+  return planned;
+}
+
+using batch::op_cols;
+using batch::op_rows;
+
 }  // namespace
 
 bool cuda_device_present() {
@@ -90,12 +138,14 @@ CudaBackend<T>::CudaBackend() {
   KWM_CUSOLVER_CHECK(cusolverDnSetStream(solver_, stream_));
   KWM_CUSOLVER_CHECK(cusolverDnCreateParams(&solver_params_));
   scalars_ = device_alloc<unsigned char>(kScalarBytes);
+  stage_ = std::make_unique<PointerStage>(stream_);
 }
 
 template <typename T>
 CudaBackend<T>::~CudaBackend() {
   // Destructors must not throw: release in reverse order, ignoring errors at shutdown.
   if (stream_) cudaStreamSynchronize(stream_);
+  stage_.reset();
   if (solver_params_) cusolverDnDestroyParams(solver_params_);
   if (solver_) cusolverDnDestroy(solver_);
   if (blas_) cublasDestroy(blas_);
@@ -116,6 +166,16 @@ template <typename T>
 void* CudaBackend<T>::host_workspace(std::size_t bytes) {
   if (bytes > host_workspace_.size()) host_workspace_.resize(bytes);
   return host_workspace_.empty() ? nullptr : host_workspace_.data();
+}
+
+template <typename T>
+T* CudaBackend<T>::terms_workspace(std::size_t elements) {
+  if (elements > terms_capacity_) {
+    KWM_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old buffer may still be in use
+    terms_ = device_alloc<T>(elements);
+    terms_capacity_ = elements;
+  }
+  return terms_.get();
 }
 
 template <typename T>
@@ -448,6 +508,165 @@ Index CudaBackend<T>::clamp_eigenvalues(Tensor<T>& a, T floor, T ceiling) {
   return count;
 }
 
+// ---- batched -----------------------------------------------------------------------------------
+
+template <typename T>
+void CudaBackend<T>::gemm_group(Op op_a, Op op_b, T alpha, const ConstTensors<T>& a,
+                                const ConstTensors<T>& b, T beta, const std::vector<T*>& c,
+                                const std::vector<std::size_t>& group) {
+  const Tensor<T>& a0 = *a[group.front()];
+  const Tensor<T>& b0 = *b[group.front()];
+  const Index rows = op_rows(op_a, a0);
+  const Index cols = op_cols(op_b, b0);
+  const Index inner = op_cols(op_a, a0);
+  const std::size_t count = group.size();
+  std::vector<const void*> words(3 * count);
+  for (std::size_t j = 0; j < count; ++j) {
+    words[j] = a[group[j]]->data();
+    words[count + j] = b[group[j]]->data();
+    words[2 * count + j] = c[group[j]];
+  }
+  void** staged = stage_->stage(words);
+  KWM_CUBLAS_CHECK(cuda_detail::gemm_batched(
+      blas_, to_cublas(op_a), to_cublas(op_b), rows, cols, inner, &alpha,
+      reinterpret_cast<const T* const*>(staged), ld(a0.rows()),
+      reinterpret_cast<const T* const*>(staged + count), ld(b0.rows()), &beta,
+      reinterpret_cast<T* const*>(staged + 2 * count), ld(rows), static_cast<int64_t>(count)));
+}
+
+template <typename T>
+void CudaBackend<T>::gemm_batched(Op op_a, Op op_b, T alpha, const ConstTensors<T>& a,
+                                  const ConstTensors<T>& b, T beta, const Tensors<T>& c) {
+  batch::check_gemm("cuda gemm_batched", op_a, op_b, a, b, c);
+  std::vector<std::size_t> active;
+  std::vector<T*> outputs(c.size(), nullptr);
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    require_device(*a[i], "gemm_batched");
+    require_device(*b[i], "gemm_batched");
+    require_device(*c[i], "gemm_batched");
+    outputs[i] = c[i]->data();
+    if (!c[i]->empty()) active.push_back(i);
+  }
+  using Key = std::array<Index, 3>;
+  const auto launches = plan_launches<Key>(
+      active,
+      [&](std::size_t i) {
+        return Key{op_rows(op_a, *a[i]), op_cols(op_b, *b[i]), op_cols(op_a, *a[i])};
+      },
+      [&](std::size_t i) { return static_cast<const void*>(outputs[i]); });
+  for (const auto& launch : launches)
+    gemm_group(op_a, op_b, alpha, a, b, beta, outputs, launch.entries);
+}
+
+template <typename T>
+void CudaBackend<T>::gemm_sum(Op op_a, Op op_b, T alpha, const ConstTensors<T>& a,
+                              const ConstTensors<T>& b, T beta, Tensor<T>& c) {
+  batch::check_gemm_sum("cuda gemm_sum", op_a, op_b, a, b, c);
+  require_device(c, "gemm_sum");
+  if (c.empty()) return;
+  // Terms with an empty inner dimension add nothing; the others each get a rows x cols slot.
+  std::vector<std::size_t> active;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    require_device(*a[i], "gemm_sum");
+    require_device(*b[i], "gemm_sum");
+    if (op_cols(op_a, *a[i]) > 0) active.push_back(i);
+  }
+  const auto size = static_cast<std::size_t>(c.size());
+  T* terms = active.empty() ? nullptr : terms_workspace(active.size() * size);
+  std::vector<T*> slots(a.size(), nullptr);
+  for (std::size_t j = 0; j < active.size(); ++j) slots[active[j]] = terms + j * size;
+  const auto launches = plan_launches<Index>(
+      active, [&](std::size_t i) { return op_cols(op_a, *a[i]); },
+      [&](std::size_t i) { return static_cast<const void*>(slots[i]); });
+  for (const auto& launch : launches)
+    gemm_group(op_a, op_b, alpha, a, b, T(0), slots, launch.entries);
+  // One pass adds the slots in entry order (and beta C).
+  kernels::sum_terms(terms, static_cast<Index>(active.size()), c.size(), beta, c.data(), stream_);
+}
+
+template <typename T>
+void CudaBackend<T>::cholesky_solve_right_batched(const Tensor<T>& l, const ConstTensors<T>& b,
+                                                  const Tensors<T>& x) {
+  batch::check_solve_right("cuda cholesky_solve_right_batched", l, b, x);
+  require_device(l, "cholesky_solve_right_batched");
+  const Index n = l.rows();
+  std::vector<std::size_t> active;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    require_device(*b[i], "cholesky_solve_right_batched");
+    require_device(*x[i], "cholesky_solve_right_batched");
+    if (!x[i]->empty()) active.push_back(i);
+  }
+  const auto launches = plan_launches<Index>(
+      active, [&](std::size_t i) { return x[i]->rows(); },
+      [&](std::size_t i) { return static_cast<const void*>(x[i]->data()); });
+  const T one = T(1);
+  for (const auto& launch : launches) {
+    const std::size_t count = launch.entries.size();
+    const Index rows = launch.key;
+    std::vector<const void*> words(3 * count);
+    for (std::size_t j = 0; j < count; ++j) {
+      words[j] = b[launch.entries[j]]->data();
+      words[count + j] = x[launch.entries[j]]->data();
+      words[2 * count + j] = l.data();
+    }
+    void** staged = stage_->stage(words);
+    auto* xs = reinterpret_cast<T* const*>(staged + count);
+    auto* ls = reinterpret_cast<const T* const*>(staged + 2 * count);
+    kernels::copy_batched(reinterpret_cast<const T* const*>(staged), xs, static_cast<Index>(count),
+                          rows * n, stream_);
+    // X (L L^T)^-1 = (X L^-T) L^-1: two triangular solves from the right, every entry at once.
+    KWM_CUBLAS_CHECK(cuda_detail::trsm_batched(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER,
+                                               CUBLAS_OP_T, CUBLAS_DIAG_NON_UNIT, rows, n, &one, ls,
+                                               n, xs, ld(rows), static_cast<int64_t>(count)));
+    KWM_CUBLAS_CHECK(cuda_detail::trsm_batched(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER,
+                                               CUBLAS_OP_N, CUBLAS_DIAG_NON_UNIT, rows, n, &one, ls,
+                                               n, xs, ld(rows), static_cast<int64_t>(count)));
+  }
+}
+
+template <typename T>
+void CudaBackend<T>::riccati_downdate_batched(const Tensors<T>& p, const ConstTensors<T>& k,
+                                              const ConstTensors<T>& u) {
+  batch::check_downdate("cuda riccati_downdate_batched", p, k, u);
+  std::vector<std::size_t> active;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    require_device(*p[i], "riccati_downdate_batched");
+    require_device(*k[i], "riccati_downdate_batched");
+    require_device(*u[i], "riccati_downdate_batched");
+    if (p[i]->rows() > 0 && k[i]->cols() > 0) active.push_back(i);
+  }
+  using Key = std::array<Index, 2>;
+  const auto launches = plan_launches<Key>(
+      active,
+      [&](std::size_t i) {
+        return Key{p[i]->rows(), k[i]->cols()};
+      },
+      [&](std::size_t i) { return static_cast<const void*>(p[i]->data()); });
+  for (const auto& launch : launches) {
+    const Index n = launch.key[0];
+    const Index m = launch.key[1];
+    // The path riccati_downdate would take; the syr2k path has no batched form in cuBLAS.
+    const bool fused = downdate_path_ == DowndatePath::fused ||
+                       (downdate_path_ == DowndatePath::automatic && m < 128);
+    if (!fused) {
+      for (const std::size_t i : launch.entries) riccati_downdate(*p[i], *k[i], *u[i]);
+      continue;
+    }
+    const std::size_t count = launch.entries.size();
+    std::vector<const void*> words(3 * count);
+    for (std::size_t j = 0; j < count; ++j) {
+      words[j] = p[launch.entries[j]]->data();
+      words[count + j] = k[launch.entries[j]]->data();
+      words[2 * count + j] = u[launch.entries[j]]->data();
+    }
+    void** staged = stage_->stage(words);
+    kernels::riccati_downdate_fused_batched(reinterpret_cast<T* const*>(staged),
+                                            reinterpret_cast<const T* const*>(staged + count),
+                                            reinterpret_cast<const T* const*>(staged + 2 * count),
+                                            static_cast<Index>(count), n, m, stream_);
+  }
+}
+
 // ---- checks ------------------------------------------------------------------------------------
 
 template <typename T>
@@ -455,10 +674,30 @@ bool CudaBackend<T>::all_finite(const Tensor<T>& x) {
   require_device(x, "all_finite");
   if (x.empty()) return true;
   int* flag = reinterpret_cast<int*>(scalars_.get() + kFlagOffset);
-  const int one = 1;
-  KWM_CUDA_CHECK(cudaMemcpyAsync(flag, &one, sizeof(int), cudaMemcpyHostToDevice, stream_));
+  KWM_CUDA_CHECK(cudaMemsetAsync(flag, 0, sizeof(int), stream_));
   kernels::check_finite(x.data(), x.size(), flag, stream_);
-  return read_scalar(flag) == 1;
+  return read_scalar(flag) == 0;
+}
+
+template <typename T>
+void CudaBackend<T>::poison_unless_finite(const ConstTensors<T>& checked, Tensor<T>& target) {
+  batch::check_list("cuda poison_unless_finite", checked);
+  require_device(target, "poison_unless_finite");
+  int* flag = reinterpret_cast<int*>(scalars_.get() + kPoisonOffset);
+  KWM_CUDA_CHECK(cudaMemsetAsync(flag, 0, sizeof(int), stream_));
+  kernels::FiniteList<T> list;
+  for (const Tensor<T>* x : checked) {
+    require_device(*x, "poison_unless_finite");
+    if (x->empty()) continue;
+    list.data[list.count] = x->data();
+    list.size[list.count] = x->size();
+    if (++list.count == kernels::kFiniteList) {
+      kernels::check_finite_list(list, flag, stream_);
+      list.count = 0;
+    }
+  }
+  kernels::check_finite_list(list, flag, stream_);
+  kernels::poison_if_flagged(flag, target.data(), target.size(), stream_);
 }
 
 // ---- factory -----------------------------------------------------------------------------------

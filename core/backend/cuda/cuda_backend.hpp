@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/backend/backend.hpp"
+#include "core/backend/cuda/pointer_stage.hpp"
 
 namespace kwm {
 
@@ -67,7 +68,17 @@ class CudaBackend final : public Backend<T> {
   void symmetric_eigenvalues(const Tensor<T>& a, Tensor<T>& w) override;
   Index clamp_eigenvalues(Tensor<T>& a, T floor, T ceiling) override;
 
+  void gemm_batched(Op op_a, Op op_b, T alpha, const ConstTensors<T>& a, const ConstTensors<T>& b,
+                    T beta, const Tensors<T>& c) override;
+  void gemm_sum(Op op_a, Op op_b, T alpha, const ConstTensors<T>& a, const ConstTensors<T>& b,
+                T beta, Tensor<T>& c) override;
+  void cholesky_solve_right_batched(const Tensor<T>& l, const ConstTensors<T>& b,
+                                    const Tensors<T>& x) override;
+  void riccati_downdate_batched(const Tensors<T>& p, const ConstTensors<T>& k,
+                                const ConstTensors<T>& u) override;
+
   bool all_finite(const Tensor<T>& x) override;
+  void poison_unless_finite(const ConstTensors<T>& checked, Tensor<T>& target) override;
 
  private:
   // Device workspace for cuSOLVER, grown on demand and kept (cholesky runs every update).
@@ -79,6 +90,11 @@ class CudaBackend final : public Backend<T> {
   // Copies a device scalar to the host after the stream has drained up to here.
   template <typename S>
   S read_scalar(const S* device_value);
+  // Device workspace for gemm_sum's terms (count x rows x cols), grown on demand and kept.
+  T* terms_workspace(std::size_t count);
+  // One batched cuBLAS gemm over entries of equal shape (the entries' indices in `group`).
+  void gemm_group(Op op_a, Op op_b, T alpha, const ConstTensors<T>& a, const ConstTensors<T>& b,
+                  T beta, const std::vector<T*>& c, const std::vector<std::size_t>& group);
 
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
@@ -90,6 +106,10 @@ class CudaBackend final : public Backend<T> {
   std::shared_ptr<unsigned char> workspace_;
   std::size_t workspace_bytes_ = 0;
   std::vector<unsigned char> host_workspace_;
+  std::shared_ptr<T> terms_;
+  std::size_t terms_capacity_ = 0;
+  // The batched calls' device pointer arrays (pointer_stage.hpp).
+  std::unique_ptr<PointerStage> stage_;
   DowndatePath downdate_path_ = DowndatePath::automatic;
 };
 

@@ -1,6 +1,7 @@
 // The CUDA backend's small kernels: fills, diagonal ops, triangle mirroring, reductions, checks.
 // The fused Riccati downdate lives in riccati_downdate.cu.
 #include <algorithm>
+#include <limits>
 
 #include "core/backend/cuda/cuda_check.hpp"
 #include "core/backend/cuda/kernels.cuh"
@@ -129,7 +130,41 @@ __global__ void strided_sum_kernel(const T* x, Index count, Index stride, T* res
 template <typename T>
 __global__ void check_finite_kernel(const T* x, Index count, int* flag) {
   for (Index i = global_thread(); i < count; i += grid_threads()) {
-    if (!isfinite(x[i])) *flag = 0;
+    if (!isfinite(x[i])) *flag = 1;
+  }
+}
+
+// Grid y = the listed tensor.
+template <typename T>
+__global__ void check_finite_list_kernel(FiniteList<T> list, int* flag) {
+  const T* x = list.data[blockIdx.y];
+  const Index count = list.size[blockIdx.y];
+  for (Index i = global_thread(); i < count; i += grid_threads()) {
+    if (!isfinite(x[i])) *flag = 1;
+  }
+}
+
+template <typename T>
+__global__ void poison_if_flagged_kernel(const int* flag, T* x, Index count) {
+  if (*flag == 0) return;
+  const T nan = std::numeric_limits<T>::quiet_NaN();  // constexpr: --expt-relaxed-constexpr
+  for (Index i = global_thread(); i < count; i += grid_threads()) x[i] = nan;
+}
+
+// Grid y = the entry.
+template <typename T>
+__global__ void copy_batched_kernel(const T* const* src, T* const* dst, Index size) {
+  const T* s = src[blockIdx.y];
+  T* d = dst[blockIdx.y];
+  for (Index i = global_thread(); i < size; i += grid_threads()) d[i] = s[i];
+}
+
+template <typename T>
+__global__ void sum_terms_kernel(const T* terms, Index count, Index size, T beta, T* c) {
+  for (Index j = global_thread(); j < size; j += grid_threads()) {
+    T s = beta == T(0) ? T(0) : beta * c[j];
+    for (Index i = 0; i < count; ++i) s += terms[i * size + j];
+    c[j] = s;
   }
 }
 
@@ -211,6 +246,40 @@ void check_finite(const T* x, Index count, int* flag, cudaStream_t stream) {
 }
 
 template <typename T>
+void check_finite_list(const FiniteList<T>& list, int* flag, cudaStream_t stream) {
+  if (list.count == 0) return;
+  Index largest = 0;
+  for (int i = 0; i < list.count; ++i) largest = std::max(largest, list.size[i]);
+  if (largest == 0) return;
+  const dim3 grid(std::min(grid_for(largest), 1024u), static_cast<unsigned>(list.count));
+  check_finite_list_kernel<<<grid, kThreads, 0, stream>>>(list, flag);
+  KWM_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void poison_if_flagged(const int* flag, T* x, Index count, cudaStream_t stream) {
+  if (count == 0) return;
+  poison_if_flagged_kernel<<<grid_for(count), kThreads, 0, stream>>>(flag, x, count);
+  KWM_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void copy_batched(const T* const* src, T* const* dst, Index count, Index size,
+                  cudaStream_t stream) {
+  if (count == 0 || size == 0) return;
+  const dim3 grid(std::min(grid_for(size), 1024u), static_cast<unsigned>(count));
+  copy_batched_kernel<<<grid, kThreads, 0, stream>>>(src, dst, size);
+  KWM_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void sum_terms(const T* terms, Index count, Index size, T beta, T* c, cudaStream_t stream) {
+  if (size == 0) return;
+  sum_terms_kernel<<<grid_for(size), kThreads, 0, stream>>>(terms, count, size, beta, c);
+  KWM_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
 void clamp(T* w, Index n, T floor, T ceiling, unsigned long long* moved, cudaStream_t stream) {
   if (n == 0) return;
   clamp_kernel<<<grid_for(n), kThreads, 0, stream>>>(w, n, floor, ceiling, moved);
@@ -233,6 +302,10 @@ void scale_columns(const T* a, const T* w, T* b, Index rows, Index cols, cudaStr
   template void diagonal_downdate<T>(T*, const T*, const T*, Index, Index, cudaStream_t); \
   template void strided_sum<T>(const T*, Index, Index, T*, cudaStream_t);                 \
   template void check_finite<T>(const T*, Index, int*, cudaStream_t);                     \
+  template void check_finite_list<T>(const FiniteList<T>&, int*, cudaStream_t);           \
+  template void poison_if_flagged<T>(const int*, T*, Index, cudaStream_t);                \
+  template void copy_batched<T>(const T* const*, T* const*, Index, Index, cudaStream_t);  \
+  template void sum_terms<T>(const T*, Index, Index, T, T*, cudaStream_t);                \
   template void clamp<T>(T*, Index, T, T, unsigned long long*, cudaStream_t);             \
   template void scale_columns<T>(const T*, const T*, T*, Index, Index, cudaStream_t);
 

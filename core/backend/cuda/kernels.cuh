@@ -40,9 +40,35 @@ void diagonal_downdate(T* p, const T* k, const T* u, Index n, Index m, cudaStrea
 template <typename T>
 void strided_sum(const T* x, Index count, Index stride, T* result, cudaStream_t stream);
 
-// *flag <- 0 when some entry is NaN or Inf (the caller sets *flag = 1 first).
+// *flag <- 1 when some entry is NaN or Inf (the caller zeroes *flag first).
 template <typename T>
 void check_finite(const T* x, Index count, int* flag, cudaStream_t stream);
+
+// Tensors checked by one launch of check_finite_list (passed by value as the kernel's argument,
+// so the list needs no device copy).
+constexpr int kFiniteList = 64;
+template <typename T>
+struct FiniteList {
+  const T* data[kFiniteList];
+  Index size[kFiniteList];
+  int count = 0;
+};
+// *flag <- 1 when some entry of some listed tensor is NaN or Inf (the caller zeroes *flag).
+template <typename T>
+void check_finite_list(const FiniteList<T>& list, int* flag, cudaStream_t stream);
+
+// x <- NaN in every entry when *flag != 0 (x has count entries).
+template <typename T>
+void poison_if_flagged(const int* flag, T* x, Index count, cudaStream_t stream);
+
+// dst[i] <- src[i] for i < count, each `size` values; src and dst are device arrays of pointers.
+template <typename T>
+void copy_batched(const T* const* src, T* const* dst, Index count, Index size, cudaStream_t stream);
+
+// c_j <- beta c_j + sum_i terms[i * size + j] over i < count in order, j < size (beta = 0: c is
+// not read, so NaN there does not survive, as in BLAS).
+template <typename T>
+void sum_terms(const T* terms, Index count, Index size, T beta, T* c, cudaStream_t stream);
 
 // w_i <- clamp(w_i, floor, ceiling); *moved += how many changed (caller zeroes *moved).
 template <typename T>
@@ -60,5 +86,11 @@ void scale_columns(const T* a, const T* w, T* b, Index rows, Index cols, cudaStr
 template <typename T>
 void riccati_downdate_fused(T* p, const T* k, const T* u, Index n, Index m, cudaStream_t stream,
                             int tile = 0, int min_blocks = 0);
+
+// The same downdate for `count` matrices of equal n and m in one launch (grid y = the matrix):
+// p, k and u are device arrays of count pointers. Default tile configuration.
+template <typename T>
+void riccati_downdate_fused_batched(T* const* p, const T* const* k, const T* const* u, Index count,
+                                    Index n, Index m, cudaStream_t stream);
 
 }  // namespace kwm::cuda_kernels

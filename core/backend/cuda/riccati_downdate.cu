@@ -47,12 +47,25 @@ constexpr std::size_t shared_bytes() {
   return operands > stage ? operands : stage;
 }
 
+// One matrix (p, k, u), or with ps set the batch's matrix blockIdx.y from device pointer arrays.
+template <typename T>
+struct Operands {
+  T* p = nullptr;
+  const T* k = nullptr;
+  const T* u = nullptr;
+  T* const* ps = nullptr;
+  const T* const* ks = nullptr;
+  const T* const* us = nullptr;
+};
+
 // Thread (tx, ty) owns rows 64h + 4tx + i and columns 64g + 4ty + j of the tile (h, g < BM/64,
 // i, j < 4): contiguous groups of four, so shared and global accesses are 16-byte wide.
 template <typename T, int BM, bool kPrefetch, int kMinBlocks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks)
-    riccati_downdate_kernel(T* __restrict__ p, const T* __restrict__ k, const T* __restrict__ u,
-                            Index n, Index m, bool vector_io) {
+    riccati_downdate_kernel(Operands<T> operands, Index n, Index m, bool vector_io) {
+  T* __restrict__ p = operands.ps ? operands.ps[blockIdx.y] : operands.p;
+  const T* __restrict__ k = operands.ps ? operands.ks[blockIdx.y] : operands.k;
+  const T* __restrict__ u = operands.ps ? operands.us[blockIdx.y] : operands.u;
   constexpr int kGroups = BM / 64;  // groups of four rows (columns) per thread
   constexpr int kTm = 4 * kGroups;  // rows (columns) per thread
   extern __shared__ __align__(16) unsigned char shared_raw[];
@@ -179,7 +192,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
 }
 
 template <typename T, int BM, bool kPrefetch, int kMinBlocks>
-void launch(T* p, const T* k, const T* u, Index n, Index m, cudaStream_t stream) {
+void launch(const Operands<T>& operands, Index count, Index n, Index m, cudaStream_t stream) {
   constexpr std::size_t bytes = shared_bytes<T, BM>();
   static const bool configured = [] {
     KWM_CUDA_CHECK(cudaFuncSetAttribute(riccati_downdate_kernel<T, BM, kPrefetch, kMinBlocks>,
@@ -191,8 +204,9 @@ void launch(T* p, const T* k, const T* u, Index n, Index m, cudaStream_t stream)
   const Index tiles = (n + BM - 1) / BM;
   const Index blocks = tiles * (tiles + 1) / 2;
   const bool vector_io = n % 4 == 0;
+  const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(count));
   riccati_downdate_kernel<T, BM, kPrefetch, kMinBlocks>
-      <<<static_cast<unsigned>(blocks), kThreads, bytes, stream>>>(p, k, u, n, m, vector_io);
+      <<<grid, kThreads, bytes, stream>>>(operands, n, m, vector_io);
   KWM_CUDA_CHECK_LAUNCH();
 }
 
@@ -202,24 +216,44 @@ template <typename T>
 void riccati_downdate_fused(T* p, const T* k, const T* u, Index n, Index m, cudaStream_t stream,
                             int tile, int min_blocks) {
   if (n == 0 || m == 0) return;
+  Operands<T> operands;
+  operands.p = p;
+  operands.k = k;
+  operands.u = u;
   // Default: 64-wide tiles capped at 64 registers (4 tiles per SM), the fastest variant measured
   // on an H200 for m = 1..64 at n = 4096..8192 (docs/gpu-results.md); 128-wide tiles reuse each
   // staged value 8 times per thread but hold fewer tiles in flight, and measured no faster.
   // Doubles always take 64-wide tiles (an 8x8 double accumulator would spill).
   if constexpr (sizeof(T) == 8) {
-    launch<T, 64, true, 1>(p, k, u, n, m, stream);
+    launch<T, 64, true, 1>(operands, 1, n, m, stream);
   } else {
     if (tile == 0) tile = 64;
     if (min_blocks == 0) min_blocks = 4;
     if (tile == 128) {
-      launch<T, 128, false, 2>(p, k, u, n, m, stream);
+      launch<T, 128, false, 2>(operands, 1, n, m, stream);
     } else if (min_blocks >= 4) {
-      launch<T, 64, true, 4>(p, k, u, n, m, stream);  // 64 registers: more tiles in flight
+      launch<T, 64, true, 4>(operands, 1, n, m, stream);  // 64 registers: more tiles in flight
     } else if (min_blocks == 3) {
-      launch<T, 64, true, 3>(p, k, u, n, m, stream);  // 80 registers
+      launch<T, 64, true, 3>(operands, 1, n, m, stream);  // 80 registers
     } else {
-      launch<T, 64, true, 1>(p, k, u, n, m, stream);
+      launch<T, 64, true, 1>(operands, 1, n, m, stream);
     }
+  }
+}
+
+template <typename T>
+void riccati_downdate_fused_batched(T* const* p, const T* const* k, const T* const* u, Index count,
+                                    Index n, Index m, cudaStream_t stream) {
+  if (count == 0 || n == 0 || m == 0) return;
+  Operands<T> operands;
+  operands.ps = p;
+  operands.ks = k;
+  operands.us = u;
+  // The single-matrix defaults above.
+  if constexpr (sizeof(T) == 8) {
+    launch<T, 64, true, 1>(operands, count, n, m, stream);
+  } else {
+    launch<T, 64, true, 4>(operands, count, n, m, stream);
   }
 }
 
@@ -227,5 +261,11 @@ template void riccati_downdate_fused<float>(float*, const float*, const float*, 
                                             cudaStream_t, int, int);
 template void riccati_downdate_fused<double>(double*, const double*, const double*, Index, Index,
                                              cudaStream_t, int, int);
+template void riccati_downdate_fused_batched<float>(float* const*, const float* const*,
+                                                    const float* const*, Index, Index, Index,
+                                                    cudaStream_t);
+template void riccati_downdate_fused_batched<double>(double* const*, const double* const*,
+                                                     const double* const*, Index, Index, Index,
+                                                     cudaStream_t);
 
 }  // namespace kwm::cuda_kernels
