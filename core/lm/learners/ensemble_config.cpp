@@ -16,6 +16,9 @@ void EnsembleConfig::validate() const {
   if (!(observation_noise > 0.0) || !std::isfinite(observation_noise))
     fail_option("learner.observation_noise",
                 "must be a finite number > 0; got " + std::to_string(observation_noise));
+  if (!(noise_floor > 0.0) || !std::isfinite(noise_floor))
+    fail_option("learner.noise_floor",
+                "must be a finite number > 0; got " + std::to_string(noise_floor));
   if (!(inflation >= 1.0) || !std::isfinite(inflation))
     fail_option("learner.inflation",
                 "must be a finite number >= 1; got " + std::to_string(inflation));
@@ -26,9 +29,10 @@ void EnsembleConfig::validate() const {
 
 EnsembleConfig parse_ensemble_config(const YAML::Node& learner) {
   const std::string p = "learner";
-  check_option_keys(learner, p,
-                    {"type", "members", "subspace", "initial_std", "observation_noise", "inflation",
-                     "process_noise", "perturb_observations"});
+  check_option_keys(
+      learner, p,
+      {"type", "members", "subspace", "initial_std", "observation", "observation_noise",
+       "noise_floor", "inflation", "process_noise", "perturb_observations"});
   const auto type = read_option<std::string>(learner, "type", p, "kwm-ensemble");
   if (type != "kwm-ensemble")
     fail_option(p + ".type", "must be kwm-ensemble for this learner; got '" + type + "'");
@@ -36,7 +40,17 @@ EnsembleConfig parse_ensemble_config(const YAML::Node& learner) {
   c.members = read_option(learner, "members", p, c.members);
   c.subspace = parse_subspace(learner ? learner["subspace"] : YAML::Node(), p + ".subspace");
   c.initial_std = read_option(learner, "initial_std", p, c.initial_std);
+  const auto observation = read_option<std::string>(learner, "observation", p, "nll_residual");
+  if (observation == "target_probability") {
+    c.observation = EnsembleObservation::target_probability;
+  } else if (observation == "nll_residual") {
+    c.observation = EnsembleObservation::nll_residual;
+  } else {
+    fail_option(p + ".observation",
+                "must be one of target_probability, nll_residual; got '" + observation + "'");
+  }
   c.observation_noise = read_option(learner, "observation_noise", p, c.observation_noise);
+  c.noise_floor = read_option(learner, "noise_floor", p, c.noise_floor);
   c.inflation = read_option(learner, "inflation", p, c.inflation);
   c.process_noise = read_option(learner, "process_noise", p, c.process_noise);
   c.perturb_observations = read_option(learner, "perturb_observations", p, c.perturb_observations);

@@ -7,21 +7,37 @@
 
 namespace kwm::lm {
 
+// What each token contributes to the observation (one number per token, m = tokens):
+//   target_probability  yhat_n = p(target_n), observed at 1, R_n = r pbar_n (1 - pbar_n) + floor:
+//                       the Bernoulli variance of "the target occurs". Its likelihood is p, so
+//                       the misfit's gradient at the mean is the NLL gradient and the
+//                       Gauss-Newton matrix is that Bernoulli's Fisher information (Fisher
+//                       scoring). From a uniform start its linearisation (dp = p dlogit, p ~ 1/V)
+//                       asks for huge logit moves: measured worse than nll_residual.
+//   nll_residual        yhat_n = sqrt(2 NLL_n), observed at 0, R_n = r (the default): the misfit
+//                       0.5 sum r_n^2 / r is the total NLL / r itself.
+enum class EnsembleObservation { target_probability, nll_residual };
+
 struct EnsembleConfig {
-  int members = 16;                  // J >= 2
-  SubspaceConfig subspace;           // where the members live
-  double initial_std = 0.02;         // prior: theta_j = theta_0 + N(0, initial_std^2 I)
-  double observation_noise = 1.0;    // r: R = r I on the per-token residuals
-  double inflation = 1.0;            // multiplicative, >= 1, applied before every forecast
-  double process_noise = 0.0;        // std of a random walk added to every member every step
-  bool perturb_observations = true;  // eps_j ~ N(0, R) (stochastic EKI); false: eps_j = 0
+  int members = 16;          // J >= 2
+  SubspaceConfig subspace;   // where the members live
+  double initial_std = 0.1;  // prior: theta_j = theta_0 + N(0, initial_std^2 I)
+  EnsembleObservation observation = EnsembleObservation::nll_residual;
+  double observation_noise = 0.3;  // r (see EnsembleObservation)
+  double noise_floor = 1e-4;       // added to R_n for target_probability
+  double inflation = 1.0;          // multiplicative, >= 1, applied before every forecast
+  // std of a random walk added to every member every step: keeps the spread (and so the gain)
+  // from collapsing as batches are assimilated, like process noise in a tracking filter
+  double process_noise = 0.02;
+  bool perturb_observations = false;  // true: eps_j ~ N(0, R) (stochastic EKI); false: eps_j = 0
 
   // Throws std::invalid_argument naming the key (learner.members, ...).
   void validate() const;
 };
 
-// Keys: type (kwm-ensemble), members, subspace, initial_std, observation_noise, inflation,
-// process_noise, perturb_observations. Unknown key -> std::invalid_argument naming it.
+// Keys: type (kwm-ensemble), members, subspace, initial_std, observation (target_probability |
+// nll_residual), observation_noise, noise_floor, inflation, process_noise, perturb_observations.
+// Unknown key -> std::invalid_argument naming it.
 EnsembleConfig parse_ensemble_config(const YAML::Node& learner);
 
 }  // namespace kwm::lm

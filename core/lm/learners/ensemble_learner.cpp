@@ -17,17 +17,20 @@
 namespace kwm::lm {
 namespace {
 
-// r_n = sqrt(2 NLL_n) per column, NLL_n from a max-shifted log-softmax of the logits.
-Eigen::VectorXd token_residuals(const Matrix<double>& logits,
-                                const std::vector<std::int32_t>& targets) {
-  Eigen::VectorXd r(logits.cols());
+// One number per token from a max-shifted log-softmax of the logits: the target's probability,
+// or the residual sqrt(2 NLL_n).
+Eigen::VectorXd token_observables(const Matrix<double>& logits,
+                                  const std::vector<std::int32_t>& targets,
+                                  EnsembleObservation kind) {
+  Eigen::VectorXd out(logits.cols());
   for (Eigen::Index n = 0; n < logits.cols(); ++n) {
     const double top = logits.col(n).maxCoeff();
     const double log_sum = top + std::log((logits.col(n).array() - top).exp().sum());
-    const double nll = log_sum - logits(targets[static_cast<std::size_t>(n)], n);
-    r(n) = std::sqrt(2.0 * std::max(nll, 0.0));
+    const double nll = std::max(log_sum - logits(targets[static_cast<std::size_t>(n)], n), 0.0);
+    out(n) =
+        kind == EnsembleObservation::target_probability ? std::exp(-nll) : std::sqrt(2.0 * nll);
   }
-  return r;
+  return out;
 }
 
 std::string member_key(int j) { return "member." + std::to_string(j); }
@@ -88,25 +91,34 @@ StepReport EnsembleLearner::step(const TokenBatch& batch) {
   Eigen::MatrixXd predictions = Eigen::MatrixXd::Zero(m, j_total);
   for (int j = first_; j < last_ && m > 0; ++j) {
     subspace_.embed(members_.col(j), scratch_);
-    predictions.col(j) = token_residuals(forward(scratch_, all, nullptr), all.targets);
+    predictions.col(j) =
+        token_observables(forward(scratch_, all, nullptr), all.targets, config_.observation);
     ++report.forward_passes;
   }
   sum_over_ranks(collectives_, predictions.data(), static_cast<std::size_t>(predictions.size()));
 
-  // y = 0 for every token; eps_j ~ N(0, r I) from the member's stream.
-  Eigen::MatrixXd observations = Eigen::MatrixXd::Zero(m, j_total);
-  if (config_.perturb_observations) {
-    const double std = std::sqrt(config_.observation_noise);
-    for (int j = 0; j < j_total; ++j)
-      observations.col(j) =
-          normal_vector(stream_seed(seed_, RandomPurpose::observation_perturbation, step,
-                                    static_cast<std::uint64_t>(j)),
-                        m, std);
+  // Target and noise per token. target_probability: y = 1, R_n = r (pbar_n (1 - pbar_n)) +
+  // floor with pbar_n the members' mean; nll_residual: y = 0, R_n = r.
+  const bool probability = config_.observation == EnsembleObservation::target_probability;
+  Eigen::VectorXd noise(m);
+  if (probability) {
+    const Eigen::ArrayXd pbar = predictions.rowwise().mean().array();
+    noise = (config_.observation_noise * pbar * (1.0 - pbar) + config_.noise_floor).matrix();
+  } else {
+    noise.setConstant(config_.observation_noise);
   }
-  bool ok = m > 0;
+  Eigen::MatrixXd observations = Eigen::MatrixXd::Constant(m, j_total, probability ? 1.0 : 0.0);
+  if (config_.perturb_observations) {  // eps_j ~ N(0, R) from the member's stream
+    const Eigen::VectorXd std = noise.cwiseSqrt();
+    for (int j = 0; j < j_total; ++j)
+      observations.col(j) +=
+          std.cwiseProduct(normal_vector(stream_seed(seed_, RandomPurpose::observation_perturbation,
+                                                     step, static_cast<std::uint64_t>(j)),
+                                         m));
+  }
+  bool ok = m > 0 && noise.allFinite();
   if (ok) {
-    analysis_ = ensemble_analysis(predictions, observations,
-                                  Eigen::VectorXd::Constant(m, config_.observation_noise));
+    analysis_ = ensemble_analysis(predictions, observations, noise);
     ok = analysis_.ok;
   }
   // Every rank holds the same numbers, so the flags agree; the vote keeps the collectives in step

@@ -2,10 +2,11 @@
 // only (ALGORITHMS.md 5(d)). Label: "reverse-free (ensemble Kalman inversion, forward passes
 // only)".
 //
-// Observation. Token n of the batch contributes one residual, r_n(theta) = sqrt(2 NLL_n(theta)),
-// observed at its ideal value 0 with noise variance r. The least-squares misfit the update
-// minimises is then 0.5 sum_n r_n^2 / r = total NLL / r: the EKI objective is the cross entropy
-// itself, with m = tokens in the batch (one number per token, not V).
+// Observation (ensemble_config.hpp). Default: token n of the batch contributes one residual,
+// r_n(theta) = sqrt(2 NLL_n(theta)), observed at its ideal value 0 with noise variance r. The
+// least-squares misfit the update minimises is then 0.5 sum_n r_n^2 / r = total NLL / r: the EKI
+// objective is the cross entropy itself, with m = tokens in the batch (one number per token, not
+// V). Alternative: the target's probability observed at 1 with its Bernoulli variance.
 //
 // One step (every draw comes from the learner seed, the step and the member, so all ranks
 // draw the same numbers):
