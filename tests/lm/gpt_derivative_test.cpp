@@ -4,6 +4,7 @@
 // below). Tied and untied heads, with and without the head bias.
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <random>
 #include <set>
 
@@ -26,6 +27,11 @@ struct Case {
   bool head_bias;
   int length;
 };
+
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << (c.tied ? "tied" : "untied") << " head, " << (c.head_bias ? "with" : "no")
+      << " bias, length " << c.length;
+}
 
 class GptDerivative : public ::testing::TestWithParam<Case> {
  protected:
