@@ -15,6 +15,9 @@
 #ifdef KWM_HAVE_CHECKPOINT
 #include "launch/commands/inspect_command.hpp"
 #endif
+#ifdef KWM_HAVE_LANGUAGE_MODELS
+#include "launch/commands/generate_command.hpp"
+#endif
 #include "launch/commands/train_command.hpp"
 #include "launch/user_error.hpp"
 
@@ -59,11 +62,13 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("kwm ") + KWM_VERSION);
   app.require_subcommand(1);
   const std::vector<Command> commands = {
-      kwm::launch::register_train_command(app, *world),
-      kwm::launch::register_eval_command(app),
+      kwm::launch::register_train_command(app, *world), kwm::launch::register_eval_command(app),
       kwm::launch::register_filter_command(app),
 #ifdef KWM_HAVE_CHECKPOINT
       kwm::launch::register_inspect_command(app),
+#endif
+#ifdef KWM_HAVE_LANGUAGE_MODELS
+      kwm::launch::register_generate_command(app),
 #endif
   };
 

@@ -14,6 +14,10 @@
 #include "core/models/model_io.hpp"
 #include "launch/atomic_file.hpp"
 #include "launch/json_result.hpp"
+#ifdef KWM_HAVE_LANGUAGE_MODELS
+#include "launch/lm/lm_eval.hpp"
+#include "launch/lm/lm_run_artifacts.hpp"
+#endif
 #include "launch/training/learner_factory.hpp"
 #include "launch/training/run_directory.hpp"
 #include "launch/training/training_loop.hpp"
@@ -27,11 +31,23 @@ struct EvalOptions {
   std::string data_path;
   std::vector<std::string> columns;
   std::string out_path;
+  std::string text_path;
   OutputMode output;
 };
 
 int run_eval(const EvalOptions& opt) {
   const std::filesystem::path dir(opt.run_dir);
+#ifdef KWM_HAVE_LANGUAGE_MODELS
+  if (is_language_model_run(dir)) {
+    if (!opt.data_path.empty() || !opt.columns.empty() || !opt.out_path.empty())
+      throw UserError(opt.run_dir +
+                      " is a language-model run: use --text FILE (not --data, "
+                      "--column or --out)");
+    return run_lm_eval(dir, opt.text_path, opt.output);
+  }
+#endif
+  if (!opt.text_path.empty())
+    throw UserError("--text applies to language-model runs; " + opt.run_dir + " is not one");
   const auto config_path = dir / "config.yaml";
   if (!std::filesystem::exists(config_path))
     throw UserError(config_path.string() + ": no such file (is " + opt.run_dir +
@@ -109,12 +125,17 @@ int run_eval(const EvalOptions& opt) {
 Command register_eval_command(CLI::App& app) {
   auto opt = std::make_shared<EvalOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "eval", "Score a trained run: one-step MSE, MAE, Gaussian NLL and 90% interval coverage");
+      "eval",
+      "Score a trained run: one-step MSE, MAE, Gaussian NLL and 90% interval coverage (time "
+      "series), or loss, bits per byte and perplexity (language models)");
   cmd->add_option("--run-dir", opt->run_dir, "A run directory written by kwm train")->required();
   cmd->add_option("--data", opt->data_path,
                   "CSV series to score (default: the run's own test split)");
   cmd->add_option("--column", opt->columns, "Observed columns (default: the run's)");
   cmd->add_option("--out", opt->out_path, "Write the one-step predictions to this CSV");
+  cmd->add_option("--text", opt->text_path,
+                  "Language-model runs: score this text file (default: the run's test split); "
+                  "prints loss, bits per byte and perplexity");
   add_json_flag(*cmd, opt->output);
   cmd->footer("Exit status: 0 ok, 2 bad input (one line on stderr naming the problem).");
   return Command{cmd, [opt] {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <fstream>
 #include <memory>
@@ -25,6 +26,10 @@
 #include "launch/user_error.hpp"
 #ifdef KWM_HAVE_CHECKPOINT
 #include "distributed/checkpoint/checkpoint.hpp"
+#endif
+#ifdef KWM_HAVE_LANGUAGE_MODELS
+#include "launch/lm/lm_run_config.hpp"
+#include "launch/lm/lm_training.hpp"
 #endif
 
 namespace kwm::launch {
@@ -45,7 +50,14 @@ struct TrainOptions {
 
 int run_train(const TrainOptions& opt, Communicator& world) {
   const bool writer = world.rank() == 0;
-  RunConfig config = load_run_config(opt.config_path, opt.overrides);
+  YAML::Node document = load_config_document(opt.config_path, opt.overrides);
+#ifdef KWM_HAVE_LANGUAGE_MODELS
+  if (is_language_model_config(document)) {
+    LmTrainOptions lm{opt.config_path, document, opt.run_dir, opt.resume, opt.quiet, opt.output};
+    return run_lm_train(lm, world);
+  }
+#endif
+  RunConfig config = parse_run_config(document, opt.config_path);
   if (!opt.run_dir.empty()) config.run_dir = opt.run_dir;
   Series series = load_series(config.data);
   eval::TimeSplit split;
@@ -93,11 +105,13 @@ int run_train(const TrainOptions& opt, Communicator& world) {
   // Checkpoints (Kalman learners): resume from the newest loadable one, write every N steps and
   // on SIGTERM / SIGUSR1.
   auto* kalman_learner = dynamic_cast<KalmanSequenceLearner*>(&learner);
-  const bool checkpointing = config.train.checkpoint_every > 0 || opt.resume;
+  const TrainConfig& train = config.train;
+  const bool checkpointing = train.checkpoint_every > 0 || train.checkpoint_every_seconds > 0 ||
+                             !train.keep_steps.empty() || opt.resume;
   if (checkpointing && !kalman_learner)
     throw UserError(opt.config_path +
-                    ": checkpoints (train.checkpoint_every, --resume) need a "
-                    "Kalman learner; " +
+                    ": checkpoints (train.checkpoint_every, checkpoint_every_seconds, keep_steps, "
+                    "--resume) need a Kalman learner; " +
                     learner.name() + " has none");
   TrainingCursor start;
   std::string metrics_so_far;  // metrics.jsonl as written: a checkpoint carries it
@@ -108,8 +122,24 @@ int run_train(const TrainOptions& opt, Communicator& world) {
       const checkpoint::LoadedCheckpoint loaded =
           checkpoint::resume_newest(world, config.run_dir, *kalman_learner, skipped);
       for (const std::string& line : skipped) spdlog::warn("checkpoint {}", line);
-      start = {static_cast<int>(loaded.meta.cursor.epoch), loaded.meta.cursor.next_time};
+      start = {static_cast<int>(loaded.meta.cursor.epoch), loaded.meta.cursor.next_time, {}};
       metrics_so_far = loaded.meta.metrics_jsonl;
+      const auto& running = loaded.meta.running_metrics;
+      if (running.contains("pass") && running.contains("window")) {
+        try {
+          const Eigen::Index m = series.outputs.cols();
+          start.running.pass = sums_from_matrix(running.at("pass"), m);
+          start.running.window = sums_from_matrix(running.at("window"), m);
+        } catch (const std::invalid_argument& e) {
+          throw UserError("--resume: " + (loaded.dir / "index.h5").string() +
+                          ": /metrics/running: " + e.what());
+        }
+      } else {
+        spdlog::warn(
+            "checkpoint {} (format version {}) has no running metrics: the train metrics "
+            "of this epoch restart from zero",
+            loaded.dir.string(), loaded.format_version);
+      }
       spdlog::info("resumed from {} (step {}, written by {} ranks, git {}): epoch {}, row {}",
                    loaded.dir.string(), loaded.meta.step, loaded.world_size, loaded.git_revision,
                    start.epoch, start.next_time);
@@ -142,37 +172,59 @@ int run_train(const TrainOptions& opt, Communicator& world) {
     std::signal(SIGTERM, request_checkpoint_and_stop);
     std::signal(SIGUSR1, request_checkpoint_and_stop);
     const std::string config_yaml = YAML::Dump(resolved);
-    hook = [&, config_yaml](const TrainingCursor& next, std::int64_t steps_done) {
-      // Every rank must take the same decision: the flag is all-reduced.
-      const bool stop = world.all_reduce_any(g_stop_requested != 0);
-      const bool due =
-          config.train.checkpoint_every > 0 && steps_done % config.train.checkpoint_every == 0;
+    auto last_checkpoint = std::chrono::steady_clock::now();
+    hook = [&, config_yaml, last_checkpoint](const TrainingCursor& next,
+                                             std::int64_t steps_done) mutable {
+      // Every rank must take the same decision: one all-reduce carries the signal flag (any
+      // rank) and rank 0's clock (time-based checkpoints; clocks of other ranks are ignored).
+      const double since_last =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint).count();
+      double flags[2] = {g_stop_requested != 0 ? 1.0 : 0.0,
+                         writer && train.checkpoint_every_seconds > 0 &&
+                                 since_last >= train.checkpoint_every_seconds
+                             ? 1.0
+                             : 0.0};
+      world.all_reduce_sum(flags, 2);
+      const bool stop = flags[0] > 0;
+      const bool kept = std::find(train.keep_steps.begin(), train.keep_steps.end(), steps_done) !=
+                        train.keep_steps.end();
+      const bool due = (train.checkpoint_every > 0 && steps_done % train.checkpoint_every == 0) ||
+                       flags[1] > 0 || kept;
       if (!stop && !due) return false;
       checkpoint::CheckpointMeta meta;
       meta.step = steps_done;
       meta.cursor = {next.epoch, next.next_time};
       meta.config_yaml = config_yaml;
       meta.metrics_jsonl = metrics_so_far;
-      meta.gains = config.train.checkpoint_gains;
+      meta.running_metrics = {{"pass", sums_to_matrix(next.running.pass)},
+                              {"window", sums_to_matrix(next.running.window)}};
+      meta.gains = train.checkpoint_gains;
+      meta.keep = kept;
       try {
         metrics.flush();
         const auto dir = checkpoint::write_checkpoint(world, config.run_dir, meta, *kalman_learner);
-        if (writer) checkpoint::prune_checkpoints(config.run_dir, config.train.keep_last);
-        spdlog::info("checkpoint {} written", dir.string());
+        if (writer)
+          for (const auto& gone : checkpoint::prune_checkpoints(config.run_dir, train.keep_last))
+            spdlog::debug("checkpoint {} pruned", gone.string());
+        spdlog::info("checkpoint {} written{}", dir.string(), kept ? " (kept)" : "");
       } catch (const checkpoint::CheckpointError& e) {
         throw std::runtime_error(std::string("checkpoint: ") + e.what());
       }
+      last_checkpoint = std::chrono::steady_clock::now();
       if (stop) spdlog::info("stop requested by signal: checkpoint written, exiting");
       return stop;
     };
   }
 #endif
-  log({{"event", "start"},
-       {"learner", learner.name()},
-       {"jacobian_source", learner.jacobian_source()},
-       {"parameters", built.parameters},
-       {"ranks", world.size()},
-       {"steps", series.steps()}});
+  // A resumed run's metrics.jsonl already holds its start line (a resume leaves the file as an
+  // uninterrupted run writes it).
+  if (metrics_so_far.empty())
+    log({{"event", "start"},
+         {"learner", learner.name()},
+         {"jacobian_source", learner.jacobian_source()},
+         {"parameters", built.parameters},
+         {"ranks", world.size()},
+         {"steps", series.steps()}});
 
   const TrainingOutcome out =
       run_training(learner, series, split, config.train, log, writer && !opt.quiet, start, hook);
@@ -217,7 +269,9 @@ int run_train(const TrainOptions& opt, Communicator& world) {
 Command register_train_command(CLI::App& app, Communicator& world) {
   auto opt = std::make_shared<TrainOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "train", "Train a sequence model by Kalman filtering (or a baseline) on a time series");
+      "train",
+      "Train a sequence model on a time series, or a GPT language model on text (model.type: "
+      "gpt), by Kalman filtering or a baseline");
   cmd->add_option("--config", opt->config_path, "Run config (YAML: data, model, learner, train)")
       ->required();
   cmd->add_option("--set", opt->overrides,
@@ -229,7 +283,8 @@ Command register_train_command(CLI::App& app, Communicator& world) {
                 "Continue from the newest complete checkpoint under the run directory");
   add_json_flag(*cmd, opt->output);
   cmd->footer(
-      "Writes <run-dir>/config.yaml (resolved), metrics.jsonl, model.yaml and predictions.csv.\n"
+      "Writes <run-dir>/config.yaml (resolved), metrics.jsonl, model.yaml and predictions.csv\n"
+      "(language models: model.h5, the tokenizer and tokens/).\n"
       "Exit status: 0 ok, 2 bad input (one line on stderr naming the problem).");
   return Command{cmd, [opt, &world] {
                    try {

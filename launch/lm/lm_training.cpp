@@ -1,0 +1,290 @@
+// The language-model training loop: step, log the prequential (before-update) loss, validate
+// every eval_every steps, checkpoint every checkpoint_every steps or on SIGTERM/SIGUSR1, then
+// score the test split and write model.h5.
+#include "launch/lm/lm_training.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/lm/gpt_config.hpp"
+#include "core/lm/learners/learner_factory.hpp"
+#include "core/lm/learners/unigram_baseline.hpp"
+#include "core/text/token_loader.hpp"
+#include "launch/atomic_file.hpp"
+#include "launch/lm/lm_checkpoint.hpp"
+#include "launch/lm/lm_data.hpp"
+#include "launch/lm/lm_evaluation.hpp"
+#include "launch/lm/lm_model_file.hpp"
+#include "launch/lm/lm_run_config.hpp"
+#include "launch/training/run_directory.hpp"
+#include "launch/user_error.hpp"
+
+namespace kwm::launch {
+namespace {
+
+volatile std::sig_atomic_t g_lm_stop = 0;
+extern "C" void request_lm_checkpoint_and_stop(int) { g_lm_stop = 1; }
+
+lm::LmCollectives collectives_of(Communicator& world) {
+  lm::LmCollectives c;
+  c.rank = world.rank();
+  c.ranks = world.size();
+  if (world.size() == 1) return c;
+  c.all_reduce_sum = [&world](double* data, std::size_t count) {
+    world.all_reduce_sum(data, count);
+  };
+  c.broadcast = [&world](double* data, std::size_t count, int root) {
+    world.broadcast(data, count, root);
+  };
+  c.any = [&world](bool flag) { return world.all_reduce_any(flag); };
+  return c;
+}
+
+double bytes_per_token(const LmSplit& split) {
+  return static_cast<double>(split.bytes) / static_cast<double>(split.tokens.size());
+}
+
+}  // namespace
+
+int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
+  const bool writer = world.rank() == 0;
+  LmRunConfig config = parse_lm_run_config(opt.document, opt.config_path);
+  if (!opt.run_dir.empty()) config.run_dir = opt.run_dir;
+  if (!opt.resume && writer && std::filesystem::exists(config.run_dir / "checkpoints"))
+    spdlog::warn(
+        "{} holds checkpoints of an earlier run; without --resume they are kept and this "
+        "run starts from scratch",
+        config.run_dir.string());
+
+  LmData data = prepare_lm_data(world, config, opt.config_path);
+  YAML::Node model_node = YAML::Clone(config.model);
+  model_node.remove("type");
+  model_node["vocab_size"] = data.tokenizer->vocab_size();
+  lm::GptConfig gpt;
+  try {
+    gpt = lm::parse_gpt_config(model_node);
+  } catch (const std::invalid_argument& e) {
+    throw UserError(opt.config_path + ": model: " + e.what());
+  }
+  const int length = config.train.length == 0 ? gpt.context : config.train.length;
+  if (length > gpt.context)
+    throw UserError(opt.config_path + ": train.length " + std::to_string(length) +
+                    " exceeds model.context " + std::to_string(gpt.context));
+  if (config.train.batch % world.size() != 0)
+    throw UserError(opt.config_path + ": train.batch " + std::to_string(config.train.batch) +
+                    " must be a multiple of the rank count " + std::to_string(world.size()));
+
+  std::unique_ptr<lm::LanguageLearner> learner;
+  try {
+    learner =
+        lm::make_language_learner(config.learner, gpt, config.train.seed, collectives_of(world));
+  } catch (const std::invalid_argument& e) {
+    throw UserError(opt.config_path + ": learner: " + e.what());
+  }
+
+  text::LoaderOptions loader_options;
+  loader_options.batch = config.train.batch;
+  loader_options.length = length;
+  loader_options.sampling =
+      config.train.sampling == "random" ? text::Sampling::random : text::Sampling::sequential;
+  loader_options.seed = config.train.seed;
+  loader_options.rank = world.rank();
+  loader_options.ranks = world.size();
+  std::unique_ptr<text::TokenLoader> loader;
+  try {
+    loader = std::make_unique<text::TokenLoader>(data.train.tokens, loader_options,
+                                                 (config.run_dir / "tokens/train.tokens").string());
+  } catch (const std::invalid_argument& e) {
+    throw UserError(opt.config_path + ": " + e.what());
+  }
+
+  const std::int64_t tokens_per_step = std::int64_t{config.train.batch} * length;
+  const std::int64_t total_steps = std::max<std::int64_t>(1, config.train.tokens / tokens_per_step);
+  const std::int64_t eval_every = config.train.eval_every > 0
+                                      ? config.train.eval_every
+                                      : std::max<std::int64_t>(1, total_steps / 20);
+
+  YAML::Node resolved = YAML::Clone(config.root);
+  resolved["model"] = lm::to_yaml(gpt);
+  resolved["model"]["type"] = "gpt";
+  resolved["train"]["run_dir"] = config.run_dir.string();
+  resolved["train"]["length"] = length;
+  const std::string config_yaml = YAML::Dump(resolved);
+
+  // The unigram model of the training tokens: the floor every learner has to beat.
+  const double unigram_nll =
+      lm::unigram_nll(data.train.tokens, data.validation.tokens, gpt.vocab_size);
+  spdlog::info(
+      "run {}: GPT {} parameters (d {}, {} layers, {} heads, context {}, vocab {} {}), "
+      "learner {}: {}",
+      config.run_dir.string(), lm::parameter_count(gpt), gpt.d_model, gpt.n_layers, gpt.n_heads,
+      gpt.context, gpt.vocab_size, data.tokenizer->name(), learner->name(),
+      learner->derivative_label());
+  spdlog::info(
+      "tokens: train {} / validation {} / test {}; {} steps of {} x {} tokens over {} "
+      "rank(s); unigram validation loss {:.4f} nats",
+      data.train.tokens.size(), data.validation.tokens.size(), data.test.tokens.size(), total_steps,
+      config.train.batch, length, world.size(), unigram_nll);
+
+  LmCheckpointMeta progress;
+  progress.config_yaml = config_yaml;
+  progress.learner = learner->name();
+  progress.tokenizer_fingerprint = data.tokenizer->fingerprint();
+  if (opt.resume) {
+    std::vector<std::string> skipped;
+    progress = resume_lm_checkpoint(world, config.run_dir, *learner, skipped);
+    for (const auto& line : skipped) spdlog::warn("checkpoint {}", line);
+    if (progress.tokenizer_fingerprint != data.tokenizer->fingerprint())
+      throw UserError(config.run_dir.string() + ": checkpoint tokenizer " +
+                      progress.tokenizer_fingerprint + " differs from the run's " +
+                      data.tokenizer->fingerprint());
+    try {
+      loader->restore(progress.cursor);
+    } catch (const std::invalid_argument& e) {
+      throw UserError(config.run_dir.string() + ": checkpoint data cursor: " + e.what());
+    }
+    progress.config_yaml = config_yaml;
+    spdlog::info("resumed at step {} ({} tokens)", progress.step, progress.tokens);
+  }
+
+  std::ofstream metrics;
+  if (writer) {
+    ensure_directory(config.run_dir);
+    write_file_atomically((config.run_dir / "config.yaml").string(), config_yaml + "\n");
+    metrics.open(config.run_dir / "metrics.jsonl", std::ios::trunc);
+    if (!metrics) throw UserError((config.run_dir / "metrics.jsonl").string() + ": cannot write");
+    metrics << progress.metrics_jsonl << std::flush;
+  }
+  const auto log = [&](const nlohmann::json& line) {
+    const std::string text = line.dump() + "\n";
+    progress.metrics_jsonl += text;
+    if (writer) metrics << text << std::flush;
+  };
+  const auto validate = [&]() {
+    return score_tokens(world, learner->parameters(), data.validation.tokens, length,
+                        config.train.eval_tokens, bytes_per_token(data.validation));
+  };
+
+  const bool checkpointing = config.train.checkpoint_every > 0 || opt.resume;
+  if (checkpointing) {
+    std::signal(SIGTERM, request_lm_checkpoint_and_stop);
+    std::signal(SIGUSR1, request_lm_checkpoint_and_stop);
+  }
+  if (progress.step == 0) {
+    const LmScore v = validate();
+    log({{"step", 0},
+         {"tokens", 0},
+         {"wall_s", 0.0},
+         {"val_nll", v.nll},
+         {"val_bpb", v.bits_per_byte},
+         {"unigram_nll", unigram_nll}});
+  }
+  const auto started = std::chrono::steady_clock::now();
+  const double wall_before = progress.wall_seconds;
+  const auto wall = [&] {
+    return wall_before +
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  };
+  std::int64_t skipped_updates = 0, forward_passes = 0, tj_passes = 0;
+  double window_nll = 0.0, window_tokens = 0.0;
+  while (progress.step < total_steps) {
+    const lm::TokenBatch batch = loader->next();
+    const lm::StepReport report = learner->step(batch);
+    // Loss over every rank's share, measured before the update (prequential).
+    double sums[5] = {report.nll_before * static_cast<double>(report.tokens),
+                      static_cast<double>(report.tokens), report.skipped ? 1.0 : 0.0,
+                      static_cast<double>(report.forward_passes),
+                      static_cast<double>(report.transposed_jacobian_passes)};
+    world.all_reduce_sum(sums, 5);
+    if (!std::isfinite(sums[0]))
+      throw UserError("step " + std::to_string(progress.step + 1) +
+                      ": the training loss is not finite (NaN/Inf in the model or data)");
+    ++progress.step;
+    progress.tokens += static_cast<std::int64_t>(sums[1]);
+    progress.train_nll_sum += sums[0];
+    window_nll += sums[0];
+    window_tokens += sums[1];
+    skipped_updates += static_cast<std::int64_t>(sums[2]);
+    forward_passes += static_cast<std::int64_t>(sums[3]);
+    tj_passes += static_cast<std::int64_t>(sums[4]);
+    progress.cursor = loader->cursor();
+
+    if (progress.step % eval_every == 0 || progress.step == total_steps) {
+      const LmScore v = validate();
+      log({{"step", progress.step},
+           {"tokens", progress.tokens},
+           {"wall_s", wall()},
+           {"train_nll", window_nll / window_tokens},
+           {"val_nll", v.nll},
+           {"val_bpb", v.bits_per_byte},
+           {"skipped", skipped_updates},
+           {"forward_passes", forward_passes},
+           {"transposed_jacobian_passes", tj_passes}});
+      if (!opt.quiet)
+        spdlog::info(
+            "step {}/{}: {} tokens, train {:.4f}, validation {:.4f} nats ({:.3f} bits/byte)",
+            progress.step, total_steps, progress.tokens, window_nll / window_tokens, v.nll,
+            v.bits_per_byte);
+      window_nll = window_tokens = 0.0;
+    }
+    const bool stop = checkpointing && world.all_reduce_any(g_lm_stop != 0);
+    const bool due =
+        config.train.checkpoint_every > 0 && progress.step % config.train.checkpoint_every == 0;
+    if (stop || (due && progress.step < total_steps)) {
+      progress.wall_seconds = wall();
+      const auto dir =
+          write_lm_checkpoint(world, config.run_dir, progress, *learner, config.train.keep_last);
+      spdlog::info("checkpoint {}", dir.string());
+      if (stop) {
+        spdlog::info("stopping on a signal after the checkpoint; resume with --resume");
+        return 0;
+      }
+    }
+  }
+
+  const LmScore test =
+      score_tokens(world, learner->parameters(),
+                   data.test.tokens.size() >= 2 ? data.test.tokens : data.validation.tokens, length,
+                   0, bytes_per_token(data.test.tokens.size() >= 2 ? data.test : data.validation));
+  const LmScore val = validate();
+  if (writer) {
+    save_lm_model(config.run_dir / "model.h5",
+                  {learner->parameters(), data.tokenizer->fingerprint(), learner->name()});
+  }
+  world.barrier();
+  nlohmann::json result = {
+      {"command", "train"},
+      {"run_dir", config.run_dir.string()},
+      {"learner", learner->name()},
+      {"derivatives", learner->derivative_label()},
+      {"parameters", lm::parameter_count(gpt)},
+      {"tokenizer", data.tokenizer->name()},
+      {"steps", progress.step},
+      {"tokens", progress.tokens},
+      {"ranks", world.size()},
+      {"wall_s", wall()},
+      {"train_nll_prequential", progress.train_nll_sum / std::max<double>(1.0, progress.tokens)},
+      {"unigram_nll", unigram_nll},
+      {"val_nll", val.nll},
+      {"val_bpb", val.bits_per_byte},
+      {"test_nll", test.nll},
+      {"test_bpb", test.bits_per_byte},
+      {"test_perplexity", test.perplexity},
+      {"skipped_updates", skipped_updates}};
+  if (writer)
+    print_result(
+        opt.output, result,
+        fmt::format("trained {} ({}) on {} tokens in {:.1f} s: validation {:.4f} nats, "
+                    "test {:.4f} nats = {:.3f} bits/byte (unigram {:.4f}); run dir {}\n",
+                    learner->name(), learner->derivative_label(), progress.tokens, wall(), val.nll,
+                    test.nll, test.bits_per_byte, unigram_nll, config.run_dir.string()));
+  return 0;
+}
+
+}  // namespace kwm::launch
