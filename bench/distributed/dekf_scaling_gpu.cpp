@@ -97,6 +97,16 @@ int main(int argc, char** argv) {
   const kwm::Placement placement = kwm::place_blocks(costs, comm->size());
 
   auto backend = kwm::make_backend<float>("cuda");
+  int owned = 0;
+  for (int b = 0; b < total_blocks; ++b) owned += placement.owner[std::size_t(b)] == comm->rank();
+  const std::size_t mine_floats = std::size_t(owned) * std::size_t(n);
+  const std::size_t all_floats = std::size_t(total_blocks) * std::size_t(n);
+  float* send = nullptr;
+  float* all = nullptr;
+  check(cudaMalloc(&send, std::max<std::size_t>(mine_floats, 2) * sizeof(float)), "cudaMalloc");
+  check(cudaMalloc(&all, all_floats * sizeof(float)), "cudaMalloc");
+  check(cudaMemset(send, 0, std::max<std::size_t>(mine_floats, 2) * sizeof(float)), "cudaMemset");
+  check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");  // the backend's stream is non-blocking
   std::vector<kwm::ParameterBlock<float>> mine;
   std::vector<kwm::Tensor<float>> jacobians;
   std::mt19937 rng(1);
@@ -107,8 +117,13 @@ int main(int argc, char** argv) {
     if (placement.owner[std::size_t(b)] != comm->rank()) continue;
     kwm::Tensor<float> p = backend->allocate(n, n);  // zero-filled
     backend->add_identity(1.0f, p);
-    kwm::Tensor<float> mean = backend->allocate(n, 1);
+    // The block's mean then becomes its slice of the send buffer (zero-filled above; the factory
+    // keeps its own copy of the mean it is given).
+    const kwm::Tensor<float> mean(
+        n, 1, std::shared_ptr<float>(send + mine.size() * std::size_t(n), [](float*) {}),
+        kwm::MemorySpace::cuda);
     mine.push_back(kwm::make_dense_block(*backend, b, mean, p));
+    mine.back().mean = mean;
     jacobians.push_back(kwm::to_backend(*backend, h));
   }
   backend->synchronize();
@@ -132,21 +147,9 @@ int main(int argc, char** argv) {
   std::vector<std::size_t> counts(std::size_t(comm->size()), 0);  // in doubles (2 floats each)
   for (int b = 0; b < total_blocks; ++b)
     counts[std::size_t(placement.owner[std::size_t(b)])] += std::size_t(n) / 2;
-  const std::size_t mine_floats = mine.size() * std::size_t(n);
-  const std::size_t all_floats = std::size_t(total_blocks) * std::size_t(n);
-  float* send = nullptr;
-  float* all = nullptr;
-  check(cudaMalloc(&send, std::max<std::size_t>(mine_floats, 2) * sizeof(float)), "cudaMalloc");
-  check(cudaMalloc(&all, all_floats * sizeof(float)), "cudaMalloc");
-  std::vector<kwm::Tensor<float>> views;  // the send buffer's slices, as backend tensors
-  for (std::size_t i = 0; i < mine.size(); ++i)
-    views.emplace_back(n, 1, std::shared_ptr<float>(send + i * std::size_t(n), [](float*) {}),
-                       kwm::MemorySpace::cuda);
-
   int applied = 0;
   auto step = [&] {
     applied += ekf.update(observations, e, r).applied() ? 1 : 0;
-    for (std::size_t i = 0; i < mine.size(); ++i) backend->copy(mine[i].mean, views[i]);
     backend->synchronize();
     const auto t = std::chrono::steady_clock::now();
     nccl->all_gatherv(reinterpret_cast<const double*>(send), counts,

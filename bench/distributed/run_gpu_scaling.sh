@@ -4,7 +4,9 @@
 # autocast, fixed per-GPU batch) on 1 and G GPUs, all on the same machine in the same call.
 # usage (repo root, on the GPU machine): OUT=/some/dir bash bench/distributed/run_gpu_scaling.sh [G]
 # Files in $OUT (6): env_build.log, kwm_scaling.jsonl, kwm_scaling.log, ddp.jsonl, ddp.log,
-# summary.md (bench/distributed/summarise_gpu_scaling.py).
+# summary.md (bench/distributed/summarise_gpu_scaling.py). CONFORMANCE=1 also builds and runs the
+# backend conformance suite (CUDA cases included) before the timings, and at the end, time
+# permitting, compute-sanitizer memcheck on its batched cases: a 7th file, conformance.log.
 set -uo pipefail
 OUT=${OUT:-/tmp/kwm-gpu-scaling}
 G=${1:-2}
@@ -13,6 +15,7 @@ export PATH=/usr/local/cuda/bin:$PATH
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 B=build/gpuscale
+mkdir -p build
 {
   date -u; nvidia-smi
   nvidia-smi --query-gpu=index,name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv
@@ -21,9 +24,37 @@ B=build/gpuscale
   python3 -c 'import torch; print("torch", torch.__version__, "gpus", torch.cuda.device_count(), "nccl", torch.cuda.nccl.version())'
   cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DKWM_ENABLE_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90 -DKWM_BUILD_BENCH=OFF -DKWM_BUILD_TESTS=OFF 2>&1 | tail -6
-  cmake --build $B -j"$(nproc)" --target kwm_dekf_scaling_gpu 2>&1 | tail -15
+  if [ "${CONFORMANCE:-0}" = 1 ]; then
+    # A separate tree with the tests, built alongside (its configure fails if another part of the
+    # test tree is broken; then the suite is compiled directly, as bench/gpu/run_device.sh does).
+    ( cmake -S . -B build/gpuconf -G Ninja -DCMAKE_BUILD_TYPE=Release -DKWM_ENABLE_CUDA=ON \
+        -DCMAKE_CUDA_ARCHITECTURES=90 -DKWM_BUILD_BENCH=OFF -DKWM_BUILD_TESTS=ON > build/conf-build.log 2>&1 &&
+      cmake --build build/gpuconf -j16 --target backend_conformance_test >> build/conf-build.log 2>&1 ) &
+  fi
+  cmake --build $B -j16 --target kwm_dekf_scaling_gpu 2>&1 | tail -15
+  wait
+  [ -f build/conf-build.log ] && tail -5 build/conf-build.log
   date -u
 } > "$OUT/env_build.log" 2>&1
+if [ "${CONFORMANCE:-0}" = 1 ]; then
+  TEST=build/gpuconf/tests/backend/backend_conformance_test
+  if [ ! -x "$TEST" ]; then
+    echo "== conformance: fallback build" >> "$OUT/env_build.log"
+    mkdir -p build/conf-fallback
+    for f in cuda_backend kernels riccati_downdate; do
+      nvcc -std=c++17 -O3 -arch=sm_90 --expt-relaxed-constexpr -I. -c core/backend/cuda/$f.cu \
+        -o build/conf-fallback/$f.o >> "$OUT/env_build.log" 2>&1
+    done
+    g++ -std=c++20 -O2 -I. -I/usr/include/eigen3 -DKWM_HAVE_CUDA=1 -I/usr/local/cuda/include \
+      tests/backend/conformance_test.cpp core/backend/backend_registry.cpp \
+      core/backend/cpu/cpu_backend.cpp build/conf-fallback/*.o -L/usr/local/cuda/lib64 \
+      -lgtest -lgtest_main -lcublas -lcusolver -lcudart -lpthread \
+      -o build/conf-fallback/conformance >> "$OUT/env_build.log" 2>&1
+    TEST=build/conf-fallback/conformance
+  fi
+  CUDA_VISIBLE_DEVICES=0 timeout 180 "$TEST" > "$OUT/conformance.log" 2>&1
+  echo "== conformance exit $?" >> "$OUT/conformance.log"
+fi
 EXE=$B/bench/distributed/kwm_dekf_scaling_gpu
 # A binary built elsewhere (FALLBACK_EXE) when this build failed.
 if [ ! -x "$EXE" ] && [ -n "${FALLBACK_EXE:-}" ] && [ -x "$FALLBACK_EXE" ]; then
@@ -63,7 +94,13 @@ if [ -x "$EXE" ]; then
   # Weak at a fixed 32 blocks per GPU, n = 1024 (the smaller per-GPU share).
   [ "$SECONDS" -lt "$BUDGET" ] && for np in 1 $G; do kwm $np --blocks 32 --n 1024 --m 8 $U --weak; done
 fi
+if [ "${CONFORMANCE:-0}" = 1 ] && [ -x "${TEST:-}" ] && [ "$SECONDS" -lt 470 ]; then
+  echo "== compute-sanitizer memcheck (batched cases, cuda fp32)" >> "$OUT/conformance.log"
+  CUDA_VISIBLE_DEVICES=0 timeout 90 compute-sanitizer --tool memcheck "$TEST" \
+    --gtest_filter='*Batched*cuda_fp32:*GemmSum*cuda_fp32:*Poison*cuda_fp32' 2>&1 | tail -8 >> "$OUT/conformance.log"
+fi
 python3 bench/distributed/summarise_gpu_scaling.py "$OUT/kwm_scaling.jsonl" "$OUT/ddp.jsonl" \
   > "$OUT/summary.md" 2>&1
 tail -4 "$OUT/env_build.log"
+[ -f "$OUT/conformance.log" ] && grep -E "PASSED|FAILED|SKIPPED \]|ERROR SUMMARY|conformance exit|Failure" "$OUT/conformance.log" | head -20
 cat "$OUT/summary.md"
