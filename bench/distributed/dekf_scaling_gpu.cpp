@@ -5,7 +5,12 @@
 // rank factors S, owners update their means and covariances, then one NCCL all-gather(v) of the
 // owners' means (fp32, device to device). The GPU twin of dekf_scaling.cpp.
 //   mpirun -np R kwm_dekf_scaling_gpu --blocks 64 --n 1024 --m 8 --updates 30 [--weak]
-// --weak: --blocks per rank (B = blocks x R), else B = blocks in total. One JSON line (rank 0).
+//       [--gather v|equal|none] [--probe N]
+// --weak: --blocks per rank (B = blocks x R), else B = blocks in total. --gather: the means
+// through all_gatherv (default), one all_gather (equal blocks per rank), or not at all. --probe:
+// after the run, N of each collective alone (the communicator's latency without compute skew).
+// One JSON line (rank 0), with the all-reduce and gather times and the ranks' arrival skew at the
+// all-reduce split out (medians of the per-update maximum over ranks).
 //
 // Timing: per update, an MPI barrier, steady_clock, the update and the gather, the backend
 // synchronised, steady_clock; the slowest rank's time is the update's time; median over
@@ -62,6 +67,8 @@ int main(int argc, char** argv) {
   auto comm = kwm::make_mpi_communicator(&argc, &argv);
   int blocks = 64, n = 1024, m = 8, updates = 30, warmup = 5;
   bool weak = false;
+  std::string gather = "v";  // v: all_gatherv (grouped broadcasts); equal: all_gather; none
+  int probes = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
@@ -77,9 +84,15 @@ int main(int argc, char** argv) {
       warmup = next();
     else if (a == "--weak")
       weak = true;
+    else if (a == "--gather" && i + 1 < argc)
+      gather = argv[++i];
+    else if (a == "--probe")
+      probes = next();
   }
-  if (n % 2 != 0 || blocks <= 0 || m <= 0 || updates <= 0) {
-    if (comm->rank() == 0) std::fprintf(stderr, "need n even, blocks, m, updates > 0\n");
+  if (n % 2 != 0 || blocks <= 0 || m <= 0 || updates <= 0 ||
+      (gather != "v" && gather != "equal" && gather != "none")) {
+    if (comm->rank() == 0)
+      std::fprintf(stderr, "need n even, blocks, m, updates > 0, --gather v|equal|none\n");
     return 2;
   }
   // Sets this rank's GPU (local rank mod devices) before the backend takes the current device.
@@ -130,10 +143,14 @@ int main(int argc, char** argv) {
 
   std::size_t reduced_bytes = 0, gathered_bytes = 0;
   double reduce_seconds = 0, gather_seconds = 0;
+  // Seconds from the step's start to this rank's arrival at the all-reduce (its local phase 1).
+  auto step_start = std::chrono::steady_clock::now();
+  double arrival = 0;
   kwm::UpdateConfig config;
   kwm::DecoupledEkf<float> ekf(*backend, config, [&](float* data, kwm::Index count) {
     backend->synchronize();
     const auto t = std::chrono::steady_clock::now();
+    arrival = std::chrono::duration<double>(t - step_start).count();
     reduced_bytes += std::size_t(count) * sizeof(float);
     nccl->all_reduce_sum(data, std::size_t(count));
     reduce_seconds += seconds_since(t);
@@ -147,30 +164,82 @@ int main(int argc, char** argv) {
   std::vector<std::size_t> counts(std::size_t(comm->size()), 0);  // in doubles (2 floats each)
   for (int b = 0; b < total_blocks; ++b)
     counts[std::size_t(placement.owner[std::size_t(b)])] += std::size_t(n) / 2;
+  // --gather equal: one all_gather when every rank owns as many blocks (the placement's even
+  // split), instead of all_gatherv's grouped broadcasts.
+  const bool equal_counts =
+      std::all_of(counts.begin(), counts.end(), [&](std::size_t c) { return c == counts.front(); });
+  if (gather == "equal" && !equal_counts) {
+    if (comm->rank() == 0) std::fprintf(stderr, "--gather equal needs equal blocks per rank\n");
+    return 2;
+  }
+  auto gather_means = [&] {
+    if (gather == "v") {
+      nccl->all_gatherv(reinterpret_cast<const double*>(send), counts,
+                        reinterpret_cast<double*>(all));
+    } else if (gather == "equal") {
+      nccl->all_gather(reinterpret_cast<const double*>(send), counts.front(),
+                       reinterpret_cast<double*>(all));
+    }
+  };
   int applied = 0;
   auto step = [&] {
     applied += ekf.update(observations, e, r).applied() ? 1 : 0;
     backend->synchronize();
     const auto t = std::chrono::steady_clock::now();
-    nccl->all_gatherv(reinterpret_cast<const double*>(send), counts,
-                      reinterpret_cast<double*>(all));
+    gather_means();
     gather_seconds += seconds_since(t);
-    gathered_bytes += all_floats * sizeof(float);
+    if (gather != "none") gathered_bytes += all_floats * sizeof(float);
   };
 
   for (int k = 0; k < warmup; ++k) step();
   reduced_bytes = gathered_bytes = 0;
   reduce_seconds = gather_seconds = 0;
-  std::vector<double> times, comm_times;
+  std::vector<double> times, comm_times, reduce_times, gather_times, arrivals, arrivals_min;
   for (int k = 0; k < updates; ++k) {
-    const double comm_before = reduce_seconds + gather_seconds;
+    const double reduce_before = reduce_seconds, gather_before = gather_seconds;
     comm->barrier();
-    const auto t = std::chrono::steady_clock::now();
+    step_start = std::chrono::steady_clock::now();
     step();
     backend->synchronize();
-    times.push_back(seconds_since(t));
-    comm_times.push_back(reduce_seconds + gather_seconds - comm_before);
+    times.push_back(seconds_since(step_start));
+    reduce_times.push_back(reduce_seconds - reduce_before);
+    gather_times.push_back(gather_seconds - gather_before);
+    comm_times.push_back(reduce_times.back() + gather_times.back());
+    arrivals.push_back(arrival);
   }
+  // The skew at the all-reduce: latest minus earliest arrival over ranks, per update.
+  arrivals_min = arrivals;
+  MPI_Allreduce(MPI_IN_PLACE, arrivals.data(), int(arrivals.size()), MPI_DOUBLE, MPI_MAX,
+                MPI_COMM_WORLD);
+  MPI_Allreduce(MPI_IN_PLACE, arrivals_min.data(), int(arrivals_min.size()), MPI_DOUBLE, MPI_MIN,
+                MPI_COMM_WORLD);
+  std::vector<double> skews(arrivals.size());
+  for (std::size_t k = 0; k < skews.size(); ++k) skews[k] = arrivals[k] - arrivals_min[k];
+  MPI_Allreduce(MPI_IN_PLACE, reduce_times.data(), int(reduce_times.size()), MPI_DOUBLE, MPI_MAX,
+                MPI_COMM_WORLD);
+  MPI_Allreduce(MPI_IN_PLACE, gather_times.data(), int(gather_times.size()), MPI_DOUBLE, MPI_MAX,
+                MPI_COMM_WORLD);
+
+  // --probe N: the collectives alone, N times each after an MPI barrier with the device idle:
+  // the communicator's own latency, no compute skew (the slowest rank's time, median).
+  std::vector<double> probe_reduce, probe_gather;
+  kwm::Tensor<float> probe_buffer = backend->allocate(m, m);
+  backend->synchronize();
+  for (int k = 0; k < probes; ++k) {
+    comm->barrier();
+    auto t = std::chrono::steady_clock::now();
+    nccl->all_reduce_sum(probe_buffer.data(), std::size_t(m) * std::size_t(m));
+    probe_reduce.push_back(seconds_since(t));
+    comm->barrier();
+    t = std::chrono::steady_clock::now();
+    gather_means();
+    probe_gather.push_back(seconds_since(t));
+  }
+  if (probes > 0) {
+    MPI_Allreduce(MPI_IN_PLACE, probe_reduce.data(), probes, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, probe_gather.data(), probes, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  }
+
   // The update's time is the slowest rank's.
   MPI_Allreduce(MPI_IN_PLACE, times.data(), int(times.size()), MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   MPI_Allreduce(MPI_IN_PLACE, comm_times.data(), int(comm_times.size()), MPI_DOUBLE, MPI_MAX,
@@ -209,13 +278,17 @@ int main(int argc, char** argv) {
         "\"gather_bytes_per_update\": %zu, \"imbalance\": %.4f, "
         "\"max_covariance_bytes_per_gpu\": %.6g, \"min_covariance_bytes_per_gpu\": %.6g, "
         "\"max_device_bytes_allocated\": %.6g, \"applied_updates_min\": %d, "
-        "\"means_abs_sum\": %.10g, \"means_finite\": %s}\n",
+        "\"means_abs_sum\": %.10g, \"means_finite\": %s, \"gather\": \"%s\", "
+        "\"reduce_median_ms\": %.6g, \"gather_median_ms\": %.6g, \"skew_median_ms\": %.6g, "
+        "\"probes\": %d, \"probe_allreduce_ms\": %.6g, \"probe_gather_ms\": %.6g}\n",
         comm->size(), weak ? "weak" : "strong", total_blocks, n, m, updates, warmup, prop.name,
         1e3 * quantile(times, 0.5), 1e3 * quantile(times, 0.1), 1e3 * quantile(times, 0.9),
         1e3 * quantile(times, 0.0), 1e3 * quantile(comm_times, 0.5),
         reduced_bytes / std::size_t(updates), gathered_bytes / std::size_t(updates),
         placement.imbalance(), max_cov, min_cov, used, min_applied, checksum,
-        finite != 0 ? "true" : "false");
+        finite != 0 ? "true" : "false", gather.c_str(), 1e3 * quantile(reduce_times, 0.5),
+        1e3 * quantile(gather_times, 0.5), 1e3 * quantile(skews, 0.5), probes,
+        1e3 * quantile(probe_reduce, 0.5), 1e3 * quantile(probe_gather, 0.5));
   std::fflush(stdout);
   nccl.reset();
   return 0;

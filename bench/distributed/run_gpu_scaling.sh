@@ -6,7 +6,8 @@
 # Files in $OUT (6): env_build.log, kwm_scaling.jsonl, kwm_scaling.log, ddp.jsonl, ddp.log,
 # summary.md (bench/distributed/summarise_gpu_scaling.py). CONFORMANCE=1 also builds and runs the
 # backend conformance suite (CUDA cases included) before the timings, and at the end, time
-# permitting, compute-sanitizer memcheck on its batched cases: a 7th file, conformance.log.
+# permitting, compute-sanitizer memcheck on its batched cases: a 7th file, conformance.log. DIAG=1
+# adds runs that split the communication time (kwm_dekf_scaling_gpu --gather, --probe).
 set -uo pipefail
 OUT=${OUT:-/tmp/kwm-gpu-scaling}
 G=${1:-2}
@@ -93,6 +94,17 @@ if [ -x "$EXE" ]; then
   done
   # Weak at a fixed 32 blocks per GPU, n = 1024 (the smaller per-GPU share).
   [ "$SECONDS" -lt "$BUDGET" ] && for np in 1 $G; do kwm $np --blocks 32 --n 1024 --m 8 $U --weak; done
+fi
+if [ "${DIAG:-0}" = 1 ] && [ -x "$EXE" ]; then
+  # Where the 2-GPU communication time goes: the all-reduce, the gather and the ranks' arrival
+  # skew split out, the collectives alone (--probe), and the means gathered by one all_gather or
+  # not at all (the update alone).
+  for g in v equal none; do
+    for np in 1 $G; do kwm $np --blocks 64 --n 1024 --m 8 $U --weak --gather $g --probe 20; done
+  done
+  for g in equal none; do
+    for np in 1 $G; do kwm $np --blocks 64 --n 4096 --m 8 $U --weak --gather $g --probe 20; done
+  done
 fi
 if [ "${CONFORMANCE:-0}" = 1 ] && [ -x "${TEST:-}" ] && [ "$SECONDS" -lt 470 ]; then
   echo "== compute-sanitizer memcheck (batched cases, cuda fp32)" >> "$OUT/conformance.log"

@@ -22,6 +22,13 @@ def load(path):
     return rows
 
 
+def key_of(r):
+    """Rows compared with each other: same mode, n, m, blocks (per GPU when weak), gather."""
+    per = r["blocks"] // r["ranks"]
+    return (r["mode"], r["n"], r["m"], per if r["mode"] == "weak" else r["blocks"],
+            r.get("gather", "v"))
+
+
 def mib(x):
     return f"{x / 2**20:,.0f} MiB"
 
@@ -30,20 +37,19 @@ def main():
     kwm = load(sys.argv[1])
     ddp = load(sys.argv[2]) if len(sys.argv) > 2 else []
     print("## KWM sharded DEKF update (CUDA fp32, NCCL)\n")
-    print("| mode | n | m | GPUs | blocks | blocks/GPU | median ms | p10-p90 ms | comm ms | "
+    print("| mode | gather | n | m | GPUs | blocks | blocks/GPU | median ms | p10-p90 ms | comm ms | "
           "efficiency | all-reduce B | gathered B | covariance / GPU | device alloc / GPU | "
           "imbalance | checksum rel. diff to 1 GPU |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     base = {}
     for r in kwm:
         if r["ranks"] == 1:
             per = r["blocks"] // r["ranks"]
-            base[(r["mode"], r["n"], r["m"], per if r["mode"] == "weak" else r["blocks"])] = r
+            base[key_of(r)] = r
     weak_effs = {}
     for r in kwm:
         per = r["blocks"] // r["ranks"]
-        key = (r["mode"], r["n"], r["m"], per if r["mode"] == "weak" else r["blocks"])
-        b = base.get(key)
+        b = base.get(key_of(r))
         eff, diff = "-", "-"
         if b is not None:
             if r["mode"] == "strong":
@@ -53,9 +59,9 @@ def main():
             else:
                 e = b["median_ms"] / r["median_ms"]
                 if r["ranks"] > 1:
-                    weak_effs[(r["n"], r["m"], per, r["ranks"])] = e
+                    weak_effs[(r["n"], r["m"], per, r["ranks"], r.get("gather", "v"))] = e
             eff = f"{e:.3f}"
-        print(f"| {r['mode']} | {r['n']} | {r['m']} | {r['ranks']} | {r['blocks']} | {per} | "
+        print(f"| {r['mode']} | {r.get('gather', 'v')} | {r['n']} | {r['m']} | {r['ranks']} | {r['blocks']} | {per} | "
               f"{r['median_ms']:.3f} | {r['p10_ms']:.3f}-{r['p90_ms']:.3f} | "
               f"{r['comm_median_ms']:.3f} | {eff} | {r['allreduce_bytes_per_update']} | "
               f"{r['gather_bytes_per_update']:,} | {mib(r['max_covariance_bytes_per_gpu'])} | "
@@ -81,13 +87,27 @@ def main():
     print()
     if weak_effs:
         print("## Weak-scaling efficiency: KWM / DDP\n")
-        print("| n | m | blocks/GPU | GPUs | KWM weak eff. | DDP weak eff. | ratio |")
-        print("|---|---|---|---|---|---|---|")
-        for (n, m, per, g), e in sorted(weak_effs.items()):
+        print("| n | m | blocks/GPU | GPUs | gather | KWM weak eff. | DDP weak eff. | ratio |")
+        print("|---|---|---|---|---|---|---|---|")
+        for (n, m, per, g, how), e in sorted(weak_effs.items()):
             de = ddp_eff.get(g)
             ratio = f"{e / de:.3f}" if de else "-"
             des = f"{de:.3f}" if de else "-"
-            print(f"| {n} | {m} | {per} | {g} | {e:.3f} | {des} | {ratio} |")
+            print(f"| {n} | {m} | {per} | {g} | {how} | {e:.3f} | {des} | {ratio} |")
+    split = [r for r in kwm if "reduce_median_ms" in r]
+    if split:
+        print("\n## Where the communication time goes (medians of the per-update maximum over "
+              "ranks)\n")
+        print("| mode | gather | n | m | GPUs | median ms | all-reduce ms | gather ms | "
+              "arrival skew ms | probe all-reduce ms | probe gather ms |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in split:
+            probe = r.get("probes", 0) > 0
+            pa = f"{r['probe_allreduce_ms']:.3f}" if probe else "-"
+            pg = f"{r['probe_gather_ms']:.3f}" if probe else "-"
+            print(f"| {r['mode']} | {r['gather']} | {r['n']} | {r['m']} | {r['ranks']} | "
+                  f"{r['median_ms']:.3f} | {r['reduce_median_ms']:.3f} | "
+                  f"{r['gather_median_ms']:.3f} | {r['skew_median_ms']:.3f} | {pa} | {pg} |")
 
 
 if __name__ == "__main__":
