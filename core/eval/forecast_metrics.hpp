@@ -5,6 +5,7 @@
 
 #include <Eigen/Core>
 #include <nlohmann/json_fwd.hpp>
+#include <utility>
 #include <vector>
 
 #include "core/learners/sequence_learner.hpp"
@@ -37,7 +38,16 @@ void to_json(nlohmann::json& j, const ForecastMetrics& metrics);
 
 class ForecastMetricsAccumulator {
  public:
+  // The running sums of one channel: what a checkpoint stores so scoring continues on resume.
+  struct Sums {
+    long long count = 0, unpredicted = 0;
+    double squared_error = 0, absolute_error = 0, nll = 0;
+    long long covered = 0;
+  };
+
   explicit ForecastMetricsAccumulator(Eigen::Index channels);
+  // Continues from saved sums (one per channel).
+  explicit ForecastMetricsAccumulator(std::vector<Sums> sums) : sums_(std::move(sums)) {}
 
   // Scores one step. Throws std::invalid_argument on a size mismatch, and when a scored entry
   // has a variance that is not finite and positive (the NLL would be meaningless).
@@ -45,13 +55,9 @@ class ForecastMetricsAccumulator {
 
   Eigen::Index channels() const { return static_cast<Eigen::Index>(sums_.size()); }
   ForecastMetrics result() const;
+  const std::vector<Sums>& sums() const { return sums_; }
 
  private:
-  struct Sums {
-    long long count = 0, unpredicted = 0;
-    double squared_error = 0, absolute_error = 0, nll = 0;
-    long long covered = 0;
-  };
   static ChannelMetrics averages(const Sums& sums);
   std::vector<Sums> sums_;
 };
