@@ -1,11 +1,11 @@
-// Checkpoint format v1: writing (tmp dir, fsync, atomic rename), listing, pruning and re-sharded
+// Checkpoint format v2: writing (tmp dir, fsync, atomic rename), listing, pruning and re-sharded
 // loading. Layout and attribute names: docs/checkpoint-format.md.
 #include "distributed/checkpoint/checkpoint.hpp"
 
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <array>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <utility>
@@ -21,32 +21,6 @@ namespace kwm::checkpoint {
 namespace fs = std::filesystem;
 namespace {
 
-using CounterField = std::int64_t FilterCounters::*;
-constexpr std::array<std::pair<const char*, CounterField>, 9> kCounterFields{{
-    {"updates", &FilterCounters::updates},
-    {"skips", &FilterCounters::skips},
-    {"nonfinite", &FilterCounters::nonfinite},
-    {"cholesky_failures", &FilterCounters::cholesky_failures},
-    {"gated", &FilterCounters::gated},
-    {"inflated", &FilterCounters::inflated},
-    {"jitter_retries", &FilterCounters::jitter_retries},
-    {"eigen_clamps", &FilterCounters::eigen_clamps},
-    {"trace_caps", &FilterCounters::trace_caps},
-}};
-
-void write_counters(Hdf5File& file, const std::string& object, const FilterCounters& c) {
-  for (const auto& [key, field] : kCounterFields)
-    file.set_attribute(object, std::string("counters.") + key, c.*field);
-}
-
-FilterCounters read_counters(const Hdf5File& file, const std::string& object) {
-  FilterCounters c;
-  for (const auto& [key, field] : kCounterFields)
-    c.*field = file.int_attribute(object, std::string("counters.") + key);
-  return c;
-}
-
-std::string block_group(std::size_t id) { return "/blocks/" + std::to_string(id); }
 std::string rank_file_name(int rank) { return "rank-" + std::to_string(rank) + ".h5"; }
 
 Eigen::VectorXd as_vector(const std::vector<double>& v) {
@@ -64,7 +38,7 @@ void write_rank_file(const fs::path& path, int rank, int ranks, const Checkpoint
   if (blocks.empty()) file.write_bytes("/blocks/none", "");
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     const ParameterBlock<double>& block = blocks[i];
-    const std::string group = block_group(static_cast<std::size_t>(block.id));
+    const std::string group = block_group(static_cast<std::int64_t>(block.id));
     auto& backend = const_cast<KalmanSequenceLearner&>(learner).backend();
     file.write_matrix(group + "/mean", to_host(backend, block.mean));
     const std::string moment = block.form == Form::covariance ? "/covariance" : "/information";
@@ -109,6 +83,8 @@ void write_index(const fs::path& path, int ranks, const CheckpointMeta& meta,
   file.set_attribute("/cursor", "epoch", meta.cursor.epoch);
   file.set_attribute("/cursor", "next_time", meta.cursor.next_time);
   file.write_bytes("/metrics/jsonl", meta.metrics_jsonl);
+  for (const auto& [name, sums] : meta.running_metrics)
+    file.write_matrix("/metrics/running/" + name, sums);
 
   // Block -> the rank file holding it, and each block's size (placement is by global id).
   const auto& shapes = learner.block_shapes();
@@ -144,7 +120,22 @@ std::optional<std::int64_t> step_of(const std::string& name, const std::string& 
   return std::stoll(digits);
 }
 
+void mark_file(const fs::path& dir) {
+  std::ofstream(dir / kKeepMarker) << "kept: pruning never deletes this checkpoint\n";
+  if (!fs::exists(dir / kKeepMarker))
+    throw CheckpointError((dir / kKeepMarker).string() + ": cannot write the keep marker");
+}
+
 }  // namespace
+
+bool is_marked(const fs::path& checkpoint_dir) { return fs::exists(checkpoint_dir / kKeepMarker); }
+
+void mark_checkpoint(const fs::path& checkpoint_dir) {
+  if (!fs::is_directory(checkpoint_dir) || !fs::exists(checkpoint_dir / "index.h5"))
+    throw CheckpointError(checkpoint_dir.string() + ": not a complete checkpoint");
+  mark_file(checkpoint_dir);
+  sync_directory(checkpoint_dir);
+}
 
 std::string git_revision() { return KWM_GIT_REVISION; }
 
@@ -168,9 +159,10 @@ fs::path write_checkpoint(Communicator& world, const fs::path& run_dir, const Ch
   agree(world, tmp.string(), [&] {
     if (world.rank() != 0) return;
     write_index(tmp / "index.h5", world.size(), meta, learner);
-    sync_directory(tmp);
     // A complete checkpoint of the same step (a resumed run passing it again) is replaced only
-    // once the new one is complete.
+    // once the new one is complete, and keeps its mark.
+    if (meta.keep || is_marked(final_dir)) mark_file(tmp);
+    sync_directory(tmp);
     const fs::path old = parent / (name + ".old");
     fs::remove_all(old);
     if (fs::exists(final_dir)) fs::rename(final_dir, old);
@@ -200,100 +192,71 @@ CheckpointListing list_checkpoints(const fs::path& run_dir) {
   return listing;
 }
 
-void prune_checkpoints(const fs::path& run_dir, int keep) {
-  if (keep <= 0) return;
+std::vector<fs::path> prune_checkpoints(const fs::path& run_dir, int keep) {
+  std::vector<fs::path> removed;
+  if (keep <= 0) return removed;
   const CheckpointListing listing = list_checkpoints(run_dir);
-  for (std::size_t i = static_cast<std::size_t>(keep); i < listing.complete.size(); ++i)
+  for (std::size_t i = static_cast<std::size_t>(keep); i < listing.complete.size(); ++i) {
+    if (is_marked(listing.complete[i])) continue;
     fs::remove_all(listing.complete[i]);
+    removed.push_back(listing.complete[i]);
+  }
+  return removed;
 }
 
 LoadedCheckpoint load_checkpoint(Communicator& world, const fs::path& dir,
                                  KalmanSequenceLearner& learner) {
   LoadedCheckpoint loaded;
   loaded.dir = dir;
-  Eigen::VectorXd theta;
-  RecurrentState recurrent;
-  KalmanLearnerState state;
-  struct BlockData {
-    BlockId id;
-    Eigen::VectorXd mean;
-    Eigen::MatrixXd moment;
-    FilterCounters counters;
-  };
-  std::vector<BlockData> blocks;
+  IndexContents index;
+  std::vector<std::pair<BlockId, BlockContents>> blocks;
 
   // Everything is read and checked before the learner is touched.
   agree(world, dir.string(), [&] {
-    const Hdf5File index = Hdf5File::open(dir / "index.h5");
-    const std::int64_t version = index.int_attribute("/", "format_version");
-    if (version != kFormatVersion)
-      throw CheckpointError(index.path().string() + ": format_version " + std::to_string(version) +
-                            "; this kwm reads version " + std::to_string(kFormatVersion));
-    const std::string model = index.string_attribute("/", "model_config");
-    if (model != YAML::Dump(model_config(learner.model())) ||
-        index.string_attribute("/", "learner") != learner.name())
-      throw CheckpointError(index.path().string() +
+    const Hdf5File file = Hdf5File::open(dir / "index.h5");
+    index = read_index(file);
+    if (index.model_config != YAML::Dump(model_config(learner.model())) ||
+        index.learner != learner.name())
+      throw CheckpointError(file.path().string() +
                             ": a checkpoint of a different model or learner (its model_config "
                             "and learner differ from the run config's)");
-    loaded.world_size = index.int_attribute("/", "world_size");
-    loaded.git_revision = index.string_attribute("/", "git_revision");
-    loaded.meta.step = index.int_attribute("/", "step");
-    loaded.meta.gains = index.int_attribute("/", "gains") != 0;
-    loaded.meta.config_yaml = index.string_attribute("/", "config_yaml");
-    loaded.meta.cursor.epoch = index.int_attribute("/cursor", "epoch");
-    loaded.meta.cursor.next_time = index.int_attribute("/cursor", "next_time");
-    loaded.meta.metrics_jsonl = index.read_bytes("/metrics/jsonl");
-    (void)index.read_matrix("/cursor/position");
-
-    theta = index.read_matrix("/model/theta");
-    for (const std::string& name : index.members("/model/recurrent"))
-      recurrent.emplace_back(name, index.read_matrix("/model/recurrent/" + name));
-    const Eigen::MatrixXd noise = index.read_matrix("/learner/noise_estimate");
-    state.noise_estimate.assign(noise.data(), noise.data() + noise.size());
-    state.nis_sum = index.double_attribute("/learner", "nis_sum");
-    state.nis_count = index.int_attribute("/learner", "nis_count");
-    state.updates = index.int_attribute("/learner", "updates");
-    state.projections = index.int_attribute("/learner", "projections");
-    state.counters = read_counters(index, "/learner");
-
-    const Eigen::MatrixXd file_rank = index.read_matrix("/blocks/file_rank");
-    const Eigen::MatrixXd size = index.read_matrix("/blocks/size");
     const auto& shapes = learner.block_shapes();
-    if (file_rank.size() != static_cast<Eigen::Index>(shapes.size()) ||
-        size.size() != file_rank.size())
-      throw CheckpointError(index.path().string() +
-                            ": /blocks/file_rank: " + std::to_string(file_rank.size()) +
+    if (index.block_size.size() != shapes.size())
+      throw CheckpointError(file.path().string() +
+                            ": /blocks/file_rank: " + std::to_string(index.block_size.size()) +
                             " blocks; the model has " + std::to_string(shapes.size()));
     std::map<int, Hdf5File> files;
     for (const auto& block : learner.blocks()) {
-      const auto b = static_cast<Eigen::Index>(block.id);
-      if (size(b) != double(shapes[static_cast<std::size_t>(b)].size))
-        throw CheckpointError(index.path().string() + ": /blocks/size: block " + std::to_string(b) +
+      const auto b = static_cast<std::size_t>(block.id);
+      if (index.block_size[b] != static_cast<std::int64_t>(shapes[b].size))
+        throw CheckpointError(file.path().string() + ": /blocks/size: block " + std::to_string(b) +
                               " differs from the model's");
-      const int from = static_cast<int>(file_rank(b));
-      if (from < 0 || from >= loaded.world_size)
-        throw CheckpointError(index.path().string() + ": /blocks/file_rank: block " +
-                              std::to_string(b) + " names rank " + std::to_string(from));
+      const int from = index.block_file_rank[b];
       auto it = files.find(from);
       if (it == files.end())
         it = files.emplace(from, Hdf5File::open(dir / rank_file_name(from))).first;
-      const Hdf5File& file = it->second;
-      const std::string group = block_group(static_cast<std::size_t>(b));
-      const std::string moment = block.form == Form::covariance ? "/covariance" : "/information";
-      BlockData data{block.id, file.read_matrix(group + "/mean"), file.read_matrix(group + moment),
-                     read_counters(file, group)};
-      if (file.exists(group + "/gain")) (void)file.read_matrix(group + "/gain");
-      blocks.push_back(std::move(data));
+      BlockContents data =
+          read_block(it->second, static_cast<std::int64_t>(b), index.block_size[b]);
+      if (data.kind != to_string(block.kind) || data.form != to_string(block.form))
+        throw CheckpointError(it->second.path().string() + ": " + block_group(block.id) + ": a " +
+                              data.kind + " " + data.form + " block; the learner has " +
+                              to_string(block.kind) + " " + to_string(block.form));
+      blocks.emplace_back(block.id, std::move(data));
     }
   });
   agree(world, dir.string(), [&] {
     try {
-      learner.restore(theta, recurrent, state);
-      for (const BlockData& b : blocks) learner.restore_block(b.id, b.mean, b.moment, b.counters);
+      learner.restore(index.theta, index.recurrent, index.state);
+      for (const auto& [id, b] : blocks) learner.restore_block(id, b.mean, b.moment, b.counters);
     } catch (const std::invalid_argument& e) {
       throw CheckpointError(dir.string() + ": " + e.what());
     }
   });
+  loaded.meta = std::move(index.meta);
+  loaded.meta.keep = is_marked(dir);
+  loaded.world_size = index.world_size;
+  loaded.git_revision = index.git_revision;
+  loaded.format_version = index.format_version;
   return loaded;
 }
 

@@ -1,8 +1,9 @@
-// Checkpoint format v1 (docs/checkpoint-format.md): <run-dir>/checkpoints/step-N/ holding
+// Checkpoint format v2 (docs/checkpoint-format.md): <run-dir>/checkpoints/step-N/ holding
 // rank-R.h5 (the blocks rank R owned: mean, covariance or information, counters, last gain) and
 // index.h5 (version, git revision, world size, step, config, theta, recurrent state, learner
-// state, data cursor, metrics, block -> file). Written as step-N.tmp and renamed when complete;
-// read back on any number of ranks, each rank reading only the blocks it now owns.
+// state, data cursor, metrics and running metrics, block -> file), and an optional KEEP marker.
+// Written as step-N.tmp and renamed when complete; read back on any number of ranks, each rank
+// reading only the blocks it now owns.
 #pragma once
 
 #include <cstdint>
@@ -11,33 +12,21 @@
 #include <vector>
 
 #include "core/learners/kalman/kalman_sequence_learner.hpp"
+#include "distributed/checkpoint/checkpoint_index.hpp"
 #include "distributed/checkpoint/hdf5_file.hpp"
 #include "distributed/communicator.hpp"
 
 namespace kwm::checkpoint {
 
-inline constexpr std::int64_t kFormatVersion = 1;
-
-// Where the training loop stands: the next training row to learn from, in which epoch.
-struct DataCursor {
-  std::int64_t epoch = 1;
-  std::int64_t next_time = 0;
-};
-
-// What the index holds besides the learner.
-struct CheckpointMeta {
-  std::int64_t step = 0;  // training steps learned so far, over all epochs
-  DataCursor cursor;
-  std::string config_yaml;    // the resolved run config
-  std::string metrics_jsonl;  // metrics.jsonl as written so far
-  bool gains = true;          // write each block's last Kalman gain
-};
+// A file of this name in a step-N folder marks it: pruning never deletes it.
+inline constexpr const char* kKeepMarker = "KEEP";
 
 struct LoadedCheckpoint {
   std::filesystem::path dir;
   CheckpointMeta meta;
   std::int64_t world_size = 0;  // ranks that wrote it
   std::string git_revision;
+  std::int64_t format_version = 0;
 };
 
 // The git revision compiled in (`git rev-parse --short HEAD` at configure time, or "unknown").
@@ -59,9 +48,15 @@ struct CheckpointListing {
 };
 CheckpointListing list_checkpoints(const std::filesystem::path& run_dir);
 
-// Deletes complete checkpoints beyond the newest `keep` (keep >= 1; 0 keeps all). Rank 0 only,
-// after a successful write, so an older one goes only once a newer good one exists.
-void prune_checkpoints(const std::filesystem::path& run_dir, int keep);
+// Deletes complete checkpoints beyond the newest `keep` (keep >= 1; 0 keeps all), except marked
+// ones; returns what it deleted. Rank 0 only, after a successful write, so an older one goes only
+// once a newer good one exists.
+std::vector<std::filesystem::path> prune_checkpoints(const std::filesystem::path& run_dir,
+                                                     int keep);
+
+// Marks a complete checkpoint (writes its KEEP file); is_marked tells whether one is.
+void mark_checkpoint(const std::filesystem::path& checkpoint_dir);
+bool is_marked(const std::filesystem::path& checkpoint_dir);
 
 // Collective: restores `learner` (built fresh from the same config, any rank count) from `dir`.
 // Throws CheckpointError naming the file and dataset on a missing or corrupt part, a wrong

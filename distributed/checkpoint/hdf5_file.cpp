@@ -7,7 +7,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <limits>
+#include <vector>
+
+#include "distributed/checkpoint/xxhash64.hpp"
 
 namespace kwm::checkpoint {
 namespace {
@@ -28,6 +34,32 @@ std::string hdf5_reason() {
   return reason;
 }
 
+// Rows per slab of about 4 MiB (at least one row).
+Eigen::Index slab_rows(Eigen::Index cols) {
+  return std::max<Eigen::Index>(1, (Eigen::Index{1} << 19) / std::max<Eigen::Index>(cols, 1));
+}
+
+// Rows [first, first + count) of m into `out`, row-major; tiles of 32 columns keep both sides in
+// cache (a plain row-by-row copy of a column-major matrix misses on every element).
+constexpr Eigen::Index kTile = 32;
+void copy_rows_out(const Eigen::MatrixXd& m, Eigen::Index first, Eigen::Index count, double* out) {
+  const Eigen::Index cols = m.cols();
+  for (Eigen::Index j0 = 0; j0 < cols; j0 += kTile) {
+    const Eigen::Index j1 = std::min(cols, j0 + kTile);
+    for (Eigen::Index i = 0; i < count; ++i)
+      for (Eigen::Index j = j0; j < j1; ++j) out[i * cols + j] = m(first + i, j);
+  }
+}
+
+void copy_rows_in(const double* in, Eigen::Index first, Eigen::Index count, Eigen::MatrixXd& m) {
+  const Eigen::Index cols = m.cols();
+  for (Eigen::Index j0 = 0; j0 < cols; j0 += kTile) {
+    const Eigen::Index j1 = std::min(cols, j0 + kTile);
+    for (Eigen::Index i = 0; i < count; ++i)
+      for (Eigen::Index j = j0; j < j1; ++j) m(first + i, j) = in[i * cols + j];
+  }
+}
+
 void quiet_hdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
 // Closes an HDF5 identifier of any kind (file objects, lists, spaces, types) when it leaves scope.
@@ -46,13 +78,15 @@ class Plain {
   hid_t id_;
 };
 
-hsize_t chunk_extent(hsize_t n, hsize_t limit) { return std::max<hsize_t>(1, std::min(n, limit)); }
+// Every HDF5 file starts with this signature (the writer never adds a user block).
+constexpr char kSignature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
 
 }  // namespace
 
 Hdf5File::Hdf5File(std::filesystem::path path, std::int64_t id) : path_(std::move(path)), id_(id) {}
 
-Hdf5File::Hdf5File(Hdf5File&& other) noexcept : path_(std::move(other.path_)), id_(other.id_) {
+Hdf5File::Hdf5File(Hdf5File&& other) noexcept
+    : path_(std::move(other.path_)), id_(other.id_), file_bytes_(other.file_bytes_) {
   other.id_ = -1;
 }
 
@@ -80,12 +114,21 @@ Hdf5File Hdf5File::create(const std::filesystem::path& path) {
 
 Hdf5File Hdf5File::open(const std::filesystem::path& path) {
   quiet_hdf5();
-  if (!std::filesystem::exists(path)) throw CheckpointError(path.string() + ": missing file");
+  std::error_code error;
+  const std::uintmax_t bytes = std::filesystem::file_size(path, error);
+  if (error) throw CheckpointError(path.string() + ": missing file");
+  // Our own check first: HDF5 1.10 is not hardened against arbitrary bytes (docs/fuzzing.md).
+  char head[sizeof kSignature] = {};
+  std::ifstream in(path, std::ios::binary);
+  if (!in.read(head, sizeof head) || std::memcmp(head, kSignature, sizeof head) != 0)
+    throw CheckpointError(path.string() + ": not an HDF5 file (no HDF5 signature at byte 0)");
   const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (id < 0)
     throw CheckpointError(
         path.string() + ": not a readable HDF5 file (truncated or corrupt: " + hdf5_reason() + ")");
-  return Hdf5File(path, id);
+  Hdf5File file(path, id);
+  file.file_bytes_ = bytes;
+  return file;
 }
 
 void Hdf5File::close_and_sync() {
@@ -112,46 +155,97 @@ void Hdf5File::ensure_parent_groups(const std::string& name) {
   }
 }
 
-void Hdf5File::write_matrix(const std::string& name, const Eigen::MatrixXd& value) {
+// Contiguous layout (no chunks, no filters: HDF5 writes straight from the buffer), written in
+// slabs of whole rows that `slab(first_row, rows)` lays out row-major, hashed as they go; then
+// the XXH64 of all the stored bytes as the dataset's attribute.
+void Hdf5File::write_dataset(const std::string& name, std::int64_t type, std::int64_t memory_type,
+                             int rank, const std::uint64_t* dims, std::uint64_t slab_rows,
+                             const SlabSource& slab) {
   ensure_parent_groups(name);
-  const hsize_t dims[2] = {static_cast<hsize_t>(value.rows()), static_cast<hsize_t>(value.cols())};
-  Plain space(H5Screate_simple(2, dims, nullptr));
-  Plain dcpl(H5Pcreate(H5P_DATASET_CREATE));
-  if (!space.ok() || !dcpl.ok()) fail(name, "cannot create a dataspace");
-  if (value.size() > 0) {
-    // Chunks of about 1 MiB of whole rows (Fletcher32 needs a chunked layout).
-    const hsize_t cols = chunk_extent(dims[1], hsize_t{1} << 17);
-    const hsize_t rows = chunk_extent(dims[0], std::max<hsize_t>(1, (hsize_t{1} << 17) / cols));
-    const hsize_t chunk[2] = {rows, cols};
-    if (H5Pset_chunk(dcpl.get(), 2, chunk) < 0 || H5Pset_fletcher32(dcpl.get()) < 0)
-      fail(name, "cannot set chunking and the Fletcher32 checksum");
-  }
-  Plain set(H5Dcreate2(id_, name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, dcpl.get(),
-                       H5P_DEFAULT));
+  const hsize_t extent[2] = {dims[0], rank == 2 ? dims[1] : 1};
+  Plain space(H5Screate_simple(rank, extent, nullptr));
+  if (!space.ok()) fail(name, "cannot create a dataspace");
+  Plain set(
+      H5Dcreate2(id_, name.c_str(), type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   if (!set.ok()) fail(name, "cannot create the dataset");
-  if (value.size() == 0) return;
-  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row_major = value;
-  if (H5Dwrite(set.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, row_major.data()) < 0)
-    fail(name, "write failed");
+  const std::size_t element = H5Tget_size(type);
+  Xxh64 sum;
+  for (hsize_t first = 0; first < extent[0] && extent[1] > 0; first += slab_rows) {
+    const hsize_t start[2] = {first, 0};
+    const hsize_t count[2] = {std::min<hsize_t>(slab_rows, extent[0] - first), extent[1]};
+    Plain memory(H5Screate_simple(rank, count, nullptr));
+    if (!memory.ok() ||
+        H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0)
+      fail(name, "cannot select rows to write");
+    const void* bytes = slab(first, count[0]);
+    if (H5Dwrite(set.get(), memory_type, memory.get(), space.get(), H5P_DEFAULT, bytes) < 0)
+      fail(name, "write failed");
+    sum.update(bytes, count[0] * count[1] * element);
+  }
+  const std::uint64_t digest = sum.digest();
+  Plain scalar(H5Screate(H5S_SCALAR));
+  Plain attr(H5Acreate2(set.get(), kChecksumAttribute, H5T_STD_U64LE, scalar.get(), H5P_DEFAULT,
+                        H5P_DEFAULT));
+  if (!attr.ok() || H5Awrite(attr.get(), H5T_NATIVE_UINT64, &digest) < 0)
+    fail(name, std::string("cannot write the checksum attribute '") + kChecksumAttribute + "'");
+}
+
+void Hdf5File::write_matrix(const std::string& name, const Eigen::MatrixXd& value) {
+  const std::uint64_t dims[2] = {static_cast<std::uint64_t>(value.rows()),
+                                 static_cast<std::uint64_t>(value.cols())};
+  // A vector is its own row-major layout: one slab, no copy.
+  if (value.cols() == 1 || value.rows() == 1) {
+    write_dataset(name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dims, dims[0],
+                  [&](std::uint64_t, std::uint64_t) { return value.data(); });
+    return;
+  }
+  // Otherwise row-major slabs of about 4 MiB through a cache-sized buffer (no full copy).
+  const Eigen::Index rows = slab_rows(value.cols());
+  std::vector<double> buffer(static_cast<std::size_t>(rows * value.cols()));
+  write_dataset(name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dims, static_cast<std::uint64_t>(rows),
+                [&](std::uint64_t first, std::uint64_t count) {
+                  copy_rows_out(value, static_cast<Eigen::Index>(first),
+                                static_cast<Eigen::Index>(count), buffer.data());
+                  return static_cast<const void*>(buffer.data());
+                });
 }
 
 void Hdf5File::write_bytes(const std::string& name, const std::string& bytes) {
-  ensure_parent_groups(name);
-  const hsize_t dims[1] = {static_cast<hsize_t>(bytes.size())};
-  Plain space(H5Screate_simple(1, dims, nullptr));
-  Plain dcpl(H5Pcreate(H5P_DATASET_CREATE));
-  if (!space.ok() || !dcpl.ok()) fail(name, "cannot create a dataspace");
-  if (!bytes.empty()) {
-    const hsize_t chunk[1] = {chunk_extent(dims[0], hsize_t{1} << 20)};
-    if (H5Pset_chunk(dcpl.get(), 1, chunk) < 0 || H5Pset_fletcher32(dcpl.get()) < 0)
-      fail(name, "cannot set chunking and the Fletcher32 checksum");
+  const std::uint64_t dims[1] = {static_cast<std::uint64_t>(bytes.size())};
+  write_dataset(name, H5T_STD_U8LE, H5T_NATIVE_UCHAR, 1, dims, dims[0],
+                [&](std::uint64_t, std::uint64_t) { return bytes.data(); });
+}
+
+void Hdf5File::verify_checksum(const std::string& name, std::int64_t set,
+                               std::uint64_t computed) const {
+  const htri_t has = H5Aexists(set, kChecksumAttribute);
+  if (has < 0) fail(name, "cannot look up the checksum attribute");
+  if (has == 0) {
+    // Format version 1: Fletcher32 on every chunk, already checked by H5Dread.
+    Plain dcpl(H5Dget_create_plist(set));
+    unsigned flags = 0;
+    std::size_t count = 0;
+    if (!dcpl.ok() || H5Pget_filter_by_id2(dcpl.get(), H5Z_FILTER_FLETCHER32, &flags, &count,
+                                           nullptr, 0, nullptr, nullptr) < 0) {
+      H5Eclear2(H5E_DEFAULT);
+      fail(name, std::string("no checksum (neither an '") + kChecksumAttribute +
+                     "' attribute nor the Fletcher32 filter)");
+    }
+    return;
   }
-  Plain set(H5Dcreate2(id_, name.c_str(), H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(),
-                       H5P_DEFAULT));
-  if (!set.ok()) fail(name, "cannot create the dataset");
-  if (bytes.empty()) return;
-  if (H5Dwrite(set.get(), H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()) < 0)
-    fail(name, "write failed");
+  Plain attr(H5Aopen(set, kChecksumAttribute, H5P_DEFAULT));
+  Plain space(attr.ok() ? H5Aget_space(attr.get()) : -1);
+  std::uint64_t stored = 0;
+  if (!space.ok() || H5Sget_simple_extent_npoints(space.get()) != 1 ||
+      H5Aread(attr.get(), H5T_NATIVE_UINT64, &stored) < 0)
+    fail(name, std::string("unreadable checksum attribute '") + kChecksumAttribute + "'");
+  if (computed != stored) {
+    char text[96];
+    std::snprintf(text, sizeof text, "checksum mismatch (xxh64 stored %016llx, data %016llx)",
+                  static_cast<unsigned long long>(stored),
+                  static_cast<unsigned long long>(computed));
+    fail(name, text);
+  }
 }
 
 bool Hdf5File::exists(const std::string& name) const {
@@ -173,7 +267,14 @@ std::pair<std::int64_t, std::int64_t> Hdf5File::shape(const std::string& name) c
   const int rank = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
   if (rank < 1 || rank > 2 || H5Sget_simple_extent_dims(space.get(), dims, nullptr) < 0)
     fail(name, "unexpected dataspace");
-  return {static_cast<std::int64_t>(dims[0]), static_cast<std::int64_t>(rank == 2 ? dims[1] : 1)};
+  if (rank == 1) dims[1] = 1;
+  // No dataset of ours is larger than its file: a corrupt header must not make us allocate.
+  const hsize_t limit = std::numeric_limits<std::int64_t>::max() / 8;
+  if (dims[0] > limit || dims[1] > limit || (dims[1] > 0 && dims[0] > limit / dims[1]) ||
+      dims[0] * dims[1] > file_bytes_)
+    fail(name, "dataspace " + std::to_string(dims[0]) + " x " + std::to_string(dims[1]) +
+                   " is larger than the file");
+  return {static_cast<std::int64_t>(dims[0]), static_cast<std::int64_t>(dims[1])};
 }
 
 Eigen::MatrixXd Hdf5File::read_matrix(const std::string& name) const {
@@ -183,22 +284,47 @@ Eigen::MatrixXd Hdf5File::read_matrix(const std::string& name) const {
   Plain type(H5Dget_type(set.get()));
   if (!type.ok() || H5Tget_class(type.get()) != H5T_FLOAT || H5Tget_size(type.get()) != 8)
     fail(name, "expected a float64 dataset");
-  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row_major(rows, cols);
-  if (rows * cols > 0 &&
-      H5Dread(set.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, row_major.data()) < 0)
-    fail(name, "read failed: checksum mismatch or corrupt data");
-  return row_major;
+  Plain space(H5Dget_space(set.get()));
+  if (!space.ok()) fail(name, "unexpected dataspace");
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  Eigen::MatrixXd value(rows, cols);
+  Xxh64 sum;
+  // Row-major slabs of about 4 MiB, hashed as read, scattered into the column-major result (a
+  // vector needs no scatter: it is read in place).
+  const bool vector = rows == 1 || cols == 1;
+  const Eigen::Index slab = vector ? std::max<Eigen::Index>(rows, 1) : slab_rows(cols);
+  std::vector<double> buffer(vector ? 0 : static_cast<std::size_t>(slab * cols));
+  for (Eigen::Index first = 0; first < rows && cols > 0; first += slab) {
+    const Eigen::Index count_rows = std::min(slab, rows - first);
+    const hsize_t start[2] = {static_cast<hsize_t>(first), 0};
+    const hsize_t count[2] = {static_cast<hsize_t>(count_rows), static_cast<hsize_t>(cols)};
+    Plain memory(H5Screate_simple(rank, count, nullptr));
+    if (!memory.ok() ||
+        H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0)
+      fail(name, "cannot select rows to read");
+    double* out = vector ? value.data() : buffer.data();
+    if (H5Dread(set.get(), H5T_NATIVE_DOUBLE, memory.get(), space.get(), H5P_DEFAULT, out) < 0)
+      fail(name, "read failed: checksum mismatch or corrupt data");
+    sum.update(out, static_cast<std::size_t>(count_rows * cols) * sizeof(double));
+    if (!vector) copy_rows_in(buffer.data(), first, count_rows, value);
+  }
+  verify_checksum(name, set.get(), sum.digest());
+  return value;
 }
 
 std::string Hdf5File::read_bytes(const std::string& name) const {
-  const auto [size, one] = shape(name);
-  (void)one;
+  const auto [size, cols] = shape(name);
+  if (cols != 1) fail(name, "expected a one-dimensional byte dataset");
   Plain set(H5Dopen2(id_, name.c_str(), H5P_DEFAULT));
   if (!set.ok()) fail(name, "missing or unreadable dataset");
+  Plain type(H5Dget_type(set.get()));
+  if (!type.ok() || H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 1)
+    fail(name, "expected a byte (uint8) dataset");
   std::string bytes(static_cast<std::size_t>(size), '\0');
   if (size > 0 &&
       H5Dread(set.get(), H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()) < 0)
     fail(name, "read failed: checksum mismatch or corrupt data");
+  verify_checksum(name, set.get(), xxh64(bytes.data(), bytes.size()));
   return bytes;
 }
 

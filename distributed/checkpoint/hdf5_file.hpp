@@ -1,12 +1,15 @@
 // Checked HDF5 (serial, C API) for checkpoints: every call's status tested, every error a
-// CheckpointError naming the file and the object. Arrays are float64, stored row-major as h5py
-// and h5dump show them, chunked with the Fletcher32 checksum filter so a flipped byte fails the
-// read.
+// CheckpointError naming the file and the object. Datasets are contiguous (no chunks, no
+// filters) and carry the XXH64 of their stored bytes as the uint64 attribute "xxh64", checked on
+// every read, so a flipped byte fails the read naming file and dataset. Matrices are float64,
+// stored row-major as h5py and h5dump show them. Datasets written by format version 1 (chunked,
+// Fletcher32, no attribute) are still read: HDF5 checks their chunks.
 #pragma once
 
 #include <Eigen/Core>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -18,9 +21,13 @@ class CheckpointError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The dataset attribute holding the XXH64 (seed 0) of the dataset's bytes as stored.
+inline constexpr const char* kChecksumAttribute = "xxh64";
+
 class Hdf5File {
  public:
-  // create: a new file (fails when it exists); otherwise opened read-only.
+  // create: a new file (fails when it exists); open: read-only, after checking the HDF5
+  // signature ourselves.
   static Hdf5File create(const std::filesystem::path& path);
   static Hdf5File open(const std::filesystem::path& path);
   Hdf5File(Hdf5File&& other) noexcept;
@@ -35,6 +42,7 @@ class Hdf5File {
   void close_and_sync();
 
   // Datasets under absolute names ("/blocks/3/mean"); parent groups are created on the way.
+  // Reads verify the checksum and refuse a dataspace larger than the file.
   void write_matrix(const std::string& name, const Eigen::MatrixXd& value);
   void write_bytes(const std::string& name, const std::string& bytes);
   bool exists(const std::string& name) const;
@@ -60,9 +68,18 @@ class Hdf5File {
   Hdf5File(std::filesystem::path path, std::int64_t id);
   [[noreturn]] void fail(const std::string& object, const std::string& what) const;
   void ensure_parent_groups(const std::string& name);
+  // Row-major bytes of rows [first, first + count) of the dataset being written.
+  using SlabSource = std::function<const void*(std::uint64_t first, std::uint64_t count)>;
+  // type, memory_type: hid_t; rank 1 or 2.
+  void write_dataset(const std::string& name, std::int64_t type, std::int64_t memory_type, int rank,
+                     const std::uint64_t* dims, std::uint64_t slab_rows, const SlabSource& slab);
+  // Compares `computed` (XXH64 of the bytes read) with the dataset's attribute; a version-1
+  // dataset without one must carry the Fletcher32 filter (which H5Dread has then checked).
+  void verify_checksum(const std::string& name, std::int64_t set, std::uint64_t computed) const;
 
   std::filesystem::path path_;
-  std::int64_t id_ = -1;  // hid_t
+  std::int64_t id_ = -1;                          // hid_t
+  std::uint64_t file_bytes_ = ~std::uint64_t{0};  // size on disk (opened files)
 };
 
 // fsync a directory (after a rename inside it, so the new name is durable).

@@ -14,6 +14,9 @@
 #include "distributed/checkpoint/checkpoint.hpp"
 #include "launch/json_result.hpp"
 #include "launch/user_error.hpp"
+#ifdef KWM_HAVE_LANGUAGE_MODELS
+#include "launch/lm/lm_inspect.hpp"
+#endif
 
 namespace kwm::launch {
 namespace {
@@ -70,17 +73,22 @@ nlohmann::json inspect_block(Backend<double>& cpu, const Hdf5File& file, const s
 int run_inspect(const InspectOptions& opt) {
   if (!fs::exists(opt.dir)) throw UserError(opt.dir + ": no such directory");
   const fs::path dir = checkpoint_dir(opt.dir);
+#ifdef KWM_HAVE_LANGUAGE_MODELS
+  if (is_lm_checkpoint(dir)) return inspect_lm_checkpoint(dir, opt.output);
+#endif
   auto cpu = make_backend<double>("cpu");
   nlohmann::json result = {{"command", "inspect"}, {"checkpoint", dir.string()}};
   bool all_ok = true;
   try {
     const Hdf5File index = Hdf5File::open(dir / "index.h5");
-    result["format_version"] = index.int_attribute("/", "format_version");
-    result["step"] = index.int_attribute("/", "step");
-    result["world_size"] = index.int_attribute("/", "world_size");
-    result["git_revision"] = index.string_attribute("/", "git_revision");
-    result["learner"] = index.string_attribute("/", "learner");
-    result["config"] = index.string_attribute("/", "config_yaml");
+    const checkpoint::IndexContents contents = checkpoint::read_index(index);
+    result["format_version"] = contents.format_version;
+    result["step"] = contents.meta.step;
+    result["world_size"] = contents.world_size;
+    result["git_revision"] = contents.git_revision;
+    result["learner"] = contents.learner;
+    result["config"] = contents.meta.config_yaml;
+    result["kept"] = checkpoint::is_marked(dir);
     index.verify_all();
     result["checksums"]["index.h5"] = "ok";
     nlohmann::json blocks = nlohmann::json::array();
@@ -106,10 +114,11 @@ int run_inspect(const InspectOptions& opt) {
   }
   result["ok"] = all_ok;
 
-  std::string human =
-      fmt::format("checkpoint {}: step {}, written by {} rank(s), learner {}\n", dir.string(),
-                  result.value("step", -1), result.value("world_size", -1),
-                  result.value("learner", std::string("?")));
+  std::string human = fmt::format(
+      "checkpoint {}: step {}, written by {} rank(s), learner {}, format version {}{}\n",
+      dir.string(), result.value("step", -1), result.value("world_size", -1),
+      result.value("learner", std::string("?")), result.value("format_version", -1),
+      result.value("kept", false) ? ", kept (KEEP marker)" : "");
   if (result.contains("blocks")) {
     for (const auto& b : result["blocks"])
       human += fmt::format(

@@ -30,8 +30,13 @@ struct TrainConfig {
   std::int64_t log_every = 0;      // steps between metrics lines; 0: about 50 lines per pass
   bool learn_during_test = false;  // keep updating through validation and test (continual)
   std::int64_t checkpoint_every = 0;  // training steps between checkpoints; 0: none
-  int keep_last = 3;                  // complete checkpoints kept; 0: all
-  bool checkpoint_gains = true;       // checkpoint.gains: write each block's last Kalman gain
+  // Wall-clock seconds between checkpoints (rank 0's clock, broadcast so every rank agrees);
+  // 0: none. Combines with checkpoint_every: whichever comes first.
+  double checkpoint_every_seconds = 0.0;
+  int keep_last = 3;  // newest complete checkpoints kept; 0: all
+  // Steps at which a checkpoint is written and marked (a KEEP file): pruning never deletes it.
+  std::vector<std::int64_t> keep_steps;
+  bool checkpoint_gains = true;  // checkpoint.gains: write each block's last Kalman gain
 };
 
 // `distributed:` how a run launched on several ranks (mpirun -np N kwm train) splits its work.

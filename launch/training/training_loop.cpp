@@ -2,6 +2,9 @@
 #include "launch/training/training_loop.hpp"
 
 #include <chrono>
+#include <cmath>
+#include <stdexcept>
+#include <string>
 
 #include "core/learners/kalman/kalman_sequence_learner.hpp"
 #include "launch/training/progress.hpp"
@@ -27,7 +30,50 @@ void one_step(SequenceLearner& learner, const Series& series, Eigen::Index t, bo
   learner.observe(y, learn);
 }
 
+eval::ForecastMetricsAccumulator resume_or_fresh(
+    const std::vector<eval::ForecastMetricsAccumulator::Sums>& saved, Eigen::Index channels) {
+  if (saved.empty()) return eval::ForecastMetricsAccumulator(channels);
+  if (static_cast<Eigen::Index>(saved.size()) != channels)
+    throw std::invalid_argument("running metrics for " + std::to_string(saved.size()) +
+                                " channels; the data has " + std::to_string(channels));
+  return eval::ForecastMetricsAccumulator(saved);
+}
+
 }  // namespace
+
+Eigen::MatrixXd sums_to_matrix(const std::vector<eval::ForecastMetricsAccumulator::Sums>& sums) {
+  Eigen::MatrixXd m(static_cast<Eigen::Index>(sums.size()), 6);
+  for (Eigen::Index c = 0; c < m.rows(); ++c) {
+    const auto& s = sums[static_cast<std::size_t>(c)];
+    m.row(c) << double(s.count), double(s.unpredicted), s.squared_error, s.absolute_error, s.nll,
+        double(s.covered);
+  }
+  return m;
+}
+
+std::vector<eval::ForecastMetricsAccumulator::Sums> sums_from_matrix(const Eigen::MatrixXd& m,
+                                                                     Eigen::Index channels) {
+  if (m.rows() != channels || m.cols() != 6)
+    throw std::invalid_argument("running metrics of shape " + std::to_string(m.rows()) + " x " +
+                                std::to_string(m.cols()) + "; expected " +
+                                std::to_string(channels) + " x 6");
+  const auto count = [](double v) {
+    if (!(v >= 0.0 && v <= 9.0e15) || v != std::floor(v))
+      throw std::invalid_argument("running metrics: a count is not a whole number >= 0");
+    return static_cast<long long>(v);
+  };
+  std::vector<eval::ForecastMetricsAccumulator::Sums> sums(static_cast<std::size_t>(channels));
+  for (Eigen::Index c = 0; c < channels; ++c) {
+    auto& s = sums[static_cast<std::size_t>(c)];
+    s.count = count(m(c, 0));
+    s.unpredicted = count(m(c, 1));
+    s.squared_error = m(c, 2);
+    s.absolute_error = m(c, 3);
+    s.nll = m(c, 4);
+    s.covered = count(m(c, 5));
+  }
+  return sums;
+}
 
 nlohmann::json learner_health(const SequenceLearner& learner) {
   nlohmann::json health = nlohmann::json::object();
@@ -74,8 +120,11 @@ TrainingOutcome run_training(SequenceLearner& learner, const Series& series,
   for (int epoch = first_epoch; epoch <= config.epochs; ++epoch) {
     const bool resumed = epoch == first_epoch && resume_at >= 0;
     if (!resumed) learner.reset_state();
-    eval::ForecastMetricsAccumulator pass(m);
-    eval::ForecastMetricsAccumulator window(m);
+    // A resumed epoch continues its prequential sums where the checkpoint left them.
+    const RunningMetrics fresh;
+    const RunningMetrics& from = resumed ? start.running : fresh;
+    eval::ForecastMetricsAccumulator pass = resume_or_fresh(from.pass, m);
+    eval::ForecastMetricsAccumulator window = resume_or_fresh(from.window, m);
     Progress progress(split.train.size(),
                       config.epochs > 1 ? "epoch " + std::to_string(epoch) : "train",
                       show_progress);
@@ -93,8 +142,8 @@ TrainingOutcome run_training(SequenceLearner& learner, const Series& series,
         window = eval::ForecastMetricsAccumulator(m);
       }
       progress.tick(done);
-      if (hook &&
-          hook(TrainingCursor{epoch, t + 1}, std::int64_t{epoch - 1} * split.train.size() + done)) {
+      if (hook && hook(TrainingCursor{epoch, t + 1, {pass.sums(), window.sums()}},
+                       std::int64_t{epoch - 1} * split.train.size() + done)) {
         progress.finish();
         out.passes = epoch - 1;
         out.stopped = true;
@@ -105,6 +154,10 @@ TrainingOutcome run_training(SequenceLearner& learner, const Series& series,
     progress.finish();
     out.train = pass.result();
     out.passes = epoch;
+    log({{"split", "train_pass"},
+         {"epoch", epoch},
+         {"metrics", out.train},
+         {"elapsed_s", since(start_time)}});
   }
   out.train_seconds = since(start_time);
 

@@ -6,6 +6,7 @@
 #include <Eigen/Core>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "core/eval/forecast_metrics.hpp"
 #include "core/eval/time_split.hpp"
@@ -29,11 +30,27 @@ struct TrainingOutcome {
 
 using MetricsLog = std::function<void(const nlohmann::json&)>;
 
-// Where training stands: the next training row, in which epoch (a checkpoint's data cursor).
-// next_time < 0: the start of the epoch.
+// The prequential sums of the epoch in progress: the whole pass so far (logged as the epoch's
+// train_pass line) and the open log window. A checkpoint stores them so a resumed run's
+// metrics.jsonl equals an uninterrupted run's. Empty: start from zero.
+struct RunningMetrics {
+  std::vector<eval::ForecastMetricsAccumulator::Sums> pass, window;
+};
+
+// Checkpoint form of one accumulator: a row per channel holding count, unpredicted,
+// squared_error, absolute_error, nll, covered. sums_from_matrix throws std::invalid_argument
+// when the matrix is not that for `channels` channels (wrong shape, negative or fractional
+// counts).
+Eigen::MatrixXd sums_to_matrix(const std::vector<eval::ForecastMetricsAccumulator::Sums>& sums);
+std::vector<eval::ForecastMetricsAccumulator::Sums> sums_from_matrix(const Eigen::MatrixXd& m,
+                                                                     Eigen::Index channels);
+
+// Where training stands: the next training row, in which epoch (a checkpoint's data cursor), and
+// the running metrics there. next_time < 0: the start of the epoch.
 struct TrainingCursor {
   int epoch = 1;
   std::int64_t next_time = -1;
+  RunningMetrics running;
 };
 // Called after every training step with the cursor of the next step and the steps learned so far
 // (over all epochs); returns true to stop the run there (no validation or test).

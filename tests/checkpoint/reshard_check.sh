@@ -45,4 +45,17 @@ for ranks in 1 2 3; do
   /usr/bin/python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if abs(a - b) <= 1e-10 * abs(b) else 1)" \
     "$got" "$straight" || fail "4 -> $ranks resume: test MSE $got vs $straight"
 done
-echo "re-shard checks passed (straight test MSE $straight)"
+
+# Time-based checkpoints at 4 ranks: rank 0's clock decides for all (one all-reduce per step), so
+# every checkpoint is complete with 4 rank files and the run ends normally.
+rm -rf "$work/run"
+"$mpiexec" -np 4 --oversubscribe "$kwm" train --config configs/quickstart.yaml --quiet \
+  --set learner.blocking=per_unit --set train.checkpoint_every_seconds=0.05 \
+  --set train.keep_last=0 --run-dir "$work/run" > /dev/null 2>"$work/err" ||
+  fail "time-based 4-rank run: $(cat "$work/err")"
+timed=$(ls "$work/run/checkpoints" | grep -c '^step-[0-9]*$' || true)
+[ "$timed" -ge 1 ] || fail "checkpoint_every_seconds at 4 ranks wrote no checkpoint"
+for d in "$work/run/checkpoints"/step-*; do
+  [ "$(ls "$d" | grep -c '^rank-')" -eq 4 ] && [ -f "$d/index.h5" ] || fail "$d is not complete"
+done
+echo "re-shard checks passed (straight test MSE $straight; $timed time-based 4-rank checkpoints)"

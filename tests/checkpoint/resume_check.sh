@@ -60,7 +60,7 @@ one_checkpoint() {  # a run dir holding only step-108
   cp -r "$work/a/checkpoints/step-108" "$run/checkpoints/"
   echo "$run"
 }
-# A flipped byte inside the covariance data (Fletcher32 fails the read); needs h5py to find it.
+# A flipped byte inside the covariance data (its XXH64 fails the read); needs h5py to find it.
 have_h5py=0
 /usr/bin/python3 -c "import h5py" 2>/dev/null && have_h5py=1
 if [ "$have_h5py" = 1 ]; then
@@ -70,7 +70,7 @@ import sys, h5py
 path = sys.argv[1]
 with h5py.File(path, "r") as f:
     name = sorted(k for k in f["blocks"])[0]
-    offset = f["blocks"][name]["covariance"].id.get_chunk_info(0).byte_offset
+    offset = f["blocks"][name]["covariance"].id.get_offset()  # contiguous since version 2
 with open(path, "r+b") as raw:
     raw.seek(offset + 16); b = raw.read(1); raw.seek(offset + 16); raw.write(bytes([b[0] ^ 0x40]))
 PY

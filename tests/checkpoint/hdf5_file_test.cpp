@@ -1,0 +1,173 @@
+// The checked HDF5 layer: XXH64 against the reference values, checksums caught on read with the
+// file and dataset named, format-version-1 (Fletcher32) datasets still read, and hostile headers
+// refused before anything is allocated.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+
+#include <Eigen/Core>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "distributed/checkpoint/hdf5_file.hpp"
+#include "distributed/checkpoint/xxhash64.hpp"
+
+namespace kwm::checkpoint {
+namespace {
+namespace fs = std::filesystem;
+
+class Hdf5FileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("kwm-hdf5-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+std::uint64_t of(const std::string& s) { return xxh64(s.data(), s.size()); }
+
+TEST(Xxh64, MatchesTheReferenceImplementation) {
+  // Values printed by the reference xxHash (xxhsum -H64 / python-xxhash).
+  EXPECT_EQ(of(""), 0xEF46DB3751D8E999ULL);
+  EXPECT_EQ(of("a"), 0xD24EC4F1A98C6E5BULL);
+  EXPECT_EQ(of("abc"), 0x44BC2CF5AD770999ULL);
+  EXPECT_EQ(of("Nobody inspects the spammish repetition"), 0xFBCEA83C8A378BF1ULL);
+}
+
+TEST(Xxh64, StreamingInPiecesEqualsOneShot) {
+  std::vector<unsigned char> bytes(1000);
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>(i * 37 + 11);
+  for (const std::size_t piece : {1u, 3u, 7u, 31u, 32u, 33u, 100u, 999u}) {
+    Xxh64 state;
+    for (std::size_t at = 0; at < bytes.size(); at += piece)
+      state.update(bytes.data() + at, std::min(piece, bytes.size() - at));
+    EXPECT_EQ(state.digest(), xxh64(bytes.data(), bytes.size())) << "piece " << piece;
+  }
+  EXPECT_NE(xxh64(bytes.data(), bytes.size(), 1), xxh64(bytes.data(), bytes.size(), 0));
+}
+
+TEST_F(Hdf5FileTest, RoundTripsMatricesBytesAndAttributes) {
+  const Eigen::MatrixXd m = Eigen::MatrixXd::Random(5, 3);
+  // Written and read in slabs of about 4 MiB of whole rows: 300 x 2000 takes two.
+  const Eigen::MatrixXd wide = Eigen::MatrixXd::Random(300, 2000);
+  {
+    Hdf5File f = Hdf5File::create(dir_ / "a.h5");
+    f.write_matrix("/g/m", m);
+    f.write_matrix("/g/wide", wide);
+    f.write_matrix("/g/v", Eigen::VectorXd::LinSpaced(4, 0, 1));
+    f.write_bytes("/g/b", "hello");
+    f.write_bytes("/g/empty", "");
+    f.set_attribute("/g", "k", std::int64_t{7});
+    f.close_and_sync();
+  }
+  const Hdf5File f = Hdf5File::open(dir_ / "a.h5");
+  EXPECT_EQ(f.read_matrix("/g/m"), m);
+  EXPECT_EQ(f.read_matrix("/g/wide"), wide);
+  EXPECT_EQ(f.read_matrix("/g/v").rows(), 4);
+  EXPECT_EQ(f.read_bytes("/g/b"), "hello");
+  EXPECT_EQ(f.read_bytes("/g/empty"), "");
+  EXPECT_EQ(f.int_attribute("/g", "k"), 7);
+  EXPECT_EQ(f.verify_all().size(), 5u);
+}
+
+// Flips one byte of the file at the first occurrence of `needle` (a value we wrote).
+void flip_byte_at(const fs::path& path, const std::string& needle) {
+  std::fstream io(path, std::ios::in | std::ios::out | std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(io)), std::istreambuf_iterator<char>());
+  const auto at = bytes.find(needle);
+  ASSERT_NE(at, std::string::npos);
+  io.seekp(static_cast<std::streamoff>(at));
+  io.put(static_cast<char>(bytes[at] ^ 0x40));
+}
+
+TEST_F(Hdf5FileTest, AFlippedByteIsReportedWithFileAndDataset) {
+  {
+    Hdf5File f = Hdf5File::create(dir_ / "c.h5");
+    f.write_matrix("/blocks/3/covariance", Eigen::MatrixXd::Constant(4, 4, 0.125));
+    f.write_bytes("/metrics/jsonl", "{\"split\":\"train\"}\n");
+    f.close_and_sync();
+  }
+  flip_byte_at(dir_ / "c.h5", "split");
+  const double eighth = 0.125;
+  flip_byte_at(dir_ / "c.h5", std::string(reinterpret_cast<const char*>(&eighth), 8));
+  const Hdf5File f = Hdf5File::open(dir_ / "c.h5");
+  for (const std::string name : {"/blocks/3/covariance", "/metrics/jsonl"}) {
+    try {
+      if (name == "/metrics/jsonl")
+        (void)f.read_bytes(name);
+      else
+        (void)f.read_matrix(name);
+      FAIL() << name << ": the flipped byte went unnoticed";
+    } catch (const CheckpointError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("c.h5: " + name + ": checksum mismatch"), std::string::npos) << what;
+    }
+  }
+  EXPECT_THROW((void)f.verify_all(), CheckpointError);
+}
+
+TEST_F(Hdf5FileTest, ReadsFormatVersion1FletcherDatasetsAndRefusesUnchecked) {
+  // A version-1 dataset: chunked, Fletcher32, no xxh64 attribute; and one with no checksum.
+  const fs::path path = dir_ / "v1.h5";
+  const double values[6] = {1, 2, 3, 4, 5, 6};
+  const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
+  const hsize_t dims[2] = {2, 3};
+  const hid_t space = H5Screate_simple(2, dims, nullptr);
+  const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  ASSERT_GE(H5Pset_chunk(dcpl, 2, dims), 0);
+  ASSERT_GE(H5Pset_fletcher32(dcpl), 0);
+  for (const auto& [name, plist] : {std::pair<const char*, hid_t>{"fletcher", dcpl},
+                                    std::pair<const char*, hid_t>{"bare", H5P_DEFAULT}}) {
+    const hid_t set =
+        H5Dcreate2(file, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, plist, H5P_DEFAULT);
+    ASSERT_GE(H5Dwrite(set, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values), 0);
+    H5Dclose(set);
+  }
+  H5Pclose(dcpl);
+  H5Sclose(space);
+  H5Fclose(file);
+
+  const Hdf5File f = Hdf5File::open(path);
+  EXPECT_EQ(f.read_matrix("/fletcher")(1, 2), 6.0);
+  try {
+    (void)f.read_matrix("/bare");
+    FAIL() << "a dataset without any checksum was accepted";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("v1.h5: /bare: no checksum"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(Hdf5FileTest, RefusesANonHdf5FileAndADataspaceLargerThanTheFile) {
+  std::ofstream(dir_ / "text.h5") << "not hdf5 at all";
+  EXPECT_THROW((void)Hdf5File::open(dir_ / "text.h5"), CheckpointError);
+  EXPECT_THROW((void)Hdf5File::open(dir_ / "absent.h5"), CheckpointError);
+
+  // A declared 2^20 x 2^20 dataset that was never written: the reader must refuse it rather
+  // than allocate 8 TiB.
+  const fs::path path = dir_ / "huge.h5";
+  const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
+  const hsize_t dims[2] = {hsize_t{1} << 20, hsize_t{1} << 20};
+  const hid_t space = H5Screate_simple(2, dims, nullptr);
+  const hid_t set =
+      H5Dcreate2(file, "big", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  H5Dclose(set);
+  H5Sclose(space);
+  H5Fclose(file);
+  try {
+    (void)Hdf5File::open(path).read_matrix("/big");
+    FAIL() << "no error";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("larger than the file"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace kwm::checkpoint
