@@ -19,5 +19,9 @@ ctest --preset ci-release -j "$jobs"
 launch/setup.sh --preset ci-asan --no-install
 ctest --preset ci-asan -j "$jobs"
 
+# libFuzzer over the checkpoint reader and the run-config loader (clang; own build dir, about
+# 3 minutes: 60 s per target; KWM_FUZZ_SECONDS overrides). docs/fuzzing.md.
+tests/fuzz/run_fuzzers.sh "${KWM_FUZZ_SECONDS:-60}"
+
 launch/check_format.sh
 echo "[test] all tests passed"
