@@ -17,6 +17,10 @@ using checkpoint::Hdf5File;
 
 namespace {
 
+// (window nll sum, window tokens, skipped updates, forward passes, transposed-Jacobian passes);
+// the counts are integers below 2^53, exact as doubles.
+constexpr const char* kRunningMetrics = "/metrics/running";
+
 // Counters are exact 64-bit integers (RNG draws, steps): one "key=value" line each, as bytes.
 std::string encode_counters(const std::map<std::string, std::int64_t>& counters) {
   std::string text;
@@ -82,6 +86,17 @@ LmCheckpointMeta read_index(const fs::path& dir) {
   meta.wall_seconds = file.double_attribute("/", "wall_seconds");
   meta.config_yaml = file.read_bytes("/config/yaml");
   meta.metrics_jsonl = file.read_bytes("/metrics/jsonl");
+  if (file.exists(kRunningMetrics)) {
+    const Eigen::MatrixXd running = file.read_matrix(kRunningMetrics);
+    if (running.size() != 5)
+      throw UserError((dir / "index.h5").string() + ": " + kRunningMetrics + " has " +
+                      std::to_string(running.size()) + " values, expected 5");
+    meta.window_nll = running(0);
+    meta.window_tokens = running(1);
+    meta.skipped_updates = static_cast<std::int64_t>(running(2));
+    meta.forward_passes = static_cast<std::int64_t>(running(3));
+    meta.transposed_jacobian_passes = static_cast<std::int64_t>(running(4));
+  }
   return meta;
 }
 
@@ -102,6 +117,11 @@ void write_index(const fs::path& dir, const LmCheckpointMeta& meta, int world_si
   file.set_attribute("/", "wall_seconds", meta.wall_seconds);
   file.write_bytes("/config/yaml", meta.config_yaml);
   file.write_bytes("/metrics/jsonl", meta.metrics_jsonl);
+  Eigen::VectorXd running(5);
+  running << meta.window_nll, meta.window_tokens, static_cast<double>(meta.skipped_updates),
+      static_cast<double>(meta.forward_passes),
+      static_cast<double>(meta.transposed_jacobian_passes);
+  file.write_matrix(kRunningMetrics, running);
   file.close_and_sync();
 }
 

@@ -29,6 +29,13 @@ struct LmCheckpointMeta {
   // Running sums of the metrics (prequential loss), so a resumed run continues them.
   double train_nll_sum = 0.0;
   double wall_seconds = 0.0;
+  // The metrics window open at the checkpoint and the cumulative counters metrics.jsonl reports,
+  // so a resumed run writes the same lines as an uninterrupted one (index.h5 /metrics/running).
+  double window_nll = 0.0;
+  double window_tokens = 0.0;
+  std::int64_t skipped_updates = 0;
+  std::int64_t forward_passes = 0;
+  std::int64_t transposed_jacobian_passes = 0;
 };
 
 // Collective. Returns the final step-N directory; every rank gets the same outcome (a failure on

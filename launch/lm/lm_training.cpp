@@ -46,6 +46,27 @@ lm::LmCollectives collectives_of(Communicator& world) {
   return c;
 }
 
+lm::GptConfig gpt_config_of(const LmRunConfig& config, int vocab_size, const std::string& source) {
+  YAML::Node model = YAML::Clone(config.model);
+  model.remove("type");
+  model["vocab_size"] = vocab_size;
+  try {
+    return lm::parse_gpt_config(model);
+  } catch (const std::invalid_argument& e) {
+    throw UserError(source + ": model: " + e.what());
+  }
+}
+
+std::unique_ptr<lm::LanguageLearner> make_learner(const LmRunConfig& config,
+                                                  const lm::GptConfig& gpt, Communicator& world,
+                                                  const std::string& source) {
+  try {
+    return lm::make_language_learner(config.learner, gpt, config.train.seed, collectives_of(world));
+  } catch (const std::invalid_argument& e) {
+    throw UserError(source + ": learner: " + e.what());
+  }
+}
+
 double bytes_per_token(const LmSplit& split) {
   return static_cast<double>(split.bytes) / static_cast<double>(split.tokens.size());
 }
@@ -62,16 +83,11 @@ int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
         "run starts from scratch",
         config.run_dir.string());
 
-  LmData data = prepare_lm_data(world, config, opt.config_path);
-  YAML::Node model_node = YAML::Clone(config.model);
-  model_node.remove("type");
-  model_node["vocab_size"] = data.tokenizer->vocab_size();
-  lm::GptConfig gpt;
-  try {
-    gpt = lm::parse_gpt_config(model_node);
-  } catch (const std::invalid_argument& e) {
-    throw UserError(opt.config_path + ": model: " + e.what());
-  }
+  // Everything the config decides is checked before the run directory is touched: the GPT shape
+  // and the learner are built for the vocabulary the tokenizer will have (byte: 256, bpe: its
+  // vocab_size) and rebuilt in the unlikely case the trained tokenizer ends up with another.
+  const int planned_vocab = config.data.tokenizer == "byte" ? 256 : config.data.bpe_vocab_size;
+  lm::GptConfig gpt = gpt_config_of(config, planned_vocab, opt.config_path);
   const int length = config.train.length == 0 ? gpt.context : config.train.length;
   if (length > gpt.context)
     throw UserError(opt.config_path + ": train.length " + std::to_string(length) +
@@ -79,13 +95,12 @@ int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
   if (config.train.batch % world.size() != 0)
     throw UserError(opt.config_path + ": train.batch " + std::to_string(config.train.batch) +
                     " must be a multiple of the rank count " + std::to_string(world.size()));
+  std::unique_ptr<lm::LanguageLearner> learner = make_learner(config, gpt, world, opt.config_path);
 
-  std::unique_ptr<lm::LanguageLearner> learner;
-  try {
-    learner =
-        lm::make_language_learner(config.learner, gpt, config.train.seed, collectives_of(world));
-  } catch (const std::invalid_argument& e) {
-    throw UserError(opt.config_path + ": learner: " + e.what());
+  LmData data = prepare_lm_data(world, config, opt.config_path);
+  if (data.tokenizer->vocab_size() != gpt.vocab_size) {
+    gpt = gpt_config_of(config, data.tokenizer->vocab_size(), opt.config_path);
+    learner = make_learner(config, gpt, world, opt.config_path);
   }
 
   text::LoaderOptions loader_options;
@@ -123,7 +138,7 @@ int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
   spdlog::info(
       "run {}: GPT {} parameters (d {}, {} layers, {} heads, context {}, vocab {} {}), "
       "learner {}: {}",
-      config.run_dir.string(), lm::parameter_count(gpt), gpt.d_model, gpt.n_layers, gpt.n_heads,
+      config.run_dir.string(), learner->parameters().size(), gpt.d_model, gpt.n_layers, gpt.n_heads,
       gpt.context, gpt.vocab_size, data.tokenizer->name(), learner->name(),
       learner->derivative_label());
   spdlog::info(
@@ -191,8 +206,13 @@ int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
     return wall_before +
            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   };
-  std::int64_t skipped_updates = 0, forward_passes = 0, tj_passes = 0;
-  double window_nll = 0.0, window_tokens = 0.0;
+  // The window and counters live in `progress`: a checkpoint carries them, so a resumed run logs
+  // exactly the lines of an uninterrupted one.
+  double& window_nll = progress.window_nll;
+  double& window_tokens = progress.window_tokens;
+  std::int64_t& skipped_updates = progress.skipped_updates;
+  std::int64_t& forward_passes = progress.forward_passes;
+  std::int64_t& tj_passes = progress.transposed_jacobian_passes;
   while (progress.step < total_steps) {
     const lm::TokenBatch batch = loader->next();
     const lm::StepReport report = learner->step(batch);
@@ -263,7 +283,7 @@ int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
       {"run_dir", config.run_dir.string()},
       {"learner", learner->name()},
       {"derivatives", learner->derivative_label()},
-      {"parameters", lm::parameter_count(gpt)},
+      {"parameters", learner->parameters().size()},
       {"tokenizer", data.tokenizer->name()},
       {"steps", progress.step},
       {"tokens", progress.tokens},
