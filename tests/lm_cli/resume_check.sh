@@ -4,10 +4,10 @@
 # with --resume. The step-9 checkpoint and model.h5 must be equal dataset by dataset, byte for
 # byte, and metrics.jsonl line by line except wall_s. Both runs use one run-dir path (the resolved
 # config, with its run_dir, is part of every checkpoint).
-# usage: resume_check.sh KWM SOURCE_DIR MPIEXEC LEARNER RANKS
+# usage: resume_check.sh KWM SOURCE_DIR MPIEXEC LEARNER RANKS [--set KEY=VALUE ...]
 kwm=$1 src=$2 mpiexec=$3 learner=$4 ranks=$5
 source "$src/tests/lm_cli/lm_cli_common.sh"
-args=(--set learner.type="$learner" --set train.checkpoint_every=3 --set train.keep_last=0
+args=(--set learner.type="$learner" "${@:6}" --set train.checkpoint_every=3 --set train.keep_last=0
       --run-dir "$work/run")
 
 train "$ranks" "${args[@]}"
