@@ -1,10 +1,12 @@
 // Continual adaptation of a GPT language model (issue 6): phase A trains on book A, phase B then
-// streams book B in reading order; every `--every` steps the held-out tail of both books is scored,
-// so the log shows how fast each learner adapts to B and how much of A it forgets.
+// streams book B in reading order; every `--every-tokens` tokens the held-out tail of both books is
+// scored, so the log shows how fast each learner adapts to B and how much of A it forgets.
+// Evaluations are spaced in tokens, not steps, so learners with different batch sizes are logged
+// alike.
 //
 //   kwm_lm_continual --config configs/lm_tiny.yaml [--book-a huckfinn] [--book-b sherlock]
-//                    [--tokens-a 100000] [--tokens-b 100000] [--every 10] [--eval-tokens 4096]
-//                    [--heldout 0.1] [--dir data/text] [--out FILE.jsonl]
+//                    [--tokens-a 100000] [--tokens-b 100000] [--every-tokens 4096]
+//                    [--eval-tokens 4096] [--heldout 0.1] [--dir data/text] [--out FILE.jsonl]
 //
 // The config is a kwm LM run config; its model, learner and train.{batch,length,seed} are used,
 // its data section is not: the tokenizer is always bytes (vocabulary 256) and the books are
@@ -42,7 +44,7 @@ struct Options {
   std::string book_b = "sherlock";
   std::int64_t tokens_a = 100000;
   std::int64_t tokens_b = 100000;
-  std::int64_t every = 10;
+  std::int64_t every_tokens = 4096;
   std::int64_t eval_tokens = 4096;
   double heldout = 0.1;
   std::string out;
@@ -84,8 +86,8 @@ Options parse_options(int argc, char** argv) {
       opt.tokens_a = positive_integer(flag, value);
     } else if (flag == "--tokens-b") {
       opt.tokens_b = positive_integer(flag, value);
-    } else if (flag == "--every") {
-      opt.every = positive_integer(flag, value);
+    } else if (flag == "--every-tokens") {
+      opt.every_tokens = positive_integer(flag, value);
     } else if (flag == "--eval-tokens") {
       opt.eval_tokens = positive_integer(flag, value);
     } else if (flag == "--heldout") {
@@ -241,6 +243,7 @@ int run(const Options& opt) {
   const std::int64_t per_step = std::int64_t{batch} * length;
   const std::int64_t steps_a = std::max<std::int64_t>(1, opt.tokens_a / per_step);
   const std::int64_t steps_b = std::max<std::int64_t>(1, opt.tokens_b / per_step);
+  const std::int64_t every = std::max<std::int64_t>(1, opt.every_tokens / per_step);
   WindowSource source_a(a.train, batch, length, false, seed);
   WindowSource source_b(b.train, batch, length, true, seed);
   const auto started = std::chrono::steady_clock::now();
@@ -274,7 +277,7 @@ int run(const Options& opt) {
       tj_passes += report.transposed_jacobian_passes;
       window_nll += report.nll_before * static_cast<double>(report.tokens);
       window_tokens += static_cast<double>(report.tokens);
-      if (s % opt.every == 0 || s == steps) log(phase);
+      if (s % every == 0 || s == steps) log(phase);
     }
   }
   return 0;
