@@ -5,8 +5,8 @@
 # usage: signal_check.sh KWM SOURCE_DIR LEARNER
 kwm=$1 src=$2 learner=$3 mpiexec=unused
 source "$src/tests/lm_cli/lm_cli_common.sh"
-# 40 steps, checkpoints every 4: the signal lands well before the end.
-args=(--set learner.type="$learner" --set train.tokens=3840 --set train.eval_every=4
+# 60 steps, checkpoints every 4: the signal lands well before the end (even in a Release build).
+args=(--set learner.type="$learner" --set train.tokens=5760 --set train.eval_every=4
       --set train.checkpoint_every=4 --set train.keep_last=0 --run-dir "$work/run")
 
 train 1 "${args[@]}"
@@ -16,10 +16,10 @@ mv "$work/run" "$work/a"
   > /dev/null 2> "$work/stopped.err" &
 pid=$!
 # The handler is installed before the first step; the step-4 checkpoint proves training started.
-for _ in $(seq 600); do
+for _ in $(seq 6000); do  # up to 2 minutes (sanitizer builds, a loaded machine)
   [ -d "$work/run/checkpoints/step-4" ] && break
   kill -0 "$pid" 2> /dev/null || break
-  sleep 0.05
+  sleep 0.02
 done
 kill -TERM "$pid" 2> /dev/null || true
 rc=0
@@ -28,7 +28,7 @@ wait "$pid" || rc=$?
 [ -f "$work/run/model.h5" ] && fail "the run finished before the signal arrived (machine too fast?)"
 grep -q "stopping on a signal" "$work/stopped.err" || fail "no stop message: $(cat "$work/stopped.err")"
 stopped_at=$(ls "$work/run/checkpoints" | sed -n 's/^step-\([0-9]*\)$/\1/p' | sort -n | tail -1)
-echo "stopped by SIGTERM after step $stopped_at of 40"
+echo "stopped by SIGTERM after step $stopped_at of 60"
 
 train 1 "${args[@]}" --resume
 grep -q "resumed at step $stopped_at (" "$work/train.err" || fail "did not resume at step $stopped_at"
