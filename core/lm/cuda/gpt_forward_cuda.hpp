@@ -1,0 +1,68 @@
+// GptForwardCuda: the GPT forward pass and its cross entropy on one CUDA device in fp32. Same
+// model, layout and column order as core/lm's forward() (activations d x N, column n = b*T + t):
+// every linear layer is one cuBLAS SGEMM over all N columns; attention runs per head as two
+// strided-batched SGEMMs over the sequences (S^T = K^T Q / sqrt(hd), context = V P^T) around a
+// masked column softmax; embedding, layer norm, GELU and the log-softmax cross entropy are
+// kernels of kernels.cuh. FP32 math throughout (cuBLAS default math mode, no TF32).
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/lm/cuda/device_buffer.hpp"
+#include "core/lm/cuda/device_parameters.hpp"
+#include "core/lm/gpt_parameters.hpp"
+#include "core/lm/token_batch.hpp"
+
+namespace kwm::lm::cuda {
+
+// True when the CUDA runtime sees at least one device (false, not an error, without a driver).
+bool device_available();
+
+class GptForwardCuda {
+ public:
+  // Uploads the parameters to the current device; creates a stream and a cuBLAS handle.
+  explicit GptForwardCuda(const GptParameters<float>& parameters);
+  GptForwardCuda(const GptForwardCuda&) = delete;
+  GptForwardCuda& operator=(const GptForwardCuda&) = delete;
+  ~GptForwardCuda();
+
+  DeviceGptParameters& parameters() { return parameters_; }
+
+  // Logits (vocab x N, column n = b*T + t), copied back to the host. Throws
+  // std::invalid_argument on a bad batch (validate_batch's messages).
+  Matrix<float> logits(const TokenBatch& batch);
+
+  // Summed next-token negative log-likelihood (nats) of batch.targets; the per-token terms are
+  // computed in double from the fp32 logits and summed in a fixed order. Throws
+  // std::invalid_argument on a bad batch or a target outside [0, vocab).
+  double total_nll(const TokenBatch& batch);
+
+ private:
+  // Validates, uploads the tokens (and targets when asked) and queues the forward pass; the
+  // logits are left in logits_.
+  void run_forward(const TokenBatch& batch, bool with_targets);
+  void reserve(int batch, int length);
+  void linear(const DeviceLinear& layer, const float* input, float* output, std::int64_t columns,
+              bool accumulate);
+  void attention(const float* qkv, float* context, int batch, int length);
+
+  DeviceGptParameters parameters_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  // Workspace, grown to the largest batch seen.
+  DeviceBuffer<std::int32_t> tokens_;
+  DeviceBuffer<std::int32_t> targets_;
+  DeviceBuffer<float> x_;       // residual stream, d x N
+  DeviceBuffer<float> normed_;  // layer-norm output, d x N
+  DeviceBuffer<float> qkv_;     // 3d x N
+  DeviceBuffer<float> context_;
+  DeviceBuffer<float> hidden_;  // mlp x N
+  DeviceBuffer<float> scores_;  // (B * heads) matrices T x T
+  DeviceBuffer<float> logits_;  // vocab x N
+  DeviceBuffer<double> nll_;    // N, then the total at index N
+};
+
+}  // namespace kwm::lm::cuda
