@@ -6,6 +6,11 @@ set(KWM_CXX_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
   list(APPEND KWM_CXX_WARNINGS -Wno-restrict)
 endif()
+# GCC 13's -Wdangling-reference flags every `const T& x = f(args)` where f returns a reference
+# into one of its arguments (GCC bug 107532): false positives for our state/option lookups.
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_GREATER_EQUAL 13)
+  list(APPEND KWM_CXX_WARNINGS -Wno-dangling-reference)
+endif()
 if(KWM_WARNINGS_AS_ERRORS)
   list(APPEND KWM_CXX_WARNINGS -Werror)
 endif()

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
 #include <unordered_map>
 
 #include "core/text/fnv1a.hpp"
@@ -149,9 +150,10 @@ std::string BpeTokenizer::decode(const std::vector<std::int32_t>& tokens) const 
                                   std::to_string(vocab) + ")");
     }
   }
-  const std::vector<int> ids(tokens.begin(), tokens.end());
+  // SentencePiece takes std::vector<int>, which std::int32_t is here: no copy needed.
+  static_assert(std::is_same_v<std::int32_t, int>);
   std::string text;
-  const auto status = processor_->Decode(ids, &text);
+  const auto status = processor_->Decode(tokens, &text);
   if (!status.ok()) throw std::runtime_error("BPE decode failed: " + status.ToString());
   return text;
 }
