@@ -226,7 +226,9 @@ def main():
     try:
         lines = []
         os.makedirs(args.figures, exist_ok=True)
-        for size in ("tiny", "small"):
+        others = sorted(d for d in os.listdir(args.runs)
+                        if d not in ("tiny", "small", "continual")) if os.path.isdir(args.runs) else []
+        for size in ["tiny", "small"] + others:
             rows = load_size(args.runs, size)
             if rows:
                 lines += table(size, rows)

@@ -3,9 +3,11 @@
 # kwm-ensemble, mezo, adamw) on the tiny GPT (configs/lm_tiny*.yaml) and on the small GPT
 # (configs/lm_small.yaml with the tiny configs' learner settings, a reduced token budget), each
 # scored on its test split by `kwm eval`, plus continual adaptation (bench/lm/kwm_lm_continual).
-# Usage: bench/lm/run_lm_results.sh [tiny] [small] [continual] [table]   (default: all four)
+# Usage: bench/lm/run_lm_results.sh [tiny] [small] [continual] [small64k] [small256k] [table]
+#   (default: all, in that order)
 #   KWM=path/to/kwm CONTINUAL=path/to/kwm_lm_continual   binaries (default build/evidence/...)
-#   SMALL_TOKENS (default 16384), CONTINUAL_TOKENS (per phase, default 30720), SMALL_TEST
+#   SMALL_TOKENS (default 16384), SMALL_NAME (default small), CONTINUAL_TOKENS (per phase,
+#   default 30720), SMALL_TEST, LEARNERS (default all five)
 # Needs: the text data (launch/fetch_data.sh --set text), /usr/bin/python3 with python3-yaml and
 # python3-matplotlib. Runs go to runs/lm_results/ (git-ignored); the tables to
 # bench/lm/tables.md, the figures to docs/figures/lm_*.png. One process at a time.
@@ -14,13 +16,15 @@ cd "$(dirname "$0")/../.."
 KWM="${KWM:-build/evidence/launch/kwm}"
 CONTINUAL="${CONTINUAL:-build/evidence/bench/lm/kwm_lm_continual}"
 SMALL_TOKENS="${SMALL_TOKENS:-16384}"
+SMALL_NAME="${SMALL_NAME:-small}"  # folder under runs/lm_results (and figure prefix lm_<name>_)
 CONTINUAL_TOKENS="${CONTINUAL_TOKENS:-30720}"
 # The small runs' test split: the first quarter of Sherlock Holmes (about 58K BPE tokens). kwm train
 # scores its whole test split at the end; all of Sherlock (234K tokens) costs ~4 min per run here.
-SMALL_TEST="${SMALL_TEST:-[{book: sherlock, begin: 0.0, end: 0.25}]}"
+quarter_of_sherlock='[{book: sherlock, begin: 0.0, end: 0.25}]'
+SMALL_TEST="${SMALL_TEST:-$quarter_of_sherlock}"
 RUNS=runs/lm_results
-LEARNERS="kwm-linearized rls-head kwm-ensemble mezo adamw"
-parts="${*:-tiny small continual table}"
+LEARNERS="${LEARNERS:-kwm-linearized rls-head kwm-ensemble mezo adamw}"
+parts="${*:-tiny small continual small64k small256k table}"
 [ -f data/text/literature.txt ] && [ -f data/text/sherlock.txt ] ||
   { echo "run_lm_results: no text data (launch/fetch_data.sh --set text)" >&2; exit 2; }
 
@@ -74,7 +78,7 @@ for part in $parts; do
         # About 8 validations per run, on 4096 tokens each.
         every=$(( SMALL_TOKENS / (batch * 128) / 8 )); [ "$every" -ge 1 ] || every=1
         # shellcheck disable=SC2086
-        train_and_eval "$RUNS/small/$l" --config configs/lm_small.yaml $sets \
+        train_and_eval "$RUNS/$SMALL_NAME/$l" --config configs/lm_small.yaml $sets \
           --set train.tokens="$SMALL_TOKENS" --set train.eval_every="$every" \
           --set train.eval_tokens=4096 --set "data.corpus.test=$SMALL_TEST"
       done ;;
@@ -88,10 +92,16 @@ for part in $parts; do
           --eval-tokens 4096 --out "$RUNS/continual/$l.jsonl"
         tail -n 1 "$RUNS/continual/$l.jsonl" >&2
       done ;;
+    small64k)  # kwm-linearized, rls-head and adamw on the small model with 4x the budget
+      SMALL_TOKENS=65536 SMALL_NAME=small_64k LEARNERS="kwm-linearized rls-head adamw" \
+        KWM="$KWM" CONTINUAL="$CONTINUAL" "$0" small ;;
+    small256k)  # the same three with 16x the budget (128 steps)
+      SMALL_TOKENS=262144 SMALL_NAME=small_256k LEARNERS="kwm-linearized rls-head adamw" \
+        KWM="$KWM" CONTINUAL="$CONTINUAL" "$0" small ;;
     table)
       /usr/bin/python3 bench/lm/make_lm_results.py --runs "$RUNS" --figures docs/figures \
         > bench/lm/tables.md ;;
-    *) echo "run_lm_results: unknown part '$part' (tiny, small, continual, table)" >&2; exit 2 ;;
+    *) echo "run_lm_results: unknown part '$part' (tiny, small, continual, small64k, small256k, table)" >&2; exit 2 ;;
   esac
 done
 echo "run_lm_results: $(( $(date +%s) - start )) s" >&2
