@@ -21,6 +21,10 @@ inline void check_config_keys(const YAML::Node& node, const std::string& source,
   if (!node) return;
   if (!node.IsMap()) fail_config(source, "key '" + prefix + "' must be a mapping");
   for (const auto& entry : node) {
+    // A null or non-scalar key (`? [a]: 1`, `{!x : 1}`) names nothing we know (a fuzz finding).
+    if (!entry.first.IsScalar())
+      fail_config(source, "key '" + prefix + "' holds a key that is not a plain name: '" +
+                              YAML::Dump(entry.first) + "'");
     const auto key = entry.first.as<std::string>();
     if (allowed.contains(key)) continue;
     std::string known;

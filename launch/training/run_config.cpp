@@ -4,45 +4,11 @@
 #include <cmath>
 #include <set>
 
+#include "launch/config_keys.hpp"
 #include "launch/user_error.hpp"
 
 namespace kwm::launch {
 namespace {
-
-[[noreturn]] void fail(const std::string& source, const std::string& what) {
-  throw UserError(source + ": " + what);
-}
-
-void check_keys(const YAML::Node& node, const std::string& source, const std::string& prefix,
-                const std::set<std::string>& allowed) {
-  if (!node) return;
-  if (!node.IsMap()) fail(source, "key '" + prefix + "' must be a mapping");
-  for (const auto& entry : node) {
-    // A null or non-scalar key (`? [a]: 1`, `{!x : 1}`) names nothing we know.
-    if (!entry.first.IsScalar())
-      fail(source, "key '" + prefix + "' holds a key that is not a plain name: '" +
-                       YAML::Dump(entry.first) + "'");
-    const auto key = entry.first.as<std::string>();
-    if (!allowed.contains(key)) {
-      std::string known;
-      for (const auto& k : allowed) known += (known.empty() ? "" : ", ") + k;
-      fail(source, "unknown key '" + (prefix.empty() ? "" : prefix + ".") + key +
-                       "'; expected one of: " + known);
-    }
-  }
-}
-
-template <typename V>
-V read(const YAML::Node& node, const std::string& key, const std::string& source,
-       const std::string& prefix, V fallback) {
-  if (!node || !node[key]) return fallback;
-  try {
-    return node[key].as<V>();
-  } catch (const YAML::Exception&) {
-    fail(source, "key '" + prefix + "." + key + "' has the wrong type; got '" +
-                     YAML::Dump(node[key]) + "'");
-  }
-}
 
 // Sets root[a][b][c] = value for "a.b.c=value".
 void apply_override(YAML::Node root, const std::string& assignment) {
@@ -91,96 +57,105 @@ RunConfig parse_run_config(YAML::Node root, const std::string& source) {
 namespace {
 
 RunConfig parse_sections(YAML::Node root, const std::string& source) {
-  if (!root || !root.IsMap()) fail(source, "expected a mapping with data, model, learner, train");
-  check_keys(root, source, "", {"data", "model", "learner", "train", "distributed", "checkpoint"});
+  if (!root || !root.IsMap())
+    fail_config(source, "expected a mapping with data, model, learner, train");
+  check_config_keys(root, source, "",
+                    {"data", "model", "learner", "train", "distributed", "checkpoint"});
   for (const char* section : {"data", "model", "learner"})
-    if (!root[section]) fail(source, std::string("missing section '") + section + "'");
+    if (!root[section]) fail_config(source, std::string("missing section '") + section + "'");
 
   RunConfig c;
   c.root = root;
   const YAML::Node data = root["data"];
-  check_keys(data, source, "data", {"path", "columns", "inputs", "layout", "split", "corrupt"});
-  c.data.path = read<std::string>(data, "path", source, "data", "");
-  if (c.data.path.empty()) fail(source, "key 'data.path' must name a CSV file");
-  c.data.columns = read<std::vector<std::string>>(data, "columns", source, "data", {});
-  if (c.data.columns.empty()) fail(source, "key 'data.columns' must list at least one column");
-  c.data.inputs = read<std::vector<std::string>>(data, "inputs", source, "data", {});
-  c.data.layout = read<std::string>(data, "layout", source, "data", "long");
+  check_config_keys(data, source, "data",
+                    {"path", "columns", "inputs", "layout", "split", "corrupt"});
+  c.data.path = read_config<std::string>(data, "path", source, "data", "");
+  if (c.data.path.empty()) fail_config(source, "key 'data.path' must name a CSV file");
+  c.data.columns = read_config<std::vector<std::string>>(data, "columns", source, "data", {});
+  if (c.data.columns.empty())
+    fail_config(source, "key 'data.columns' must list at least one column");
+  c.data.inputs = read_config<std::vector<std::string>>(data, "inputs", source, "data", {});
+  c.data.layout = read_config<std::string>(data, "layout", source, "data", "long");
   if (c.data.layout != "long" && c.data.layout != "wide")
-    fail(source, "key 'data.layout' must be 'long' or 'wide'; got '" + c.data.layout + "'");
+    fail_config(source, "key 'data.layout' must be 'long' or 'wide'; got '" + c.data.layout + "'");
   if (c.data.layout == "wide" && !c.data.inputs.empty())
-    fail(source, "key 'data.inputs' is not supported with data.layout: wide");
+    fail_config(source, "key 'data.inputs' is not supported with data.layout: wide");
   const YAML::Node split = data["split"];
-  check_keys(split, source, "data.split", {"train", "validation", "test"});
-  c.data.split.train = read(split, "train", source, "data.split", c.data.split.train);
+  check_config_keys(split, source, "data.split", {"train", "validation", "test"});
+  c.data.split.train = read_config(split, "train", source, "data.split", c.data.split.train);
   c.data.split.validation =
-      read(split, "validation", source, "data.split", c.data.split.validation);
-  c.data.split.test = read(split, "test", source, "data.split", c.data.split.test);
+      read_config(split, "validation", source, "data.split", c.data.split.validation);
+  c.data.split.test = read_config(split, "test", source, "data.split", c.data.split.test);
 
   const YAML::Node corrupt = data["corrupt"];
-  check_keys(corrupt, source, "data.corrupt",
-             {"outlier_fraction", "outlier_scale", "noise_std", "seed"});
+  check_config_keys(corrupt, source, "data.corrupt",
+                    {"outlier_fraction", "outlier_scale", "noise_std", "seed"});
   auto& co = c.data.corrupt;
   co.outlier_fraction =
-      read(corrupt, "outlier_fraction", source, "data.corrupt", co.outlier_fraction);
-  co.outlier_scale = read(corrupt, "outlier_scale", source, "data.corrupt", co.outlier_scale);
-  co.noise_std = read(corrupt, "noise_std", source, "data.corrupt", co.noise_std);
-  co.seed = read(corrupt, "seed", source, "data.corrupt", co.seed);
+      read_config(corrupt, "outlier_fraction", source, "data.corrupt", co.outlier_fraction);
+  co.outlier_scale =
+      read_config(corrupt, "outlier_scale", source, "data.corrupt", co.outlier_scale);
+  co.noise_std = read_config(corrupt, "noise_std", source, "data.corrupt", co.noise_std);
+  co.seed = read_config(corrupt, "seed", source, "data.corrupt", co.seed);
   if (!(co.outlier_fraction >= 0.0 && co.outlier_fraction <= 1.0))
-    fail(source, "key 'data.corrupt.outlier_fraction' must be in [0, 1]");
-  if (!(co.noise_std >= 0.0)) fail(source, "key 'data.corrupt.noise_std' must be >= 0");
+    fail_config(source, "key 'data.corrupt.outlier_fraction' must be in [0, 1]");
+  if (!(co.noise_std >= 0.0)) fail_config(source, "key 'data.corrupt.noise_std' must be >= 0");
 
   c.model = root["model"];
   c.learner = root["learner"];
   if (!c.learner.IsMap() || !c.learner["type"])
-    fail(source,
-         "key 'learner.type' is required (sensitivity-dekf, dense-ekf, diagonal-ekf, "
-         "adam-sensitivity, ar, var, persistence)");
-  c.learner_type = read<std::string>(c.learner, "type", source, "learner", "");
+    fail_config(source,
+                "key 'learner.type' is required (sensitivity-dekf, dense-ekf, diagonal-ekf, "
+                "adam-sensitivity, ar, var, persistence)");
+  c.learner_type = read_config<std::string>(c.learner, "type", source, "learner", "");
 
   const YAML::Node train = root["train"];
-  check_keys(train, source, "train",
-             {"epochs", "log_every", "learn_during_test", "run_dir", "checkpoint_every",
-              "checkpoint_every_seconds", "keep_last", "keep_steps"});
-  c.train.epochs = read(train, "epochs", source, "train", c.train.epochs);
-  if (c.train.epochs < 1) fail(source, "key 'train.epochs' must be >= 1");
-  c.train.log_every = read(train, "log_every", source, "train", c.train.log_every);
-  if (c.train.log_every < 0) fail(source, "key 'train.log_every' must be >= 0");
+  check_config_keys(train, source, "train",
+                    {"epochs", "log_every", "learn_during_test", "run_dir", "checkpoint_every",
+                     "checkpoint_every_seconds", "keep_last", "keep_steps"});
+  c.train.epochs = read_config(train, "epochs", source, "train", c.train.epochs);
+  if (c.train.epochs < 1) fail_config(source, "key 'train.epochs' must be >= 1");
+  c.train.log_every = read_config(train, "log_every", source, "train", c.train.log_every);
+  if (c.train.log_every < 0) fail_config(source, "key 'train.log_every' must be >= 0");
   c.train.learn_during_test =
-      read(train, "learn_during_test", source, "train", c.train.learn_during_test);
-  c.run_dir = read<std::string>(train, "run_dir", source, "train", "runs/default");
+      read_config(train, "learn_during_test", source, "train", c.train.learn_during_test);
+  c.run_dir = read_config<std::string>(train, "run_dir", source, "train", "runs/default");
   c.train.checkpoint_every =
-      read(train, "checkpoint_every", source, "train", c.train.checkpoint_every);
-  if (c.train.checkpoint_every < 0) fail(source, "key 'train.checkpoint_every' must be >= 0");
-  c.train.keep_last = read(train, "keep_last", source, "train", c.train.keep_last);
-  if (c.train.keep_last < 0) fail(source, "key 'train.keep_last' must be >= 0 (0 keeps all)");
-  c.train.checkpoint_every_seconds =
-      read(train, "checkpoint_every_seconds", source, "train", c.train.checkpoint_every_seconds);
+      read_config(train, "checkpoint_every", source, "train", c.train.checkpoint_every);
+  if (c.train.checkpoint_every < 0)
+    fail_config(source, "key 'train.checkpoint_every' must be >= 0");
+  c.train.keep_last = read_config(train, "keep_last", source, "train", c.train.keep_last);
+  if (c.train.keep_last < 0)
+    fail_config(source, "key 'train.keep_last' must be >= 0 (0 keeps all)");
+  c.train.checkpoint_every_seconds = read_config(train, "checkpoint_every_seconds", source, "train",
+                                                 c.train.checkpoint_every_seconds);
   if (!(c.train.checkpoint_every_seconds >= 0.0) ||
       !std::isfinite(c.train.checkpoint_every_seconds))
-    fail(source, "key 'train.checkpoint_every_seconds' must be a finite number >= 0 (0: none)");
-  c.train.keep_steps = read(train, "keep_steps", source, "train", c.train.keep_steps);
+    fail_config(source,
+                "key 'train.checkpoint_every_seconds' must be a finite number >= 0 (0: none)");
+  c.train.keep_steps = read_config(train, "keep_steps", source, "train", c.train.keep_steps);
   for (const std::int64_t step : c.train.keep_steps)
-    if (step < 1) fail(source, "key 'train.keep_steps' must list training steps >= 1");
+    if (step < 1) fail_config(source, "key 'train.keep_steps' must list training steps >= 1");
   const YAML::Node checkpoint = root["checkpoint"];
-  check_keys(checkpoint, source, "checkpoint", {"gains"});
-  c.train.checkpoint_gains = read(checkpoint, "gains", source, "checkpoint", true);
+  check_config_keys(checkpoint, source, "checkpoint", {"gains"});
+  c.train.checkpoint_gains = read_config(checkpoint, "gains", source, "checkpoint", true);
 
   const YAML::Node distributed = root["distributed"];
-  check_keys(distributed, source, "distributed", {"mode"});
-  c.distributed.mode = read(distributed, "mode", source, "distributed", c.distributed.mode);
+  check_config_keys(distributed, source, "distributed", {"mode"});
+  c.distributed.mode = read_config(distributed, "mode", source, "distributed", c.distributed.mode);
   if (c.distributed.mode != "replicated" && c.distributed.mode != "data_parallel")
-    fail(source,
-         "key 'distributed.mode' must be 'replicated' (the sequence learners' sharded DEKF) or "
-         "'data_parallel' (learner.type ar and var); got '" +
-             c.distributed.mode + "'");
+    fail_config(
+        source,
+        "key 'distributed.mode' must be 'replicated' (the sequence learners' sharded DEKF) or "
+        "'data_parallel' (learner.type ar and var); got '" +
+            c.distributed.mode + "'");
   if (c.distributed.mode == "data_parallel" && c.learner_type != "ar" && c.learner_type != "var")
-    fail(source,
-         "distributed.mode 'data_parallel' is offered for learner.type ar and var (their "
-         "least-squares statistics add over row shards exactly); learner.type '" +
-             c.learner_type +
-             "' learns along one series in time order: use distributed.mode 'replicated' "
-             "(docs/distributed.md)");
+    fail_config(source,
+                "distributed.mode 'data_parallel' is offered for learner.type ar and var (their "
+                "least-squares statistics add over row shards exactly); learner.type '" +
+                    c.learner_type +
+                    "' learns along one series in time order: use distributed.mode 'replicated' "
+                    "(docs/distributed.md)");
   return c;
 }
 
