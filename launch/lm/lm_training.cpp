@@ -11,6 +11,7 @@
 #include <csignal>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/lm/gpt_config.hpp"
 #include "core/lm/learners/learner_factory.hpp"
@@ -186,6 +187,7 @@ int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
                         config.train.eval_tokens, bytes_per_token(data.validation));
   };
 
+  std::optional<LmScore> final_validation;  // the score after the last step, once computed
   const bool checkpointing = config.train.checkpoint_every > 0 || opt.resume;
   if (checkpointing) {
     std::signal(SIGTERM, request_lm_checkpoint_and_stop);
@@ -237,6 +239,7 @@ int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
 
     if (progress.step % eval_every == 0 || progress.step == total_steps) {
       const LmScore v = validate();
+      final_validation = v;
       log({{"step", progress.step},
            {"tokens", progress.tokens},
            {"wall_s", wall()},
@@ -272,7 +275,8 @@ int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
       score_tokens(world, learner->parameters(),
                    data.test.tokens.size() >= 2 ? data.test.tokens : data.validation.tokens, length,
                    0, bytes_per_token(data.test.tokens.size() >= 2 ? data.test : data.validation));
-  const LmScore val = validate();
+  // The last step was validated in the loop; only a resume past the end needs a fresh score.
+  const LmScore val = final_validation ? *final_validation : validate();
   if (writer) {
     save_lm_model(config.run_dir / "model.h5",
                   {learner->parameters(), data.tokenizer->fingerprint(), learner->name()});
