@@ -21,6 +21,7 @@ BUILD="${BUILD:-build/lm-small-host}"
 [ -f data/text/sherlock.txt ] ||
   { echo "run_small_host: no text data (launch/fetch_data.sh --set text)" >&2; exit 2; }
 
+mkdir -p "$(dirname "$BUILD")"
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKWM_BUILD_TESTS=OFF \
   -DKWM_BUILD_BENCH=OFF -DKWM_ENABLE_CUDA=OFF > "$BUILD.configure.log"
 ninja -C "$BUILD" kwm > "$BUILD.build.log"
