@@ -45,6 +45,7 @@ cpu_time() {  # output-file command...: user and system seconds of the command a
   fi
 }
 
+cores=$(nproc)  # before OMP_NUM_THREADS, which nproc honours
 export OMP_NUM_THREADS=1
 start=$(date +%s)
 for l in $LEARNERS; do
@@ -59,4 +60,6 @@ for l in $LEARNERS; do
   ) &
 done
 wait
-echo "run_small_host: $(( $(date +%s) - start )) s on $(nproc) cores, $RANKS ranks per learner" >&2
+echo "run_small_host: $(( $(date +%s) - start )) s on $cores cores, $RANKS ranks per learner" >&2
+# One archive of the runs without their token shards (device calls return a limited number of files).
+tar czf "$out.tar.gz" --exclude=tokens -C "$(dirname "$out")" "$(basename "$out")"
