@@ -49,6 +49,12 @@ class DeviceGptParameters {
   const std::vector<DeviceBlock>& blocks() const { return blocks_; }
   const DeviceLayerNorm& ln_f() const { return ln_f_; }
   const DeviceLinear& head() const { return head_; }
+  // The whole flat storage (flatten() order), and a writable alias of one of this object's
+  // tensor pointers (for in-place updates and for mapping a tensor to the same offset in another
+  // DeviceGptParameters of the same config: other.data() + (p - data())).
+  float* data() { return storage_.data(); }
+  const float* data() const { return storage_.data(); }
+  float* writable(const float* p) { return storage_.data() + (p - storage_.data()); }
 
  private:
   GptConfig config_;
