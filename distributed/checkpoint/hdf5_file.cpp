@@ -11,8 +11,10 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <set>
 #include <vector>
 
+#include "distributed/checkpoint/metadata_probe.hpp"
 #include "distributed/checkpoint/xxhash64.hpp"
 
 namespace kwm::checkpoint {
@@ -112,16 +114,29 @@ Hdf5File Hdf5File::create(const std::filesystem::path& path) {
   return Hdf5File(path, id);
 }
 
-Hdf5File Hdf5File::open(const std::filesystem::path& path) {
-  quiet_hdf5();
+// The file's size, after our own checks: it exists and starts with HDF5's signature (HDF5 1.10
+// is not hardened against arbitrary bytes: docs/fuzzing.md).
+static std::uintmax_t checked_size(const std::filesystem::path& path) {
   std::error_code error;
   const std::uintmax_t bytes = std::filesystem::file_size(path, error);
   if (error) throw CheckpointError(path.string() + ": missing file");
-  // Our own check first: HDF5 1.10 is not hardened against arbitrary bytes (docs/fuzzing.md).
   char head[sizeof kSignature] = {};
   std::ifstream in(path, std::ios::binary);
   if (!in.read(head, sizeof head) || std::memcmp(head, kSignature, sizeof head) != 0)
     throw CheckpointError(path.string() + ": not an HDF5 file (no HDF5 signature at byte 0)");
+  return bytes;
+}
+
+Hdf5File Hdf5File::open(const std::filesystem::path& path) {
+  // The cheap checks need no process; H5Fopen already parses metadata, so it waits for the probe.
+  (void)checked_size(path);
+  probe_metadata({path});
+  return open_unprobed(path);
+}
+
+Hdf5File Hdf5File::open_unprobed(const std::filesystem::path& path) {
+  quiet_hdf5();
+  const std::uintmax_t bytes = checked_size(path);
   const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (id < 0)
     throw CheckpointError(
@@ -384,26 +399,39 @@ void Hdf5File::set_attribute(const std::string& object, const std::string& key,
     fail(object, "cannot write attribute '" + key + "'");
 }
 
+std::int64_t Hdf5File::open_scalar_attribute(const std::string& object,
+                                             const std::string& key) const {
+  const hid_t attr = H5Aopen_by_name(id_, object.c_str(), key.c_str(), H5P_DEFAULT, H5P_DEFAULT);
+  if (attr < 0) fail(object, "missing or unreadable attribute '" + key + "'");
+  // One value, or H5Aread would write past the single value the caller holds.
+  Plain space(H5Aget_space(attr));
+  if (!space.ok() || H5Sget_simple_extent_npoints(space.get()) != 1) {
+    H5Aclose(attr);
+    fail(object, "attribute '" + key + "' does not hold exactly one value");
+  }
+  return attr;
+}
+
 std::int64_t Hdf5File::int_attribute(const std::string& object, const std::string& key) const {
-  Plain attr(H5Aopen_by_name(id_, object.c_str(), key.c_str(), H5P_DEFAULT, H5P_DEFAULT));
+  Plain attr(open_scalar_attribute(object, key));
   std::int64_t value = 0;
-  if (!attr.ok() || H5Aread(attr.get(), H5T_NATIVE_INT64, &value) < 0)
+  if (H5Aread(attr.get(), H5T_NATIVE_INT64, &value) < 0)
     fail(object, "missing or unreadable attribute '" + key + "'");
   return value;
 }
 
 double Hdf5File::double_attribute(const std::string& object, const std::string& key) const {
-  Plain attr(H5Aopen_by_name(id_, object.c_str(), key.c_str(), H5P_DEFAULT, H5P_DEFAULT));
+  Plain attr(open_scalar_attribute(object, key));
   double value = 0.0;
-  if (!attr.ok() || H5Aread(attr.get(), H5T_NATIVE_DOUBLE, &value) < 0)
+  if (H5Aread(attr.get(), H5T_NATIVE_DOUBLE, &value) < 0)
     fail(object, "missing or unreadable attribute '" + key + "'");
   return value;
 }
 
 std::string Hdf5File::string_attribute(const std::string& object, const std::string& key) const {
-  Plain attr(H5Aopen_by_name(id_, object.c_str(), key.c_str(), H5P_DEFAULT, H5P_DEFAULT));
+  Plain attr(open_scalar_attribute(object, key));
   Plain type(H5Tcopy(H5T_C_S1));
-  if (!attr.ok() || !type.ok() || H5Tset_size(type.get(), H5T_VARIABLE) < 0 ||
+  if (!type.ok() || H5Tset_size(type.get(), H5T_VARIABLE) < 0 ||
       H5Tset_cset(type.get(), H5T_CSET_UTF8) < 0)
     fail(object, "missing or unreadable attribute '" + key + "'");
   char* text = nullptr;
@@ -425,6 +453,138 @@ std::vector<std::string> Hdf5File::members(const std::string& group) const {
       &names, H5P_DEFAULT);
   if (status < 0) fail(group, "cannot list the group");
   return names;
+}
+
+namespace {
+
+// The metadata walk (Hdf5File::walk_metadata): one object at a time, each attribute's value read
+// into a scratch value of its own class, nothing of a dataset's elements read.
+class MetadataWalk {
+ public:
+  MetadataWalk(const Hdf5File& file, hid_t id) : file_(file), id_(id) {}
+
+  void object(const std::string& name, int depth) {
+    // kwm writes at most four levels (/metrics/running/<name>); far deeper is damage.
+    if (depth > 32) fail(name, "groups nested deeper than 32 levels");
+    H5O_info_t info;
+    if (H5Oget_info_by_name(id_, name.c_str(), &info, H5P_DEFAULT) < 0)
+      fail(name, "cannot inspect the object");
+    // A hard link back to an object already walked would make the readers' recursion endless.
+    if (!seen_.insert(info.addr).second) fail(name, "an object reachable twice (a link cycle)");
+    ++objects_;
+    Plain handle(H5Oopen(id_, name.c_str(), H5P_DEFAULT));
+    if (!handle.ok()) fail(name, "cannot open the object");
+    attributes(name, handle.get());
+    if (info.type == H5O_TYPE_GROUP) {
+      for (const std::string& member : file_.members(name)) {
+        const std::string child = (name == "/" ? "" : name) + "/" + member;
+        H5L_info_t link;
+        if (H5Lget_info(id_, child.c_str(), &link, H5P_DEFAULT) < 0)
+          fail(child, "cannot read the link");
+        // External links would open other files; kwm never writes one (nor soft links).
+        if (link.type != H5L_TYPE_HARD && link.type != H5L_TYPE_SOFT)
+          fail(child, "an external or user-defined link (kwm writes none)");
+        object(child, depth + 1);
+      }
+    } else if (info.type == H5O_TYPE_DATASET) {
+      dataset(handle.get());
+    }
+  }
+
+  std::int64_t objects() const { return objects_; }
+
+ private:
+  [[noreturn]] void fail(const std::string& object, const std::string& what) const {
+    throw CheckpointError(file_.path().string() + ": " + object + ": " + what);
+  }
+
+  void attributes(const std::string& name, hid_t handle) {
+    std::string error;
+    struct Context {
+      MetadataWalk* walk;
+      const std::string* name;
+      std::string* error;
+    } context{this, &name, &error};
+    const herr_t status = H5Aiterate2(
+        handle, H5_INDEX_NAME, H5_ITER_INC, nullptr,
+        [](hid_t loc, const char* key, const H5A_info_t*, void* data) -> herr_t {
+          auto* c = static_cast<Context*>(data);
+          try {
+            c->walk->attribute(*c->name, loc, key);
+          } catch (const CheckpointError& e) {
+            *c->error = e.what();
+            return -1;
+          }
+          return 0;
+        },
+        &context);
+    if (!error.empty()) throw CheckpointError(error);
+    if (status < 0) fail(name, "cannot list the attributes");
+  }
+
+  // Reads the value as the readers would: strings as variable-length UTF-8 (the global heap),
+  // numbers as int64 or double; values of other classes are only typed.
+  void attribute(const std::string& name, hid_t loc, const char* key) {
+    const std::string where = name + " attribute '" + key + "'";
+    Plain attr(H5Aopen(loc, key, H5P_DEFAULT));
+    Plain type(attr.ok() ? H5Aget_type(attr.get()) : -1);
+    Plain space(attr.ok() ? H5Aget_space(attr.get()) : -1);
+    if (!type.ok() || !space.ok()) fail(where, "unreadable");
+    const H5T_class_t cls = H5Tget_class(type.get());
+    if (H5Sget_simple_extent_npoints(space.get()) != 1) return;  // the readers refuse these
+    if (cls == H5T_STRING) {
+      Plain memory(H5Tcopy(H5T_C_S1));
+      char* text = nullptr;
+      if (!memory.ok() || H5Tset_size(memory.get(), H5T_VARIABLE) < 0 ||
+          H5Tset_cset(memory.get(), H5T_CSET_UTF8) < 0 ||
+          H5Aread(attr.get(), memory.get(), &text) < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return;  // a clean HDF5 error: the reader reports it in turn
+      }
+      H5free_memory(text);
+    } else if (cls == H5T_INTEGER || cls == H5T_FLOAT) {
+      double value = 0.0;
+      std::int64_t whole = 0;
+      if ((cls == H5T_INTEGER ? H5Aread(attr.get(), H5T_NATIVE_INT64, &whole)
+                              : H5Aread(attr.get(), H5T_NATIVE_DOUBLE, &value)) < 0)
+        H5Eclear2(H5E_DEFAULT);
+    }
+  }
+
+  // Type, dataspace, creation properties (filters) and, for a chunked (version-1) dataset, the
+  // chunk index that H5Dread would walk.
+  static void dataset(hid_t set) {
+    Plain type(H5Dget_type(set));
+    Plain space(H5Dget_space(set));
+    Plain dcpl(H5Dget_create_plist(set));
+    if (!type.ok() || !space.ok() || !dcpl.ok()) {
+      H5Eclear2(H5E_DEFAULT);
+      return;
+    }
+    (void)H5Tget_class(type.get());
+    (void)H5Tget_size(type.get());
+    hsize_t dims[H5S_MAX_RANK];
+    (void)H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+    (void)H5Pget_nfilters(dcpl.get());
+    if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED) {
+      hsize_t chunks = 0;
+      (void)H5Dget_num_chunks(set, H5S_ALL, &chunks);
+    }
+    H5Eclear2(H5E_DEFAULT);
+  }
+
+  const Hdf5File& file_;
+  hid_t id_;
+  std::set<haddr_t> seen_;
+  std::int64_t objects_ = 0;
+};
+
+}  // namespace
+
+std::int64_t Hdf5File::walk_metadata() const {
+  MetadataWalk walk(*this, id_);
+  walk.object("/", 0);
+  return walk.objects();
 }
 
 void sync_directory(const std::filesystem::path& dir) {

@@ -26,10 +26,14 @@ inline constexpr const char* kChecksumAttribute = "xxh64";
 
 class Hdf5File {
  public:
-  // create: a new file (fails when it exists); open: read-only, after checking the HDF5
-  // signature ourselves.
+  // create: a new file (fails when it exists). open: read-only, after checking the HDF5
+  // signature ourselves and then letting a separate process walk the file's metadata first
+  // (metadata_probe.hpp): HDF5 1.10 can crash or loop on corrupt metadata, and that must end
+  // in a CheckpointError naming the file, not in the death of kwm. open_unprobed skips the
+  // probe: for the probe itself and for the fuzz targets that exercise HDF5 directly.
   static Hdf5File create(const std::filesystem::path& path);
   static Hdf5File open(const std::filesystem::path& path);
+  static Hdf5File open_unprobed(const std::filesystem::path& path);
   Hdf5File(Hdf5File&& other) noexcept;
   Hdf5File& operator=(Hdf5File&&) = delete;
   Hdf5File(const Hdf5File&) = delete;
@@ -64,9 +68,18 @@ class Hdf5File {
   // Names of the members of a group.
   std::vector<std::string> members(const std::string& group) const;
 
+  // Touches every piece of metadata the readers above can touch, without reading any dataset's
+  // elements: every group and its link table, every object header, every attribute's value
+  // (variable-length strings from the global heap included), every dataset's type, dataspace,
+  // creation properties and chunk index. Refuses external or user-defined links and an object
+  // reachable twice (a cycle) with a CheckpointError. Returns the number of objects walked.
+  std::int64_t walk_metadata() const;
+
  private:
   Hdf5File(std::filesystem::path path, std::int64_t id);
   [[noreturn]] void fail(const std::string& object, const std::string& what) const;
+  // An attribute holding exactly one value (hid_t; closed by the caller).
+  std::int64_t open_scalar_attribute(const std::string& object, const std::string& key) const;
   void ensure_parent_groups(const std::string& name);
   // Row-major bytes of rows [first, first + count) of the dataset being written.
   using SlabSource = std::function<const void*(std::uint64_t first, std::uint64_t count)>;

@@ -1,10 +1,14 @@
 // The checked HDF5 layer: XXH64 against the reference values, checksums caught on read with the
 // file and dataset named, format-version-1 (Fletcher32) datasets still read, and hostile headers
-// refused before anything is allocated.
+// refused before anything is allocated; the metadata probe (a child process walks the metadata
+// before kwm opens a file) turns HDF5's crashes and loops on saved fuzz inputs into errors, and
+// refuses link cycles, external links and attributes holding more than one value.
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
 #include <Eigen/Core>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +16,7 @@
 #include <vector>
 
 #include "distributed/checkpoint/hdf5_file.hpp"
+#include "distributed/checkpoint/metadata_probe.hpp"
 #include "distributed/checkpoint/xxhash64.hpp"
 
 namespace kwm::checkpoint {
@@ -169,6 +174,99 @@ TEST_F(Hdf5FileTest, RefusesANonHdf5FileAndADataspaceLargerThanTheFile) {
     FAIL() << "no error";
   } catch (const CheckpointError& e) {
     EXPECT_NE(std::string(e.what()).find("larger than the file"), std::string::npos) << e.what();
+  }
+}
+
+// The message of the CheckpointError `open` throws, or "" when it opens.
+std::string open_error(const fs::path& path) {
+  try {
+    (void)Hdf5File::open(path);
+    return "";
+  } catch (const CheckpointError& e) {
+    return e.what();
+  }
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// Inputs saved by tests/fuzz/run_fuzzers.sh on which HDF5 1.10.8 itself crashes (memcpy with
+// overlapping buffers on a damaged link table, a segfault without ASan) or loops (the metadata
+// cache under H5HG_read, reading a string attribute).
+const fs::path kFixtures = KWM_CHECKPOINT_FIXTURES;
+
+TEST_F(Hdf5FileTest, TheProbeTurnsAnHdf5CrashIntoAnErrorNamingTheFile) {
+  for (const char* name : {"hdf5-crash-rank.h5", "hdf5-crash-index.h5"}) {
+    const fs::path path = dir_ / name;
+    fs::copy_file(kFixtures / name, path);
+    const std::string error = open_error(path);
+    EXPECT_TRUE(contains(error, path.string() + ": HDF5 crashed (")) << error;
+    EXPECT_TRUE(contains(error, "the file is corrupt")) << error;
+    // One line: the child's report (HDF5's, a sanitizer's) stays in the child.
+    EXPECT_FALSE(contains(error, "\n")) << error;
+  }
+}
+
+TEST_F(Hdf5FileTest, TheProbeStopsAnHdf5LoopAfterItsTimeout) {
+  const fs::path path = dir_ / "index.h5";
+  fs::copy_file(kFixtures / "hdf5-loop-index.h5", path);
+  ::setenv("KWM_CHECKPOINT_PROBE_TIMEOUT_S", "1", 1);
+  const auto start = std::chrono::steady_clock::now();
+  const std::string error = open_error(path);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ::unsetenv("KWM_CHECKPOINT_PROBE_TIMEOUT_S");
+  EXPECT_TRUE(contains(error, path.string() + ": HDF5 did not finish reading the file's metadata "
+                                              "within 1 s"))
+      << error;
+  EXPECT_LT(seconds, 10.0);
+}
+
+TEST_F(Hdf5FileTest, TheProbePassesAGoodFileAndReportsTheReadersOwnErrors) {
+  {
+    Hdf5File f = Hdf5File::create(dir_ / "good.h5");
+    f.write_matrix("/blocks/0/mean", Eigen::VectorXd::Ones(3));
+    f.set_attribute("/blocks/0", "kind", std::string("dense"));
+    f.set_attribute("/", "step", std::int64_t{7});
+    f.close_and_sync();
+  }
+  EXPECT_EQ(open_error(dir_ / "good.h5"), "");
+  EXPECT_EQ(Hdf5File::open(dir_ / "good.h5").walk_metadata(), 4);  // /, /blocks, /blocks/0, mean
+  probe_metadata({dir_ / "good.h5", dir_ / "good.h5"});
+
+  // A hard link from a group back to its parent: the readers' recursion would never end.
+  const fs::path cycle = dir_ / "cycle.h5";
+  fs::copy_file(dir_ / "good.h5", cycle);
+  hid_t file = H5Fopen(cycle.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  H5Lcreate_hard(file, "/blocks", file, "/blocks/0/back", H5P_DEFAULT, H5P_DEFAULT);
+  H5Fclose(file);
+  EXPECT_TRUE(contains(open_error(cycle), "a link cycle")) << open_error(cycle);
+
+  // An external link would make HDF5 open another file.
+  const fs::path external = dir_ / "external.h5";
+  fs::copy_file(dir_ / "good.h5", external);
+  file = H5Fopen(external.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  H5Lcreate_external("/etc/hostname", "/", file, "/blocks/elsewhere", H5P_DEFAULT, H5P_DEFAULT);
+  H5Fclose(file);
+  EXPECT_TRUE(contains(open_error(external), "/blocks/elsewhere: an external"))
+      << open_error(external);
+
+  // An attribute of three values where the reader holds one (it would write past it).
+  file = H5Fopen((dir_ / "good.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  const hsize_t three = 3;
+  const hid_t space = H5Screate_simple(1, &three, nullptr);
+  const hid_t attr = H5Acreate2(file, "world_size", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+  const std::int64_t values[3] = {1, 2, 3};
+  H5Awrite(attr, H5T_NATIVE_INT64, values);
+  H5Aclose(attr);
+  H5Sclose(space);
+  H5Fclose(file);
+  try {
+    (void)Hdf5File::open(dir_ / "good.h5").int_attribute("/", "world_size");
+    FAIL() << "no error";
+  } catch (const CheckpointError& e) {
+    EXPECT_TRUE(contains(e.what(), "does not hold exactly one value")) << e.what();
   }
 }
 

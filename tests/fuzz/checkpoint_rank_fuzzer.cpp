@@ -1,6 +1,6 @@
 // libFuzzer target: arbitrary bytes as a checkpoint's rank-R.h5. Every block group is read as
 // load_checkpoint reads it (mean, covariance or information, counters, gain, shapes checked);
-// only CheckpointError may come out.
+// only CheckpointError may come out. Built twice, guarded and raw, as checkpoint_index_fuzzer.
 #include <algorithm>
 #include <cctype>
 #include <cstddef>
@@ -13,7 +13,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace kwm::checkpoint;
   try {
-    const Hdf5File file = Hdf5File::open(kwm::fuzz::scratch_file(data, size));
+    const Hdf5File file = kwm::fuzz::open_input(data, size);
     for (const std::string& id : file.members("/blocks")) {
       if (id.empty() || id.size() > 9 ||
           !std::all_of(id.begin(), id.end(), [](unsigned char c) { return std::isdigit(c); }))
