@@ -32,7 +32,10 @@ echo "test exit $?" >> "$OUT/test.log"
   date -u
   for b in $BATCHES; do
     echo "== KWM batch $b x 256 =="
-    timeout 60 "$BENCH" --batch "$b" --reps 10
+    extra=""
+    [ "$b" = 32 ] && extra="--breakdown 1"
+    # shellcheck disable=SC2086
+    timeout 60 "$BENCH" --batch "$b" --reps 10 $extra
   done
 } > "$OUT/bench.log" 2>&1
 # shellcheck disable=SC2086
@@ -50,6 +53,6 @@ echo "torch exit $?" >> "$OUT/torch.log"
 } > "$OUT/sanitizer.log" 2>&1
 tail -4 "$OUT/build.log"
 grep -E "measured|OK \]|FAILED|PASSED|SKIPPED|Failure|error|exit" "$OUT/test.log" | head -60
-grep -E "RESULT|tokens/s|model:" "$OUT/bench.log"
+grep -E "RESULT|tokens/s|model:|breakdown" "$OUT/bench.log"
 grep -E "tokens/s|exit|Error" "$OUT/torch.log" | head -20
 grep -E "SUMMARY|==|ERROR" "$OUT/sanitizer.log" | head -20

@@ -5,7 +5,9 @@
 // statistics, Cholesky solves and updates). Each timed call includes the token upload and the
 // host waits the step itself makes; the clock stops after a device synchronise. Random tokens,
 // GPT-2 init (seed 1). The PyTorch counterpart is bench/lm_cuda/torch_gpt_step.py.
-// Run: lm_cuda_train_bench [--batch B] [--reps R]
+// Run: lm_cuda_train_bench [--batch B] [--reps R] [--breakdown 1]  (breakdown: the learner's
+// SSYRK/SGEMM/potrf/potrs pieces alone at the batch's shapes)
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -14,7 +16,10 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "core/backend/cuda/blas_dispatch.hpp"
 #include "core/backend/cuda/cuda_check.hpp"
 #include "core/lm/cuda/gpt_forward_cuda.hpp"
 #include "core/lm/cuda/gpt_transpose_cuda.hpp"
@@ -69,11 +74,110 @@ double seconds_per_call(F&& f, int warmup, int reps) {
   return std::chrono::duration<double>(Clock::now() - start).count() / reps;
 }
 
+// Milliseconds per call of `queue` (device work on `stream`), by CUDA events over `reps` calls.
+template <typename F>
+double event_ms(cudaStream_t stream, F&& queue, int reps) {
+  queue();
+  cudaEvent_t start = nullptr, stop = nullptr;
+  KWM_CUDA_CHECK(cudaEventCreate(&start));
+  KWM_CUDA_CHECK(cudaEventCreate(&stop));
+  KWM_CUDA_CHECK(cudaEventRecord(start, stream));
+  for (int i = 0; i < reps; ++i) queue();
+  KWM_CUDA_CHECK(cudaEventRecord(stop, stream));
+  KWM_CUDA_CHECK(cudaEventSynchronize(stop));
+  float ms = 0.0f;
+  KWM_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return static_cast<double>(ms) / reps;
+}
+
+// The learner's per-block pieces at the benchmark's shapes, alone: the second moment by SSYRK
+// and by SGEMM, and the Cholesky factor and solve (cuSOLVER), to say where a step's time goes.
+void breakdown(std::int64_t columns) {
+  cudaStream_t stream = nullptr;
+  cublasHandle_t blas = nullptr;
+  cusolverDnHandle_t solver = nullptr;
+  KWM_CUDA_CHECK(cudaStreamCreate(&stream));
+  KWM_CUBLAS_CHECK(cublasCreate(&blas));
+  KWM_CUBLAS_CHECK(cublasSetStream(blas, stream));
+  KWM_CUSOLVER_CHECK(cusolverDnCreate(&solver));
+  KWM_CUSOLVER_CHECK(cusolverDnSetStream(solver, stream));
+  const float one = 1.0f, zero = 0.0f;
+  for (const std::int64_t d : {256, 1024}) {
+    kwm::lm::cuda::DeviceBuffer<float> x(static_cast<std::size_t>(d * columns));
+    kwm::lm::cuda::DeviceBuffer<float> c(static_cast<std::size_t>(d * d));
+    std::vector<float> host(static_cast<std::size_t>(d * columns));
+    std::mt19937_64 rng(3);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (float& v : host) v = normal(rng);
+    KWM_CUDA_CHECK(
+        cudaMemcpy(x.data(), host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice));
+    const double syrk = event_ms(
+        stream,
+        [&] {
+          KWM_CUBLAS_CHECK(kwm::cuda_detail::syrk(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, d,
+                                                  columns, &one, x.data(), d, &zero, c.data(), d));
+        },
+        10);
+    const double gemm = event_ms(
+        stream,
+        [&] {
+          KWM_CUBLAS_CHECK(kwm::cuda_detail::gemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, d, d, columns,
+                                                  &one, x.data(), d, x.data(), d, &zero, c.data(),
+                                                  d));
+        },
+        10);
+    std::printf("breakdown: x x^T, %lld x %lld: SSYRK %.3f ms, SGEMM %.3f ms\n",
+                static_cast<long long>(d), static_cast<long long>(columns), syrk, gemm);
+  }
+  for (const auto& [n, rhs] : {std::pair<int, int>{257, 768}, {257, 4096}, {1025, 256}}) {
+    std::vector<float> host(static_cast<std::size_t>(n) * static_cast<std::size_t>(n), 0.0f);
+    std::mt19937_64 rng(4);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (int i = 0; i < n; ++i)
+      host[static_cast<std::size_t>(i) * static_cast<std::size_t>(n + 1)] =
+          static_cast<float>(n) + normal(rng);
+    kwm::lm::cuda::DeviceBuffer<float> a(host.size()), f(host.size());
+    kwm::lm::cuda::DeviceBuffer<float> b(static_cast<std::size_t>(n) *
+                                         static_cast<std::size_t>(rhs));
+    KWM_CUDA_CHECK(
+        cudaMemcpy(a.data(), host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice));
+    KWM_CUDA_CHECK(cudaMemset(b.data(), 0, b.capacity() * sizeof(float)));
+    int size = 0;
+    KWM_CUSOLVER_CHECK(
+        cusolverDnSpotrf_bufferSize(solver, CUBLAS_FILL_MODE_LOWER, n, f.data(), n, &size));
+    kwm::lm::cuda::DeviceBuffer<float> work(static_cast<std::size_t>(std::max(size, 1)));
+    kwm::lm::cuda::DeviceBuffer<int> info(1);
+    const double potrf = event_ms(
+        stream,
+        [&] {
+          KWM_CUDA_CHECK(cudaMemcpyAsync(f.data(), a.data(), host.size() * sizeof(float),
+                                         cudaMemcpyDeviceToDevice, stream));
+          KWM_CUSOLVER_CHECK(cusolverDnSpotrf(solver, CUBLAS_FILL_MODE_LOWER, n, f.data(), n,
+                                              work.data(), std::max(size, 1), info.data()));
+        },
+        10);
+    const double potrs = event_ms(
+        stream,
+        [&] {
+          KWM_CUSOLVER_CHECK(cusolverDnSpotrs(solver, CUBLAS_FILL_MODE_LOWER, n, rhs, f.data(), n,
+                                              b.data(), n, info.data()));
+        },
+        10);
+    std::printf("breakdown: n %d: copy + potrf %.3f ms; potrs with %d right-hand sides %.3f ms\n",
+                n, potrf, rhs, potrs);
+  }
+  cusolverDnDestroy(solver);
+  cublasDestroy(blas);
+  cudaStreamDestroy(stream);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
-    int batch = 32, reps = 10;
+    int batch = 32, reps = 10, with_breakdown = 0;
     for (int i = 1; i < argc; ++i) {
       const std::string flag = argv[i];
       if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
@@ -82,8 +186,11 @@ int main(int argc, char** argv) {
         batch = value;
       } else if (flag == "--reps") {
         reps = value;
+      } else if (flag == "--breakdown") {
+        with_breakdown = value;
       } else {
-        throw std::invalid_argument("unknown flag " + flag + " (use --batch, --reps)");
+        throw std::invalid_argument("unknown flag " + flag +
+                                    " (use --batch, --reps, --breakdown 1)");
       }
     }
     if (!kwm::lm::cuda::device_available()) throw std::runtime_error("no CUDA device visible");
@@ -116,6 +223,7 @@ int main(int argc, char** argv) {
         "RESULT kwm batch=%d tokens=%.0f pass_ms=%.3f pass_tok_s=%.0f step_ms=%.3f "
         "step_tok_s=%.0f\n",
         batch, tokens, 1e3 * pass_s, tokens / pass_s, 1e3 * step_s, tokens / step_s);
+    if (with_breakdown != 0) breakdown(data.tokens());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lm_cuda_train_bench: %s\n", e.what());

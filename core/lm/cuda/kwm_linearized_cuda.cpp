@@ -126,15 +126,16 @@ void KwmLinearizedCuda::queue_linear(Block& b, int* flag, int* info, int* solve_
   const std::int64_t n = model_.columns(), d = b.layer.cols, rows = b.layer.rows, m = b.inputs;
   const bool bias = b.layer.bias != nullptr;
   const float* x = model_.input(b.site);
-  const float* dz = model_.output_innovation(b.site);
   const auto lambda = static_cast<float>(config_.forgetting);
   const auto inverse_r = static_cast<float>(1.0 / config_.noise_variance);
   const float zero = 0.0f;
   const std::size_t bytes = as_size(m * m) * sizeof(float);
   KWM_CUDA_CHECK(cudaMemcpyAsync(b.updated.data(), b.information.data(), bytes,
                                  cudaMemcpyDeviceToDevice, stream));
-  // Lower triangle: lambda L + (1/r) [x; 1][x; 1]^T.
-  KWM_CUBLAS_CHECK(cuda_detail::syrk(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, d, n, &inverse_r, x,
+  // lambda L + (1/r) [x; 1][x; 1]^T; the lower triangle is the information. A full SGEMM rather
+  // than SSYRK: on the H200 cuBLAS's SSYRK ran far below SGEMM's rate (bench/lm_cuda breakdown),
+  // so twice the products still take less time.
+  KWM_CUBLAS_CHECK(cuda_detail::gemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, d, d, n, &inverse_r, x, d, x,
                                      d, &lambda, b.updated.data(), m));
   if (bias) {
     KWM_CUBLAS_CHECK(cublasSgemv_64(blas, CUBLAS_OP_N, d, n, &inverse_r, x, d, model_.ones(), 1,
@@ -149,12 +150,18 @@ void KwmLinearizedCuda::queue_linear(Block& b, int* flag, int* info, int* solve_
                           static_cast<float>((1.0 - config_.forgetting) / config_.initial_variance),
                           m, m, stream);
   }
-  // B = (1/r) [x; 1] dz^T, m x d_out.
-  KWM_CUBLAS_CHECK(cuda_detail::gemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, d, rows, n, &inverse_r, x, d,
-                                     dz, rows, &zero, b.cross.data(), m));
+  // B = (1/r) [x; 1] dz^T (m x d_out) is the transpose of the pass's J_[W b]^T e = dz [x; 1]^T:
+  // transposed and scaled (no second product over the N columns).
+  DeviceGptParameters& p = model_.parameters();
+  const float* weight_t = model_.transpose().data() + (b.layer.weight - p.data());
+  KWM_CUBLAS_CHECK(cublasSgeam(blas, CUBLAS_OP_T, CUBLAS_OP_T, static_cast<int>(d),
+                               static_cast<int>(rows), &inverse_r, weight_t, static_cast<int>(rows),
+                               &zero, weight_t, static_cast<int>(rows), b.cross.data(),
+                               static_cast<int>(m)));
   if (bias) {
-    KWM_CUBLAS_CHECK(cublasSgemv_64(blas, CUBLAS_OP_N, rows, n, &inverse_r, dz, rows, model_.ones(),
-                                    1, &zero, b.cross.data() + d, m));
+    const float* bias_t = model_.transpose().data() + (b.layer.bias - p.data());
+    KWM_CUBLAS_CHECK(cublasScopy_64(blas, rows, bias_t, 1, b.cross.data() + d, m));
+    KWM_CUBLAS_CHECK(cublasSscal_64(blas, rows, &inverse_r, b.cross.data() + d, m));
   }
   kernels::flag_nonfinite(b.updated.data(), m * m, flag, stream);
   kernels::flag_nonfinite(b.cross.data(), m * rows, flag, stream);

@@ -2,8 +2,9 @@
 // on one CUDA device in fp32, single process. The forward pass, innovation and transposed
 // Jacobians come from GptTransposeCuda; then every block of linearized_blocks.hpp takes its
 // information-form Kalman step on the device:
-//   linear layer  L' = lambda L + (1 - lambda) L0 + (1/r) a a^T (cublasSsyrk on [x; 1]),
-//                 B = (1/r) a dz^T, L' = F F^T (cusolverDnSpotrf), W += (F^-T F^-1 B)^T
+//   linear layer  L' = lambda L + (1 - lambda) L0 + (1/r) a a^T (one SGEMM on x, a GEMV for 1),
+//                 B = (1/r) a dz^T (the pass's weight transpose, transposed), L' = F F^T
+//                 (cusolverDnSpotrf), W += (F^-T F^-1 B)^T
 //                 (cusolverDnSpotrs; never an explicit inverse), L <- L' (lower triangle kept);
 //   embedding     diagonal information, exact (a kernel);
 //   layer norm    one 2 x 2 information block per coordinate (a kernel, fp64 inside).
