@@ -1,6 +1,8 @@
 // kwm inspect: reads a checkpoint directory (or a run directory's newest complete checkpoint)
-// without building a learner. Every dataset is read back through its Fletcher32 filter; block
-// health comes from core/kalman/block_health on the CPU backend.
+// without building a learner. Every file is opened through Hdf5File::open, so its metadata is
+// walked by the probe process first (an HDF5 crash or hang there is one line and exit 2), and
+// every dataset is read back against its XXH64 (Fletcher32 for version 1); block health comes
+// from core/kalman/block_health on the CPU backend.
 #include "launch/commands/inspect_command.hpp"
 
 #include <fmt/format.h>
