@@ -74,4 +74,31 @@ grep -q "resumed from .*step-108" <<< "$err" || fail "did not resume from step-1
 [ "$kept108" = "$(cd "$work/run/checkpoints/step-108" && md5sum ./* | sort)" ] ||
   fail "step-108 changed"
 cmp "$work/a/model.yaml" "$work/run/model.yaml" || fail "final model.yaml differs after resume"
+
+# 3. The language-model checkpoints go through the same open: a tiny GPT (tests/lm_cli's config,
+# the docs as its corpus) checkpointing every step; step-3's rank file crashes HDF5, so the
+# resume reports it and resumes at step 2; its crashing index makes kwm inspect exit 2.
+lm_config=$src/tests/lm_cli/lm_cli_tiny.yaml
+if [ -f "$lm_config" ]; then
+  mkdir -p "$work/text"
+  cat "$src"/docs/*.md | LC_ALL=C tr -cd '\11\12\40-\176' > "$work/text/book.txt"
+  lm_train() { "$kwm" train --config "$lm_config" --quiet --set data.corpus.dir="$work/text" \
+    --set train.tokens=384 --set train.checkpoint_every=1 "$@"; }
+  lm_train --run-dir "$work/lm" > /dev/null 2>&1 || fail "LM training failed"
+  [ -f "$work/lm/checkpoints/step-3/rank-0.h5" ] || fail "no LM step-3 checkpoint"
+  cp -r "$work/lm" "$work/lm-index"
+  cp "$fixtures/hdf5-crash-rank.h5" "$work/lm/checkpoints/step-3/rank-0.h5"
+  set +e
+  err=$(lm_train --run-dir "$work/lm" --resume 2>&1 >/dev/null)
+  rc=$?
+  set -e
+  [ "$rc" -eq 0 ] || fail "LM resume past a crashing checkpoint failed: rc $rc: $err"
+  grep -q "step-3/rank-0.h5: HDF5 crashed (.*) reading the file.s metadata" <<< "$err" ||
+    fail "the skipped LM checkpoint is not reported: $err"
+  grep -q "resumed at step 2" <<< "$err" || fail "the LM run did not resume at step 2: $err"
+  cp "$fixtures/hdf5-crash-index.h5" "$work/lm-index/checkpoints/step-3/index.h5"
+  expect_inspect_error "$work/lm-index/checkpoints/step-3" "step-3/index.h5: HDF5 crashed ("
+else
+  echo "note: no tests/lm_cli/lm_cli_tiny.yaml: the language-model case is not run"
+fi
 echo "checkpoint metadata probe checks passed"
