@@ -59,7 +59,7 @@ LmRunConfig parse_lm_run_config(YAML::Node root, const std::string& source) {
   const YAML::Node train = root["train"];
   check_config_keys(train, source, "train",
                     {"run_dir", "batch", "length", "tokens", "eval_every", "eval_tokens", "seed",
-                     "sampling", "checkpoint_every", "keep_last"});
+                     "sampling", "checkpoint_every", "keep_last", "head_bias_init"});
   LmTrainConfig& t = c.train;
   t.batch = read_config<int>(train, "batch", source, "train", t.batch);
   t.length = read_config<int>(train, "length", source, "train", t.length);
@@ -71,6 +71,11 @@ LmRunConfig parse_lm_run_config(YAML::Node root, const std::string& source) {
   t.checkpoint_every =
       read_config<std::int64_t>(train, "checkpoint_every", source, "train", t.checkpoint_every);
   t.keep_last = read_config<int>(train, "keep_last", source, "train", t.keep_last);
+  t.head_bias_init =
+      read_config<std::string>(train, "head_bias_init", source, "train", t.head_bias_init);
+  if (t.head_bias_init != "zero" && t.head_bias_init != "unigram")
+    fail_config(source, "key 'train.head_bias_init' must be zero or unigram; got '" +
+                            t.head_bias_init + "'");
   positive(t.batch, source, "train.batch");
   positive(t.tokens, source, "train.tokens");
   positive(t.eval_tokens, source, "train.eval_tokens");

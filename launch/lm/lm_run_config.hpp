@@ -30,6 +30,10 @@ struct LmTrainConfig {
   std::string sampling = "random";  // random windows (seeded) or sequential windows
   std::int64_t checkpoint_every = 0;
   int keep_last = 3;
+  // The head bias at step 0: zero (the model's init) or unigram, the centred log add-one unigram
+  // of the training split (lm::unigram_log_prior): the untrained model then predicts about the
+  // unigram, and beating the unigram means learning context.
+  std::string head_bias_init = "zero";
 };
 
 struct LmRunConfig {

@@ -103,6 +103,15 @@ int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
     gpt = gpt_config_of(config, data.tokenizer->vocab_size(), opt.config_path);
     learner = make_learner(config, gpt, world, opt.config_path);
   }
+  // Every rank holds the whole training split, so every rank shifts by the same vector; a resume
+  // replaces it with the checkpoint's state.
+  if (config.train.head_bias_init == "unigram") {
+    try {
+      learner->shift_head_bias(lm::unigram_log_prior(data.train.tokens, gpt.vocab_size));
+    } catch (const std::invalid_argument& e) {
+      throw UserError(opt.config_path + ": train.head_bias_init: " + e.what());
+    }
+  }
 
   text::LoaderOptions loader_options;
   loader_options.batch = config.train.batch;

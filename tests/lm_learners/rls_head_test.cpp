@@ -24,6 +24,7 @@ RlsHeadConfig head_config() {
   RlsHeadConfig c;
   c.initial_variance = 1.0;
   c.delta = 1e-2;
+  c.probability_ema = 0.0;  // the batch mean: the closed forms below use it
   return c;
 }
 

@@ -55,6 +55,9 @@ class AdamWLearner final : public LanguageLearner {
   // only (every rank holds the same replicated state).
   LearnerState state() const override;
   void restore(const LearnerState& state) override;
+  void shift_head_bias(const Eigen::VectorXd& delta) override {
+    add_to_head_bias(parameters_, delta, name());
+  }
 
   // Gradient of the mean NLL over the global batch used by the last step (P), before clipping.
   const Eigen::VectorXd& last_gradient() const { return gradient_; }

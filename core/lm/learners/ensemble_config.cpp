@@ -25,14 +25,17 @@ void EnsembleConfig::validate() const {
   if (!(process_noise >= 0.0) || !std::isfinite(process_noise))
     fail_option("learner.process_noise",
                 "must be a finite number >= 0; got " + std::to_string(process_noise));
+  if (!(process_noise_halflife >= 0.0) || !std::isfinite(process_noise_halflife))
+    fail_option("learner.process_noise_halflife",
+                "must be a finite number >= 0; got " + std::to_string(process_noise_halflife));
 }
 
 EnsembleConfig parse_ensemble_config(const YAML::Node& learner) {
   const std::string p = "learner";
-  check_option_keys(
-      learner, p,
-      {"type", "members", "subspace", "initial_std", "observation", "observation_noise",
-       "noise_floor", "inflation", "process_noise", "perturb_observations"});
+  check_option_keys(learner, p,
+                    {"type", "members", "subspace", "initial_std", "observation",
+                     "observation_noise", "noise_floor", "inflation", "process_noise",
+                     "process_noise_mode", "process_noise_halflife", "perturb_observations"});
   const auto type = read_option<std::string>(learner, "type", p, "kwm-ensemble");
   if (type != "kwm-ensemble")
     fail_option(p + ".type", "must be kwm-ensemble for this learner; got '" + type + "'");
@@ -53,6 +56,16 @@ EnsembleConfig parse_ensemble_config(const YAML::Node& learner) {
   c.noise_floor = read_option(learner, "noise_floor", p, c.noise_floor);
   c.inflation = read_option(learner, "inflation", p, c.inflation);
   c.process_noise = read_option(learner, "process_noise", p, c.process_noise);
+  const auto mode = read_option<std::string>(learner, "process_noise_mode", p, "centered");
+  if (mode == "walk") {
+    c.process_noise_mode = EnsembleConfig::ProcessNoiseMode::walk;
+  } else if (mode == "centered") {
+    c.process_noise_mode = EnsembleConfig::ProcessNoiseMode::centered;
+  } else {
+    fail_option(p + ".process_noise_mode", "must be one of walk, centered; got '" + mode + "'");
+  }
+  c.process_noise_halflife =
+      read_option(learner, "process_noise_halflife", p, c.process_noise_halflife);
   c.perturb_observations = read_option(learner, "perturb_observations", p, c.perturb_observations);
   c.validate();
   return c;

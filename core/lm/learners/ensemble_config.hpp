@@ -29,6 +29,18 @@ struct EnsembleConfig {
   // std of a random walk added to every member every step: keeps the spread (and so the gain)
   // from collapsing as batches are assimilated, like process noise in a tracking filter
   double process_noise = 0.02;
+  // How the process noise enters (forecast step 1, ensemble_learner.hpp):
+  //   walk      every member gets its own draw: the mean takes a random walk of std
+  //             q / sqrt(J) per step, which the analysis cannot undo in the directions the
+  //             batches do not observe, so the mean drifts once the gain has shrunk
+  //   centered  the draws minus their average over the members: the spread is refreshed
+  //             exactly as by `walk` less one degree of freedom, the mean does not move (the
+  //             default; measured in docs/lm-results.md)
+  enum class ProcessNoiseMode { walk, centered } process_noise_mode = ProcessNoiseMode::centered;
+  // q_t = process_noise / sqrt(1 + t / process_noise_halflife) when > 0 (t = step): an annealed
+  // schedule, so the spread's refresh, and the mean's wander, shrink as the run goes on. 0: q
+  // constant.
+  double process_noise_halflife = 0.0;
   bool perturb_observations = false;  // true: eps_j ~ N(0, R) (stochastic EKI); false: eps_j = 0
 
   // Throws std::invalid_argument naming the key (learner.members, ...).
@@ -36,7 +48,8 @@ struct EnsembleConfig {
 };
 
 // Keys: type (kwm-ensemble), members, subspace, initial_std, observation (target_probability |
-// nll_residual), observation_noise, noise_floor, inflation, process_noise, perturb_observations.
+// nll_residual), observation_noise, noise_floor, inflation, process_noise, process_noise_mode
+// (walk | centered), process_noise_halflife, perturb_observations.
 // Unknown key -> std::invalid_argument naming it.
 EnsembleConfig parse_ensemble_config(const YAML::Node& learner);
 

@@ -13,6 +13,7 @@
 #include "core/lm/learners/ensemble_random.hpp"
 #include "core/lm/learners/learner_state_keys.hpp"
 #include "core/lm/learners/rank_collectives.hpp"
+#include "core/lm/linear.hpp"
 
 namespace kwm::lm {
 namespace {
@@ -64,12 +65,17 @@ void EnsembleLearner::refresh_mean() { subspace_.embed(members_.rowwise().mean()
 
 void EnsembleLearner::forecast() {
   inflate_ensemble(members_, config_.inflation);
-  if (config_.process_noise > 0.0) {
+  const double q = process_noise_std(config_, steps_ + 1);
+  if (q > 0.0) {
     const auto step = static_cast<std::uint64_t>(steps_ + 1);
+    Eigen::MatrixXd noise(members_.rows(), members_.cols());
     for (Eigen::Index j = 0; j < members_.cols(); ++j)
-      members_.col(j) += normal_vector(
+      noise.col(j) = normal_vector(
           stream_seed(seed_, RandomPurpose::process_noise, step, static_cast<std::uint64_t>(j)),
-          members_.rows(), config_.process_noise);
+          members_.rows(), q);
+    if (config_.process_noise_mode == EnsembleConfig::ProcessNoiseMode::centered)
+      noise.colwise() -= noise.rowwise().mean();
+    members_ += noise;
   }
 }
 
@@ -89,10 +95,16 @@ StepReport EnsembleLearner::step(const TokenBatch& batch) {
 
   const int j_total = config_.members;
   Eigen::MatrixXd predictions = Eigen::MatrixXd::Zero(m, j_total);
+  // Body shared by every member (head-only subspaces): run it once, on the mean (whose body is
+  // the base), and only ln_f and the head per member. Each member still counts as a pass.
+  ForwardCache<double> body;
+  const bool shared_body = subspace_.body_fixed() && m > 0 && first_ < last_;
+  if (shared_body) forward(mean_, all, &body);
   for (int j = first_; j < last_ && m > 0; ++j) {
     subspace_.embed(members_.col(j), scratch_);
-    predictions.col(j) =
-        token_observables(forward(scratch_, all, nullptr), all.targets, config_.observation);
+    const Matrix<double> logits =
+        shared_body ? head_logits(scratch_, body.ln_f.normalized) : forward(scratch_, all, nullptr);
+    predictions.col(j) = token_observables(logits, all.targets, config_.observation);
     ++report.forward_passes;
   }
   sum_over_ranks(collectives_, predictions.data(), static_cast<std::size_t>(predictions.size()));
@@ -164,6 +176,25 @@ void EnsembleLearner::restore(const LearnerState& s) {
   steps_ = step;
   seed_ = std::bit_cast<std::uint64_t>(seed);
   refresh_mean();
+}
+
+Matrix<double> head_logits(const GptParameters<double>& p, const Matrix<double>& normalized) {
+  Matrix<double> h = (normalized.array().colwise() * p.ln_f.gain.array()).matrix();
+  h.colwise() += p.ln_f.bias;
+  return affine(p.config.tied_head ? p.token_embedding : p.head.weight, p.head.bias, h);
+}
+
+void EnsembleLearner::shift_head_bias(const Eigen::VectorXd& delta) {
+  GptParameters<double> shift = mean_.zeros_like();
+  add_to_head_bias(shift, delta, name());
+  subspace_.shift_base(shift.flatten(), members_);
+  refresh_mean();
+}
+
+double process_noise_std(const EnsembleConfig& config, std::int64_t step) {
+  if (config.process_noise_halflife <= 0.0) return config.process_noise;
+  return config.process_noise /
+         std::sqrt(1.0 + static_cast<double>(step) / config.process_noise_halflife);
 }
 
 std::unique_ptr<LanguageLearner> make_ensemble_learner(const YAML::Node& learner,

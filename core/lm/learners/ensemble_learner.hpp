@@ -10,7 +10,9 @@
 //
 // One step (every draw comes from the learner seed, the step and the member, so all ranks
 // draw the same numbers):
-//   1. forecast: theta_j <- mean + inflation (theta_j - mean), then theta_j += N(0, q^2 I);
+//   1. forecast: theta_j <- mean + inflation (theta_j - mean), then theta_j += xi_j with
+//      xi_j ~ N(0, q_t^2 I), centered over the members by default (process_noise_mode) so the
+//      mean does not random-walk, and q_t annealed when process_noise_halflife > 0;
 //   2. each rank runs the forward passes of its members on the union of all ranks' batches;
 //      the J x m predictions are summed over ranks (each rank fills its own columns);
 //   3. every rank computes the same J x J weights (ensemble_kalman_update.hpp) and applies them
@@ -50,6 +52,7 @@ class EnsembleLearner final : public LanguageLearner {
   // subspace) on rank 0.
   LearnerState state() const override;
   void restore(const LearnerState& state) override;
+  void shift_head_bias(const Eigen::VectorXd& delta) override;
 
   const Eigen::MatrixXd& members() const { return members_; }  // n x J, subspace coordinates
   const EnsembleAnalysis& last_analysis() const { return analysis_; }
@@ -72,6 +75,14 @@ class EnsembleLearner final : public LanguageLearner {
   std::int64_t steps_ = 0;
   int first_ = 0, last_ = 0;
 };
+
+// Logits of parameters p from the normalised input of the final layer norm (ForwardCache
+// ln_f.normalized, d x N): head(ln_f(x)) without the body, for subspaces that leave the body at
+// the base (ParameterSubspace::body_fixed). Equals forward(p, ...) up to rounding.
+Matrix<double> head_logits(const GptParameters<double>& p, const Matrix<double>& normalized);
+
+// q_t of step t (1, 2, ...): process_noise / sqrt(1 + t / process_noise_halflife), or constant.
+double process_noise_std(const EnsembleConfig& config, std::int64_t step);
 
 // Factory entry (learner_factory.cpp): parses the `learner:` section (type kwm-ensemble) and builds
 // it.

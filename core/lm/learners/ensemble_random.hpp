@@ -15,6 +15,7 @@ enum class RandomPurpose : std::uint64_t {
   observation_perturbation = 3,
   mezo_direction = 4,
   random_subspace = 5,
+  lora_adapter = 6,
 };
 
 // SplitMix64 finaliser (Steele, Lea & Flood 2014): a bijective 64-bit mix.

@@ -1,5 +1,5 @@
-// Subspace selection by tensor name (GptParameters::tensors(), flatten order) and the seeded
-// random projection.
+// Subspace selection by tensor name (GptParameters::tensors(), flatten order), the seeded
+// random projection and the low-rank adapters.
 #include "core/lm/learners/ensemble_subspace.hpp"
 
 #include <cmath>
@@ -21,7 +21,7 @@ bool selected(const SubspaceConfig& c, const GptConfig& model, const std::string
   const bool head = starts_with(name, "ln_f.") || starts_with(name, "head.") ||
                     (model.tied_head && name == "token_embedding");
   if (head) return true;
-  if (c.kind == SubspaceKind::last_blocks) {
+  if (c.kind == SubspaceKind::last_blocks || c.kind == SubspaceKind::lora) {
     for (int b = model.n_layers - c.blocks; b < model.n_layers; ++b)
       if (starts_with(name, "blocks." + std::to_string(b) + ".")) return true;
   }
@@ -37,19 +37,24 @@ SubspaceConfig parse_subspace(const YAML::Node& node, const std::string& key) {
   if (node.IsScalar()) {
     type = node.as<std::string>();
   } else {
-    check_option_keys(node, key, {"type", "blocks", "dimension", "seed"});
-    if (!node["type"]) fail_option(key + ".type", "is required (all, head, last_blocks, random)");
+    check_option_keys(node, key, {"type", "blocks", "dimension", "rank", "seed"});
+    if (!node["type"])
+      fail_option(key + ".type", "is required (all, head, last_blocks, random, lora)");
     type = read_option<std::string>(node, "type", key, "");
+    if (type == "lora") c.blocks = 0;  // head only unless blocks is given
     c.blocks = read_option(node, "blocks", key, c.blocks);
     c.dimension = read_option<Eigen::Index>(node, "dimension", key, c.dimension);
+    c.rank = read_option<Eigen::Index>(node, "rank", key, c.rank);
     c.seed = read_option<std::uint64_t>(node, "seed", key, c.seed);
-    const bool has_blocks = static_cast<bool>(node["blocks"]);
-    const bool has_random = node["dimension"] || node["seed"];
-    if (has_blocks && type != "last_blocks")
-      fail_option(key + ".blocks", "only applies to type last_blocks; type is '" + type + "'");
-    if (has_random && type != "random")
-      fail_option(key + (node["dimension"] ? ".dimension" : ".seed"),
-                  "only applies to type random; type is '" + type + "'");
+    if (node["blocks"] && type != "last_blocks" && type != "lora")
+      fail_option(key + ".blocks",
+                  "only applies to types last_blocks and lora; type is '" + type + "'");
+    if (node["dimension"] && type != "random")
+      fail_option(key + ".dimension", "only applies to type random; type is '" + type + "'");
+    if (node["rank"] && type != "lora")
+      fail_option(key + ".rank", "only applies to type lora; type is '" + type + "'");
+    if (node["seed"] && type != "random" && type != "lora")
+      fail_option(key + ".seed", "only applies to types random and lora; type is '" + type + "'");
   }
   if (type == "all") {
     c.kind = SubspaceKind::all;
@@ -62,16 +67,23 @@ SubspaceConfig parse_subspace(const YAML::Node& node, const std::string& key) {
     c.kind = SubspaceKind::random;
     if (c.dimension < 1)
       fail_option(key + ".dimension", "must be >= 1; got " + std::to_string(c.dimension));
+  } else if (type == "lora") {
+    c.kind = SubspaceKind::lora;
+    if (c.rank < 1) fail_option(key + ".rank", "must be >= 1; got " + std::to_string(c.rank));
+    if (c.blocks < 0) fail_option(key + ".blocks", "must be >= 0; got " + std::to_string(c.blocks));
   } else {
-    fail_option(node.IsScalar() ? key : key + ".type",
-                "must be one of all, head, last_blocks, random; got '" + type + "'" +
-                    (node.IsScalar() && (type == "last_blocks" || type == "random")
-                         ? " (as a mapping with its parameters)"
-                         : ""));
+    fail_option(
+        node.IsScalar() ? key : key + ".type",
+        "must be one of all, head, last_blocks, random, lora; got '" + type + "'" +
+            (node.IsScalar() && (type == "last_blocks" || type == "random" || type == "lora")
+                 ? " (as a mapping with its parameters)"
+                 : ""));
   }
-  if (node.IsScalar() && (c.kind == SubspaceKind::last_blocks || c.kind == SubspaceKind::random))
+  if (node.IsScalar() && c.kind != SubspaceKind::all && c.kind != SubspaceKind::head)
     fail_option(key, "'" + type + "' needs a mapping: {type: " + type +
-                         (type == "random" ? ", dimension: d, seed: s}" : ", blocks: k}"));
+                         (type == "random" ? ", dimension: d, seed: s}"
+                          : type == "lora" ? ", rank: r, blocks: k, seed: s}"
+                                           : ", blocks: k}"));
   return c;
 }
 
@@ -85,6 +97,9 @@ std::string describe(const SubspaceConfig& c) {
       return "last_blocks(" + std::to_string(c.blocks) + ")";
     case SubspaceKind::random:
       return "random(" + std::to_string(c.dimension) + ", " + std::to_string(c.seed) + ")";
+    case SubspaceKind::lora:
+      return "lora(" + std::to_string(c.rank) + ", " + std::to_string(c.blocks) + ", " +
+             std::to_string(c.seed) + ")";
   }
   return "unknown";
 }
@@ -97,6 +112,12 @@ ParameterSubspace::ParameterSubspace(const SubspaceConfig& config,
     throw std::invalid_argument("subspace last_blocks: blocks must be in [1, n_layers = " +
                                 std::to_string(base.config.n_layers) + "]; got " +
                                 std::to_string(config.blocks));
+  if (config.kind == SubspaceKind::lora &&
+      (config.blocks < 0 || config.blocks > base.config.n_layers || config.rank < 1))
+    throw std::invalid_argument(
+        "subspace lora: blocks must be in [0, n_layers = " + std::to_string(base.config.n_layers) +
+        "] and rank >= 1; got " + std::to_string(config.blocks) + " and " +
+        std::to_string(config.rank));
   if (config.kind == SubspaceKind::random) {
     if (config.dimension < 1)
       throw std::invalid_argument("subspace random: dimension must be >= 1");
@@ -110,9 +131,14 @@ ParameterSubspace::ParameterSubspace(const SubspaceConfig& config,
     origin_ = Eigen::VectorXd::Zero(config.dimension);
     return;
   }
+  const bool lora = config.kind == SubspaceKind::lora;
+  body_fixed_ =
+      !base.config.tied_head && (config.kind == SubspaceKind::head || (lora && config.blocks == 0));
   Eigen::Index offset = 0, count = 0;
   for (const auto& t : base.tensors()) {
-    if (selected(config, base.config, t.name)) {
+    if (lora && t.cols > 1 && selected(config, base.config, t.name)) {
+      adapters_.push_back({offset, t.rows, t.cols, 0});  // `at` is set once the vectors are counted
+    } else if (selected(config, base.config, t.name)) {
       if (!ranges_.empty() && ranges_.back().first + ranges_.back().second == offset)
         ranges_.back().second += t.size();
       else
@@ -121,12 +147,24 @@ ParameterSubspace::ParameterSubspace(const SubspaceConfig& config,
     }
     offset += t.size();
   }
-  origin_.resize(count);
+  // lora: u = [the adapted set's vectors | A_1, B_1 | A_2, B_2 | ...].
+  const Eigen::Index r = config.rank;
+  Eigen::Index adapter_size = 0;
+  for (auto& a : adapters_) {
+    a.at = count + adapter_size;
+    adapter_size += r * (a.cols + a.rows);
+  }
+  origin_ = Eigen::VectorXd::Zero(count + adapter_size);
   Eigen::Index at = 0;
   for (const auto& [start, size] : ranges_) {
     origin_.segment(at, size) = base_.segment(start, size);
     at += size;
   }
+  // A ~ N(0, 1/r), B = 0: theta(origin) = base, and B deviations of std s move W with std s.
+  for (std::size_t i = 0; i < adapters_.size(); ++i)
+    origin_.segment(adapters_[i].at, r * adapters_[i].cols) =
+        normal_vector(stream_seed(config.seed, RandomPurpose::lora_adapter, 0, i),
+                      r * adapters_[i].cols, 1.0 / std::sqrt(static_cast<double>(r)));
 }
 
 void ParameterSubspace::set_base(const Eigen::VectorXd& flat) {
@@ -138,6 +176,23 @@ void ParameterSubspace::set_base(const Eigen::VectorXd& flat) {
   Eigen::Index at = 0;
   for (const auto& [start, size] : ranges_) {
     origin_.segment(at, size) = base_.segment(start, size);
+    at += size;
+  }
+}
+
+void ParameterSubspace::shift_base(const Eigen::VectorXd& delta, Eigen::MatrixXd& points) {
+  if (delta.size() != base_.size() || points.rows() != dimension())
+    throw std::invalid_argument("subspace: shift of " + std::to_string(delta.size()) +
+                                " parameters and points of dimension " +
+                                std::to_string(points.rows()) + " for a model of " +
+                                std::to_string(base_.size()) + " in a subspace of " +
+                                std::to_string(dimension()));
+  base_ += delta;
+  if (config_.kind == SubspaceKind::random) return;  // theta = base + A u: the base carries it
+  Eigen::Index at = 0;
+  for (const auto& [start, size] : ranges_) {
+    points.middleRows(at, size).colwise() += delta.segment(start, size);
+    origin_.segment(at, size) += delta.segment(start, size);
     at += size;
   }
 }
@@ -154,6 +209,12 @@ void ParameterSubspace::embed(const Eigen::VectorXd& u, GptParameters<double>& o
     for (const auto& [start, size] : ranges_) {
       flat.segment(start, size) = u.segment(at, size);
       at += size;
+    }
+    const Eigen::Index r = config_.rank;
+    for (const auto& a : adapters_) {
+      const Eigen::Map<const Eigen::MatrixXd> down(u.data() + a.at, r, a.cols);             // A
+      const Eigen::Map<const Eigen::MatrixXd> up(u.data() + a.at + r * a.cols, a.rows, r);  // B
+      Eigen::Map<Eigen::MatrixXd>(flat.data() + a.offset, a.rows, a.cols).noalias() += up * down;
     }
   }
   out.unflatten(flat);

@@ -6,7 +6,15 @@
 //   last_blocks k   u = the last k transformer blocks plus the head set above
 //   random d, seed  theta = base + A u, A (P x d) with i.i.d. N(0, 1/d) entries from the seed, so
 //                   u ~ N(0, s^2 I) perturbs each parameter with variance s^2 as in `all`
-// Low-rank adapters are not implemented.
+//   lora r, k, seed low-rank adapters (Hu et al. 2021) on the head weight (the token embedding
+//                   when tied) and on the four weight matrices of the last k blocks (k = 0: head
+//                   only): W = W_base + B A with A (r x in) and B (out x r) in u; the vectors of
+//                   the adapted set (ln_f, head.bias, and the layer norms and biases of the k
+//                   blocks) move in full, as in `head` / `last_blocks`. Origin: B = 0 (theta =
+//                   base) and A ~ N(0, 1/r) from the seed, so a deviation of std s in B moves
+//                   each W entry with std s, as an index subspace would. The adapter is kept
+//                   explicitly in u (checkpointed with the learner); theta(u) is the merged
+//                   model, which is what model.h5 and evaluation see.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
@@ -21,19 +29,22 @@
 
 namespace kwm::lm {
 
-enum class SubspaceKind { all, head, last_blocks, random };
+enum class SubspaceKind { all, head, last_blocks, random, lora };
 
 struct SubspaceConfig {
   SubspaceKind kind = SubspaceKind::all;
-  int blocks = 1;               // last_blocks: k in [1, n_layers]
+  int blocks = 1;               // last_blocks: k in [1, n_layers]; lora: k in [0, n_layers]
   Eigen::Index dimension = 64;  // random: d >= 1
-  std::uint64_t seed = 1;       // random: seed of A
+  Eigen::Index rank = 4;        // lora: r >= 1
+  std::uint64_t seed = 1;       // random, lora: seed of A
 };
 
-// `node` is a scalar (all | head) or a mapping {type: all | head | last_blocks | random,
-// blocks: k, dimension: d, seed: s}; absent -> all. Errors name `key` (e.g. learner.subspace).
+// `node` is a scalar (all | head) or a mapping {type: all | head | last_blocks | random | lora,
+// blocks: k, dimension: d, rank: r, seed: s}; absent -> all. For lora, blocks defaults to 0.
+// Errors name `key` (e.g. learner.subspace).
 SubspaceConfig parse_subspace(const YAML::Node& node, const std::string& key);
-std::string describe(const SubspaceConfig& config);  // "all", "last_blocks(2)", "random(64, 7)"
+// "all", "last_blocks(2)", "random(64, 7)", "lora(4, 0, 1)" (rank, blocks, seed)
+std::string describe(const SubspaceConfig& config);
 
 class ParameterSubspace {
  public:
@@ -48,15 +59,33 @@ class ParameterSubspace {
   // Replaces the base (checkpoint restore); throws std::invalid_argument on a size mismatch.
   void set_base(const Eigen::VectorXd& flat);
 
+  // Whether every theta(u) shares the base's transformer body (embeddings and blocks): head, or
+  // lora with blocks 0, on an untied head (a tied head's weight is the token embedding). Then a
+  // learner may run the body once per batch and only the final layer norm and head per point.
+  bool body_fixed() const { return body_fixed_; }
+
+  // Moves every point by the flat parameter shift `delta`: the base, and the coordinates (the
+  // columns of `points`, and the origin) of the entries the subspace selects, so theta(u) + delta
+  // is what theta(u') gives after the shift. Throws std::invalid_argument on a size mismatch.
+  void shift_base(const Eigen::VectorXd& delta, Eigen::MatrixXd& points);
+
   // theta(u) written into `out`, which must have the model's shapes.
   void embed(const Eigen::VectorXd& u, GptParameters<double>& out) const;
 
  private:
+  // lora: one adapted matrix, rows x cols at `offset` in the flattened parameters; its A
+  // (rank x cols) then B (rows x rank) start at `at` in u.
+  struct Adapter {
+    Eigen::Index offset, rows, cols, at;
+  };
+
   SubspaceConfig config_;
+  std::vector<Adapter> adapters_;
   Eigen::VectorXd base_;
   std::vector<std::pair<Eigen::Index, Eigen::Index>> ranges_;  // (offset, size) in flatten order
   Eigen::MatrixXd projection_;                                 // random only: P x d
   Eigen::VectorXd origin_;
+  bool body_fixed_ = false;
 };
 
 }  // namespace kwm::lm

@@ -80,6 +80,9 @@ class KwmLinearizedLearner final : public LanguageLearner {
   // head. Counters: steps, skips (whole steps), block_skips, jitter_retries.
   LearnerState state() const override;
   void restore(const LearnerState& state) override;
+  void shift_head_bias(const Eigen::VectorXd& delta) override {
+    add_to_head_bias(parameters_, delta, name());
+  }
 
   const std::vector<std::string>& block_names() const { return names_; }
   const std::vector<int>& owners() const { return owners_; }

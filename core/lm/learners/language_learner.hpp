@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
 
 #include "core/lm/gpt_parameters.hpp"
@@ -64,6 +65,23 @@ class LanguageLearner {
   // missing or mis-shaped key.
   virtual LearnerState state() const = 0;
   virtual void restore(const LearnerState& state) = 0;
+  // Adds `delta` (vocab entries) to the head bias of the current parameters, wherever the learner
+  // keeps them (ensemble members, MeZO coordinates, the subspace base): the start of a run with
+  // `train.head_bias_init: unigram`. Throws std::invalid_argument when the model has no head bias
+  // or delta has the wrong size.
+  virtual void shift_head_bias(const Eigen::VectorXd& delta) = 0;
 };
+
+// parameters.head.bias += delta, or std::invalid_argument naming `learner`.
+inline void add_to_head_bias(GptParameters<double>& parameters, const Eigen::VectorXd& delta,
+                             const std::string& learner) {
+  if (parameters.head.bias.size() == 0)
+    throw std::invalid_argument(learner + ": the model has no head bias (model.head_bias: false)");
+  if (delta.size() != parameters.head.bias.size())
+    throw std::invalid_argument(learner + ": head-bias shift has " + std::to_string(delta.size()) +
+                                " entries; the vocabulary has " +
+                                std::to_string(parameters.head.bias.size()));
+  parameters.head.bias += delta;
+}
 
 }  // namespace kwm::lm

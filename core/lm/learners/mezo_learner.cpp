@@ -115,6 +115,15 @@ void MezoLearner::restore(const LearnerState& s) {
   subspace_.embed(coordinates_, parameters_);
 }
 
+void MezoLearner::shift_head_bias(const Eigen::VectorXd& delta) {
+  GptParameters<double> shift = parameters_.zeros_like();
+  add_to_head_bias(shift, delta, name());
+  Eigen::MatrixXd u = coordinates_;
+  subspace_.shift_base(shift.flatten(), u);
+  coordinates_ = u.col(0);
+  subspace_.embed(coordinates_, parameters_);
+}
+
 std::unique_ptr<LanguageLearner> make_mezo_learner(const YAML::Node& learner,
                                                    const GptConfig& model, std::uint64_t seed,
                                                    LmCollectives collectives) {

@@ -54,6 +54,7 @@ class MezoLearner final : public LanguageLearner {
   // (P x 1), written by rank 0 only (every rank holds the same replicated state).
   LearnerState state() const override;
   void restore(const LearnerState& state) override;
+  void shift_head_bias(const Eigen::VectorXd& delta) override;
 
   // The direction z of step t (t = 1, 2, ...) for a learner seed, dimension n.
   static Eigen::VectorXd direction(std::uint64_t seed, std::int64_t step, Eigen::Index n);

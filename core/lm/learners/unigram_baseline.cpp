@@ -46,6 +46,18 @@ double unigram_nll(std::span<const std::int32_t> training, std::span<const std::
   return model.mean_nll(evaluation);
 }
 
+Eigen::VectorXd unigram_log_prior(std::span<const std::int32_t> training, int vocab_size) {
+  UnigramModel model(vocab_size);
+  model.count(training);
+  Eigen::VectorXd log_p(vocab_size);
+  double sum = 0.0;  // a plain loop: vocab_size >= 1 here (UnigramModel checked it)
+  for (int v = 0; v < vocab_size; ++v) {
+    log_p(v) = std::log(model.probability(v));
+    sum += log_p(v);
+  }
+  return log_p.array() - sum / static_cast<double>(vocab_size);
+}
+
 double prequential_unigram_nll(std::span<const std::int32_t> tokens, int vocab_size) {
   if (tokens.empty()) return 0.0;
   UnigramModel model(vocab_size);

@@ -3,6 +3,7 @@
 // context.
 #pragma once
 
+#include <Eigen/Core>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -36,6 +37,11 @@ class UnigramModel {
 // Held-out reference: counts from `training`, mean NLL on `evaluation`.
 double unigram_nll(std::span<const std::int32_t> training, std::span<const std::int32_t> evaluation,
                    int vocab_size);
+
+// log p(v) of the add-one unigram of `training`, minus its mean over the vocabulary (softmax
+// does not see a constant): the head bias that makes a model with a zero head weight predict
+// exactly the unigram (train.head_bias_init: unigram).
+Eigen::VectorXd unigram_log_prior(std::span<const std::int32_t> training, int vocab_size);
 
 // Prequential (online) reference, comparable to a learner's nll_before: each token is scored
 // under the counts of the tokens before it, then counted. Mean over the stream.
