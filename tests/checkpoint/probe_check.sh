@@ -3,7 +3,10 @@
 # (distributed/checkpoint/metadata_probe.hpp): with a saved fuzz input that crashes HDF5 planted
 # in a real checkpoint, kwm inspect exits 2 with one clean line naming the file, and kwm train
 # --resume skips to the previous good checkpoint and ends with the uninterrupted run's model; a
-# looping index is stopped after the probe's timeout.
+# looping index is stopped after the probe's timeout. Checked against kwm built without the
+# probe: it dies with SIGSEGV in inspect on hdf5-bad-free-rank.h5 and hdf5-crash-index.h5, and in
+# train --resume on hdf5-crash-rank.h5 and hdf5-crash-index.h5 (inspect of hdf5-crash-rank.h5
+# happens to stop at a checksum first: the probe walks all the metadata, the reader stops early).
 # usage: probe_check.sh KWM SOURCE_DIR
 set -euo pipefail
 kwm=$1
@@ -44,6 +47,10 @@ cp -r "$work/a" "$work/rank"
 cp "$fixtures/hdf5-crash-rank.h5" "$work/rank/checkpoints/step-216/rank-0.h5"
 expect_inspect_error "$work/rank/checkpoints/step-216" \
   "step-216/rank-0.h5: HDF5 crashed (.*) reading the file's metadata; the file is corrupt"
+# An invalid free inside HDF5 while listing /blocks: in the probe HDF5 then returns an error
+# (or, built with ASan, the probe crashes); in kwm's own heap it crashed inspect.
+cp "$fixtures/hdf5-bad-free-rank.h5" "$work/rank/checkpoints/step-216/rank-0.h5"
+expect_inspect_error "$work/rank/checkpoints/step-216" "step-216/rank-0.h5: /blocks: \\|step-216/rank-0.h5: HDF5 crashed ("
 cp -r "$work/a" "$work/index"
 cp "$fixtures/hdf5-crash-index.h5" "$work/index/checkpoints/step-216/index.h5"
 expect_inspect_error "$work/index" "step-216/index.h5: HDF5 crashed ("
