@@ -165,8 +165,72 @@ void breakdown(std::int64_t columns) {
                                               b.data(), n, info.data()));
         },
         10);
-    std::printf("breakdown: n %d: copy + potrf %.3f ms; potrs with %d right-hand sides %.3f ms\n",
-                n, potrf, rhs, potrs);
+    const double trsm = event_ms(
+        stream,
+        [&] {
+          for (const cublasOperation_t op : {CUBLAS_OP_N, CUBLAS_OP_T}) {
+            KWM_CUBLAS_CHECK(kwm::cuda_detail::trsm(blas, CUBLAS_SIDE_LEFT, CUBLAS_FILL_MODE_LOWER,
+                                                    op, CUBLAS_DIAG_NON_UNIT, n, rhs, &one,
+                                                    f.data(), n, b.data(), n));
+          }
+        },
+        10);
+    std::printf(
+        "breakdown: n %d: copy + potrf %.3f ms; %d right-hand sides: potrs %.3f ms, two STRSM "
+        "%.3f ms\n",
+        n, potrf, rhs, potrs, trsm);
+  }
+  // The 37 factorizations of size 257 of one step (qkv, attn_out, fc per layer, the head): one
+  // after another against one batched call.
+  {
+    const int n = 257, count = 37;
+    const auto size = static_cast<std::size_t>(n) * static_cast<std::size_t>(n);
+    std::vector<float> host(size, 0.0f);
+    for (int i = 0; i < n; ++i)
+      host[static_cast<std::size_t>(i) * static_cast<std::size_t>(n + 1)] = static_cast<float>(n);
+    kwm::lm::cuda::DeviceBuffer<float> a(size), f(size * count);
+    KWM_CUDA_CHECK(cudaMemcpy(a.data(), host.data(), size * sizeof(float), cudaMemcpyHostToDevice));
+    std::vector<float*> pointers;
+    for (int k = 0; k < count; ++k)
+      pointers.push_back(f.data() + static_cast<std::size_t>(k) * size);
+    kwm::lm::cuda::DeviceBuffer<float*> device_pointers(pointers.size());
+    KWM_CUDA_CHECK(cudaMemcpy(device_pointers.data(), pointers.data(),
+                              pointers.size() * sizeof(float*), cudaMemcpyHostToDevice));
+    kwm::lm::cuda::DeviceBuffer<int> info(static_cast<std::size_t>(count));
+    int work_size = 0;
+    KWM_CUSOLVER_CHECK(
+        cusolverDnSpotrf_bufferSize(solver, CUBLAS_FILL_MODE_LOWER, n, f.data(), n, &work_size));
+    kwm::lm::cuda::DeviceBuffer<float> work(static_cast<std::size_t>(std::max(work_size, 1)));
+    const auto reset = [&] {
+      for (int k = 0; k < count; ++k) {
+        KWM_CUDA_CHECK(cudaMemcpyAsync(pointers[static_cast<std::size_t>(k)], a.data(),
+                                       size * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+      }
+    };
+    const double copies = event_ms(stream, reset, 5);
+    const double sequential = event_ms(
+        stream,
+        [&] {
+          reset();
+          for (int k = 0; k < count; ++k) {
+            KWM_CUSOLVER_CHECK(cusolverDnSpotrf(
+                solver, CUBLAS_FILL_MODE_LOWER, n, pointers[static_cast<std::size_t>(k)], n,
+                work.data(), std::max(work_size, 1), info.data() + k));
+          }
+        },
+        5);
+    const double batched = event_ms(
+        stream,
+        [&] {
+          reset();
+          KWM_CUSOLVER_CHECK(cusolverDnSpotrfBatched(
+              solver, CUBLAS_FILL_MODE_LOWER, n, device_pointers.data(), n, info.data(), count));
+        },
+        5);
+    std::printf(
+        "breakdown: %d potrf of n %d: one by one %.3f ms, batched %.3f ms (copies %.3f ms "
+        "included in both)\n",
+        count, n, sequential, batched, copies);
   }
   cusolverDnDestroy(solver);
   cublasDestroy(blas);
