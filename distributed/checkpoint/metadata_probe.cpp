@@ -196,6 +196,10 @@ void probe_metadata(const std::vector<fs::path>& files) {
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 34)
+  // Nothing else of kwm's (MPI sockets, open files) stays open in the child.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+#endif
   // Its own process group: a Ctrl-C at the terminal reaches kwm (which decides), not the probe,
   // so an interrupted probe is never mistaken for a corrupt file. Default signal dispositions
   // and an empty mask, whatever kwm has set up for itself.
