@@ -7,10 +7,11 @@
 # probe: it dies with SIGSEGV in inspect on hdf5-bad-free-rank.h5 and hdf5-crash-index.h5, and in
 # train --resume on hdf5-crash-rank.h5 and hdf5-crash-index.h5 (inspect of hdf5-crash-rank.h5
 # happens to stop at a checksum first: the probe walks all the metadata, the reader stops early).
-# usage: probe_check.sh KWM SOURCE_DIR
+# usage: probe_check.sh KWM SOURCE_DIR [HAVE_LANGUAGE_MODELS (1 or 0; default 1)]
 set -euo pipefail
 kwm=$1
 src=$2
+have_lm=${3:-1}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$src"
@@ -86,7 +87,7 @@ cmp "$work/a/model.yaml" "$work/run/model.yaml" || fail "final model.yaml differ
 # the docs as its corpus) checkpointing every step; step-3's rank file crashes HDF5, so the
 # resume reports it and resumes at step 2; its crashing index makes kwm inspect exit 2.
 lm_config=$src/tests/lm_cli/lm_cli_tiny.yaml
-if [ -f "$lm_config" ]; then
+if [ "$have_lm" = 1 ] && [ -f "$lm_config" ]; then
   mkdir -p "$work/text"
   cat "$src"/docs/*.md | LC_ALL=C tr -cd '\11\12\40-\176' > "$work/text/book.txt"
   lm_train() { "$kwm" train --config "$lm_config" --quiet --set data.corpus.dir="$work/text" \
@@ -106,6 +107,6 @@ if [ -f "$lm_config" ]; then
   cp "$fixtures/hdf5-crash-index.h5" "$work/lm-index/checkpoints/step-3/index.h5"
   expect_inspect_error "$work/lm-index/checkpoints/step-3" "step-3/index.h5: HDF5 crashed ("
 else
-  echo "note: no tests/lm_cli/lm_cli_tiny.yaml: the language-model case is not run"
+  echo "note: kwm without language models (or no tests/lm_cli/lm_cli_tiny.yaml): LM case not run"
 fi
 echo "checkpoint metadata probe checks passed"
