@@ -3,7 +3,9 @@
 # candidate trains 30,720 tokens (60 steps of 8 x 64, or 480 of 1 x 64) and is judged on its
 # VALIDATION loss only (the test split is never looked at). Prints one line per candidate:
 #   name  val_nll  wall_s  | overrides
-# Usage: bench/lm/tune_tiny.sh [> bench/lm/tuning.txt]    (KWM=path/to/kwm; default build/evidence)
+# Usage: bench/lm/tune_tiny.sh [> bench/lm/tuning.txt]    (KWM=path/to/kwm; default build/evidence;
+# the rows after "Forward-only learners with the unigram head-bias start" need a kwm with
+# train.head_bias_init and the lora subspace)
 # Run time: about 20 minutes on the shared 2-core machine (the ensemble rows are 80-100 s each).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,8 +20,10 @@ run() {  # name config overrides... (each a key=value for --set)
   for s in "$@"; do sets+=(--set "$s"); done
   # The base learner keys are reset to their defaults so that each line is exactly its overrides
   # on top of the learner type (the shipped configs carry the chosen values).
+  # The first grid predates train.head_bias_init (zero bias); rows that want it set it again.
   "$KWM" train --config "$config" --run-dir "$RUNS/$name" --set train.tokens=30720 \
-    --set train.eval_every=1000000 "${sets[@]}" --json --quiet 2> "$RUNS/$name.log" |
+    --set train.eval_every=1000000 --set train.head_bias_init=zero "${sets[@]}" --json --quiet \
+    2> "$RUNS/$name.log" |
     tail -n 1 > "$RUNS/$name.json"
   /usr/bin/python3 -c 'import json, sys
 r = json.load(open(sys.argv[1]))
@@ -62,11 +66,54 @@ run mezo_b1_3e-3 $mezo train.batch=1 learner.learning_rate=3e-3
 run mezo_b1_1e-2 $mezo train.batch=1 learner.learning_rate=1e-2
 
 ens=configs/lm_tiny_ensemble.yaml
-run ens_b8_r0.3 $ens train.batch=8 learner.observation_noise=0.3 learner.process_noise=0.02
-run ens_b8_r10 $ens train.batch=8 learner.observation_noise=10 learner.process_noise=0.02
-run ens_b8_r100 $ens train.batch=8 learner.observation_noise=100 learner.process_noise=0.02
-run ens_b1_r0.3 $ens train.batch=1 learner.observation_noise=0.3 learner.process_noise=0.02
-run ens_b1_r1 $ens train.batch=1 learner.observation_noise=1 learner.process_noise=0.02
-run ens_b1_r1_pn0.007 $ens train.batch=1 learner.observation_noise=1 learner.process_noise=0.007
-run ens_b1_r0.5_pn0.007 $ens train.batch=1 learner.observation_noise=0.5 learner.process_noise=0.007
-run ens_b1_r1_pn0.05 $ens train.batch=1 learner.observation_noise=1 learner.process_noise=0.05
+# The first ensemble grid: 16 members on the head subspace with the random-walk process noise.
+ens_old=(learner.members=16 learner.subspace=head learner.process_noise_mode=walk)
+run ens_b8_r0.3 $ens "${ens_old[@]}" train.batch=8 learner.observation_noise=0.3 learner.process_noise=0.02
+run ens_b8_r10 $ens "${ens_old[@]}" train.batch=8 learner.observation_noise=10 learner.process_noise=0.02
+run ens_b8_r100 $ens "${ens_old[@]}" train.batch=8 learner.observation_noise=100 learner.process_noise=0.02
+run ens_b1_r0.3 $ens "${ens_old[@]}" train.batch=1 learner.observation_noise=0.3 learner.process_noise=0.02
+run ens_b1_r1 $ens "${ens_old[@]}" train.batch=1 learner.observation_noise=1 learner.process_noise=0.02
+run ens_b1_r1_pn0.007 $ens "${ens_old[@]}" train.batch=1 learner.observation_noise=1 learner.process_noise=0.007
+run ens_b1_r0.5_pn0.007 $ens "${ens_old[@]}" train.batch=1 learner.observation_noise=0.5 learner.process_noise=0.007
+run ens_b1_r1_pn0.05 $ens "${ens_old[@]}" train.batch=1 learner.observation_noise=1 learner.process_noise=0.05
+
+# Forward-only learners with the unigram head-bias start (train.head_bias_init: unigram, now in
+# every lm_tiny config) and the low-rank-adapter subspace; the zero-bias rows first. Each row sets
+# every learner key it depends on, so it reproduces whatever the shipped config holds.
+U=train.head_bias_init=unigram
+Z=train.head_bias_init=zero
+L4='learner.subspace={type: lora, rank: 4}'
+L1='learner.subspace={type: lora, rank: 1}'
+H=learner.subspace=head
+ens16=(learner.members=16 learner.process_noise_mode=centered)
+run z_mezo_lora4_3e-3 $mezo $Z "$L4" learner.learning_rate=3e-3
+run z_mezo_lora4_1e-2 $mezo $Z "$L4" learner.learning_rate=1e-2
+run z_mezo_lora1_1e-2 $mezo $Z "$L1" learner.learning_rate=1e-2
+run z_ens_head_centered $ens $Z $H "${ens16[@]}" learner.observation_noise=1 learner.process_noise=0.02
+run z_ens_lora4 $ens $Z "$L4" "${ens16[@]}" learner.observation_noise=1 learner.process_noise=0.02
+run z_ens_lora4_j64 $ens $Z "$L4" "${ens16[@]}" learner.members=64 learner.observation_noise=1 learner.process_noise=0.02
+run z_ens_lora4_q0.05 $ens $Z "$L4" "${ens16[@]}" learner.observation_noise=1 learner.process_noise=0.05
+run z_ens_lora4_q0.05_s0.5 $ens $Z "$L4" "${ens16[@]}" learner.observation_noise=1 learner.process_noise=0.05 learner.initial_std=0.5
+run z_ens_lora4_j32_q0.05_r3 $ens $Z "$L4" "${ens16[@]}" learner.members=32 learner.observation_noise=3 learner.process_noise=0.05
+run u_mezo_head_5e-4 $mezo $U $H learner.learning_rate=5e-4
+run u_mezo_head_1e-3 $mezo $U $H learner.learning_rate=1e-3
+run u_mezo_head_2e-3 $mezo $U $H learner.learning_rate=2e-3
+run u_mezo_head_3e-3 $mezo $U $H learner.learning_rate=3e-3
+run u_mezo_head_1e-2 $mezo $U $H learner.learning_rate=1e-2
+run u_mezo_lora4_3e-3 $mezo $U "$L4" learner.learning_rate=3e-3
+run u_mezo_lora1_3e-3 $mezo $U "$L1" learner.learning_rate=3e-3
+run u_ens_head_r1_q0.02 $ens $U $H "${ens16[@]}" learner.observation_noise=1 learner.process_noise=0.02
+run u_ens_lora4_r1_q0.02 $ens $U "$L4" "${ens16[@]}" learner.observation_noise=1 learner.process_noise=0.02
+run u_ens_lora4_r100_q0.02 $ens $U "$L4" "${ens16[@]}" learner.observation_noise=100 learner.process_noise=0.02
+run u_ens_lora4_r30_q0.01 $ens $U "$L4" "${ens16[@]}" learner.observation_noise=30 learner.process_noise=0.01
+run u_ens_lora4_r10_q0.003 $ens $U "$L4" "${ens16[@]}" learner.observation_noise=10 learner.process_noise=0.003
+run u_ens_lora4_r10_q0.003_walk $ens $U "$L4" "${ens16[@]}" learner.observation_noise=10 learner.process_noise=0.003 learner.process_noise_mode=walk
+run u_ens_lora4_r3_q0.003 $ens $U "$L4" "${ens16[@]}" learner.observation_noise=3 learner.process_noise=0.003
+run u_ens_lora4_r1_q0.003 $ens $U "$L4" "${ens16[@]}" learner.observation_noise=1 learner.process_noise=0.003
+run u_ens_lora4_r3_q0.005 $ens $U "$L4" "${ens16[@]}" learner.observation_noise=3 learner.process_noise=0.005
+run u_ens_lora4_r10_q0.001 $ens $U "$L4" "${ens16[@]}" learner.observation_noise=10 learner.process_noise=0.001
+run u_ens_lora8_r3_q0.003 $ens $U 'learner.subspace={type: lora, rank: 8}' "${ens16[@]}" learner.observation_noise=3 learner.process_noise=0.003
+run u_ens_lora4_r3_q0.003_j32 $ens $U "$L4" "${ens16[@]}" learner.members=32 learner.observation_noise=3 learner.process_noise=0.003
+run u_lin $lin $U
+run u_rls $rls $U
+run u_adamw $adamw $U
