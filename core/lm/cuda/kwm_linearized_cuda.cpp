@@ -382,10 +382,16 @@ GptParameters<double> KwmLinearizedCuda::parameters() {
   return out.cast<double>();
 }
 
+std::pair<Eigen::Index, Eigen::Index> KwmLinearizedCuda::information_shape(
+    std::size_t block) const {
+  const Block& b = blocks_.at(block);
+  const std::int64_t cols = b.kind == Kind::linear ? b.inputs : b.kind == Kind::layer_norm ? 3 : 1;
+  return {b.inputs, cols};
+}
+
 Eigen::MatrixXd KwmLinearizedCuda::information(std::size_t block) {
   Block& b = blocks_.at(block);
-  const std::int64_t rows = b.inputs;
-  const std::int64_t cols = b.kind == Kind::linear ? b.inputs : b.kind == Kind::layer_norm ? 3 : 1;
+  const auto [rows, cols] = information_shape(block);
   Matrix<float> out(rows, cols);
   KWM_CUDA_CHECK(cudaMemcpyAsync(out.data(), b.information.data(),
                                  as_size(rows * cols) * sizeof(float), cudaMemcpyDeviceToHost,
@@ -395,6 +401,36 @@ Eigen::MatrixXd KwmLinearizedCuda::information(std::size_t block) {
   if (b.kind == Kind::linear)  // the lower triangle is the information; mirror it
     result = result.selfadjointView<Eigen::Lower>();
   return result;
+}
+
+void KwmLinearizedCuda::set_parameters(const GptParameters<double>& parameters) {
+  model_.parameters().upload(start_values(parameters));
+  KWM_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+void KwmLinearizedCuda::set_information(std::size_t block, const Eigen::MatrixXd& information) {
+  Block& b = blocks_.at(block);
+  const auto [rows, cols] = information_shape(block);
+  if (information.rows() != rows || information.cols() != cols)
+    throw std::invalid_argument("kwm-linearized on CUDA: information of block " + b.name + " is " +
+                                std::to_string(information.rows()) + " x " +
+                                std::to_string(information.cols()) + ", expected " +
+                                std::to_string(rows) + " x " + std::to_string(cols));
+  // Column-major, as information() reads it back; a linear block's full symmetric matrix holds
+  // the lower triangle the step uses.
+  const Matrix<float> values = information.cast<float>();
+  KWM_CUDA_CHECK(cudaMemcpyAsync(b.information.data(), values.data(),
+                                 as_size(rows * cols) * sizeof(float), cudaMemcpyHostToDevice,
+                                 model_.stream()));
+  KWM_CUDA_CHECK(cudaStreamSynchronize(model_.stream()));
+}
+
+void KwmLinearizedCuda::set_counters(std::int64_t steps, std::int64_t skips,
+                                     std::int64_t block_skips, std::int64_t jitter_retries) {
+  steps_ = steps;
+  skips_ = skips;
+  block_skips_ = block_skips;
+  jitter_retries_ = jitter_retries;
 }
 
 }  // namespace kwm::lm::cuda

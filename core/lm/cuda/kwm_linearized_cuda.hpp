@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/lm/cuda/device_buffer.hpp"
@@ -45,7 +46,17 @@ class KwmLinearizedCuda {
   // The block's information as the CPU learner's state() holds it (linear: full symmetric
   // (d_in+1)^2; embedding: rows x 1; layer norm: d x 3).
   Eigen::MatrixXd information(std::size_t block);
+  // The shape information(block) has (and set_information expects).
+  std::pair<Eigen::Index, Eigen::Index> information_shape(std::size_t block) const;
   const std::vector<std::string>& block_names() const { return names_; }
+
+  // Restoring a checkpoint (core/lm/cuda/kwm_linearized_cuda_learner): the parameters (same
+  // config, untied head; rounded to fp32), one block's information in information()'s layout
+  // (std::invalid_argument on another shape), and the counters.
+  void set_parameters(const GptParameters<double>& parameters);
+  void set_information(std::size_t block, const Eigen::MatrixXd& information);
+  void set_counters(std::int64_t steps, std::int64_t skips, std::int64_t block_skips,
+                    std::int64_t jitter_retries);
   std::int64_t steps() const { return steps_; }
   std::int64_t skips() const { return skips_; }
   std::int64_t block_skips() const { return block_skips_; }

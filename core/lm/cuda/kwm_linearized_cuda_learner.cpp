@@ -1,0 +1,111 @@
+// KwmLinearizedCudaLearner: the device step, lazy host copies and CPU-compatible checkpoints.
+#include "core/lm/cuda/kwm_linearized_cuda_learner.hpp"
+
+#include <limits>
+#include <stdexcept>
+
+#include "core/lm/cuda/gpt_forward_cuda.hpp"
+#include "core/lm/gpt_forward.hpp"
+#include "core/lm/learners/learner_state_keys.hpp"
+
+namespace kwm::lm::cuda {
+namespace {
+
+GptParameters<double> untied_start(const GptConfig& model, std::uint64_t seed,
+                                   const LmCollectives& collectives) {
+  if (!collectives.single_process())
+    throw std::invalid_argument(
+        "learner.device: cuda runs kwm-linearized on one rank (one GPU); this run has " +
+        std::to_string(collectives.ranks) + " ranks (use learner.device: cpu for several)");
+  if (!device_available())
+    throw std::runtime_error("learner.device: cuda: no CUDA device is visible");
+  GptConfig untied = model;
+  untied.tied_head = false;  // as KwmLinearizedLearner
+  return GptParameters<double>::init(untied, seed);
+}
+
+}  // namespace
+
+KwmLinearizedCudaLearner::KwmLinearizedCudaLearner(const KwmLinearizedConfig& config,
+                                                   const GptConfig& model, std::uint64_t seed,
+                                                   const LmCollectives& collectives)
+    : host_(untied_start(model, seed, collectives)) {
+  device_ = std::make_unique<KwmLinearizedCuda>(config, host_);
+  // The device holds fp32; the host copy shows what the device holds from the start.
+  host_ = device_->parameters();
+  energy_ = Eigen::VectorXd::Constant(static_cast<Eigen::Index>(device_->block_names().size()),
+                                      std::numeric_limits<double>::quiet_NaN());
+}
+
+StepReport KwmLinearizedCudaLearner::step(const TokenBatch& batch) {
+  validate_batch(host_.config, batch);
+  host_current_ = false;
+  return device_->step(batch);
+}
+
+const GptParameters<double>& KwmLinearizedCudaLearner::parameters() const {
+  if (!host_current_) {
+    host_ = device_->parameters();
+    host_current_ = true;
+  }
+  return host_;
+}
+
+LearnerState KwmLinearizedCudaLearner::state() const {
+  LearnerState s;
+  s.tensors["parameters"] = parameters().flatten();
+  s.tensors["noise_energy"] = energy_;
+  const std::vector<std::string>& names = device_->block_names();
+  for (std::size_t b = 0; b < names.size(); ++b)
+    s.tensors[names[b] + ".information"] = device_->information(b);
+  s.counters["steps"] = device_->steps();
+  s.counters["skips"] = device_->skips();
+  s.counters["block_skips"] = device_->block_skips();
+  s.counters["jitter_retries"] = device_->jitter_retries();
+  return s;
+}
+
+void KwmLinearizedCudaLearner::restore(const LearnerState& s) {
+  const std::vector<std::string>& names = device_->block_names();
+  const auto n = static_cast<Eigen::Index>(host_.size());
+  const Eigen::MatrixXd& flat = state_tensor(s, "parameters", n, 1);
+  const Eigen::MatrixXd& energy =
+      state_tensor(s, "noise_energy", static_cast<Eigen::Index>(names.size()), 1);
+  std::vector<const Eigen::MatrixXd*> information;
+  for (std::size_t b = 0; b < names.size(); ++b) {
+    const auto [rows, cols] = device_->information_shape(b);
+    information.push_back(&state_tensor(s, names[b] + ".information", rows, cols));
+  }
+  const std::int64_t steps = state_counter(s, "steps");
+  const std::int64_t skips = state_counter(s, "skips");
+  const std::int64_t block_skips = state_counter(s, "block_skips");
+  const std::int64_t retries = state_counter(s, "jitter_retries");
+  // Everything checked: commit.
+  GptParameters<double> restored = GptParameters<double>::zeros(host_.config);
+  restored.unflatten(flat.col(0));
+  device_->set_parameters(restored);
+  for (std::size_t b = 0; b < names.size(); ++b) device_->set_information(b, *information[b]);
+  device_->set_counters(steps, skips, block_skips, retries);
+  energy_ = energy.col(0);
+  host_current_ = false;  // re-read: the device rounded the values to fp32
+}
+
+void KwmLinearizedCudaLearner::shift_head_bias(const Eigen::VectorXd& delta) {
+  GptParameters<double> shifted = parameters();
+  add_to_head_bias(shifted, delta, name());
+  device_->set_parameters(shifted);
+  host_current_ = false;
+}
+
+std::unique_ptr<LanguageLearner> make_kwm_linearized_cuda_learner(
+    const YAML::Node& learner, const GptConfig& model, std::uint64_t seed,
+    const LmCollectives& collectives) {
+  const std::string type = learner && learner["type"] ? learner["type"].as<std::string>() : "";
+  if (type != "kwm-linearized")
+    throw std::invalid_argument(
+        "learner.device: cuda implements learner.type kwm-linearized only; got '" + type + "'");
+  return std::make_unique<KwmLinearizedCudaLearner>(parse_kwm_linearized_config(learner), model,
+                                                    seed, collectives);
+}
+
+}  // namespace kwm::lm::cuda

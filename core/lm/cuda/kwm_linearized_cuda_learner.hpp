@@ -1,0 +1,58 @@
+// kwm-linearized as a LanguageLearner on one CUDA device: KwmLinearizedCuda (fp32) behind the
+// interface kwm train drives. The step runs on the device; the fp64 host parameters that
+// evaluation, checkpoints and generation read are copied back only when parameters() is called
+// after a step (lazily, one device wait). state()/restore() use exactly the CPU learner's keys
+// and shapes (kwm_linearized_learner.hpp), so a checkpoint written here resumes on the CPU and
+// the other way round, to fp32 rounding. Fixed observation noise, one rank: what
+// KwmLinearizedCuda implements; anything else is refused with std::invalid_argument.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/lm/cuda/kwm_linearized_cuda.hpp"
+#include "core/lm/gpt_config.hpp"
+#include "core/lm/learners/kwm_linearized_learner.hpp"
+#include "core/lm/learners/language_learner.hpp"
+
+namespace kwm::lm::cuda {
+
+class KwmLinearizedCudaLearner final : public LanguageLearner {
+ public:
+  // The same start as KwmLinearizedLearner(config, model, seed, ...): GptParameters::init of the
+  // untied model with this seed. Throws std::invalid_argument for adaptive noise or several ranks,
+  // std::runtime_error when no CUDA device is visible.
+  KwmLinearizedCudaLearner(const KwmLinearizedConfig& config, const GptConfig& model,
+                           std::uint64_t seed, const LmCollectives& collectives);
+
+  std::string name() const override { return "kwm-linearized"; }
+  std::string derivative_label() const override {
+    return "linearized (transposed Jacobians), fp32 on CUDA";
+  }
+  StepReport step(const TokenBatch& batch) override;
+  const GptParameters<double>& parameters() const override;
+  // Keys as KwmLinearizedLearner::state() on one rank: parameters, noise_energy (NaN per block
+  // under fixed noise, or what a restored checkpoint held), <block>.information, and the counters
+  // steps, skips, block_skips, jitter_retries.
+  LearnerState state() const override;
+  void restore(const LearnerState& state) override;
+  void shift_head_bias(const Eigen::VectorXd& delta) override;
+
+ private:
+  std::unique_ptr<KwmLinearizedCuda> device_;
+  mutable GptParameters<double> host_;  // the device mean as of the last sync
+  mutable bool host_current_ = true;    // false after a step until parameters() syncs
+  Eigen::VectorXd energy_;              // noise_energy, carried through checkpoints unchanged
+};
+
+// learner.type must be kwm-linearized (its keys as parse_kwm_linearized_config reads them).
+std::unique_ptr<LanguageLearner> make_kwm_linearized_cuda_learner(const YAML::Node& learner,
+                                                                  const GptConfig& model,
+                                                                  std::uint64_t seed,
+                                                                  const LmCollectives& collectives);
+
+}  // namespace kwm::lm::cuda
