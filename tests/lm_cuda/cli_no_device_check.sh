@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# kwm train with learner.device: cuda where there is no CUDA device (CI, this project's CPU
+# machines): exit 2 with a message naming the problem, before any run directory is written; a bad
+# learner.device value is exit 2 naming the key. Exits 77 (skip) when a device is present (then
+# cli_resume_check.sh trains on it).
+# usage: cli_no_device_check.sh KWM SOURCE_DIR
+kwm=$1 src=$2
+source "$src/tests/lm_cuda/cli_common.sh"
+run --set learner.device=tpu --run-dir "$work/bad"
+[ "$status" = 2 ] || fail "learner.device: tpu exited $status"
+grep -q "learner.device' must be cpu or cuda; got 'tpu'" "$work/train.err" ||
+  fail "unexpected message: $(cat "$work/train.err")"
+run --set learner.device=cuda --set train.tokens=96 --run-dir "$work/run"
+if [ "$status" = 0 ]; then
+  echo "skip: a CUDA device is present (cli_resume_check.sh covers it)"
+  exit 77
+fi
+[ "$status" = 2 ] || fail "learner.device: cuda without a device exited $status: $(cat "$work/train.err")"
+grep -qE "learner.device: cuda: no CUDA device is visible|learner.device: cuda needs a CUDA build" \
+  "$work/train.err" || fail "unexpected message: $(cat "$work/train.err")"
+[ ! -e "$work/run" ] || fail "the run directory was written before the refusal"
+echo "ok: $(tail -1 "$work/train.err")"
