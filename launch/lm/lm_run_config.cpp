@@ -55,6 +55,14 @@ LmRunConfig parse_lm_run_config(YAML::Node root, const std::string& source) {
     fail_config(source,
                 "key 'learner.type' is required (rls-head, kwm-linearized, kwm-ensemble, "
                 "adamw, mezo)");
+  if (c.learner["device"]) {  // read here; the learner's own keys never include it
+    c.learner_device = read_config<std::string>(c.learner, "device", source, "learner", "cpu");
+    if (c.learner_device != "cpu" && c.learner_device != "cuda")
+      fail_config(source,
+                  "key 'learner.device' must be cpu or cuda; got '" + c.learner_device + "'");
+    c.learner = YAML::Clone(c.learner);  // root (written to config.yaml) keeps the key
+    c.learner.remove("device");
+  }
 
   const YAML::Node train = root["train"];
   check_config_keys(train, source, "train",

@@ -40,7 +40,10 @@ struct LmRunConfig {
   YAML::Node root;  // resolved document, written to <run-dir>/config.yaml
   LmDataConfig data;
   YAML::Node model;    // model: section (type: gpt plus GptConfig keys; vocab_size filled in)
-  YAML::Node learner;  // learner: section, handed to make_language_learner
+  YAML::Node learner;  // learner: section, handed to make_language_learner (without `device`)
+  // learner.device: cpu (the default; fp64 Eigen) or cuda (kwm-linearized in fp32 on one GPU,
+  // core/lm/cuda/kwm_linearized_cuda_learner.hpp; needs a CUDA build and a device).
+  std::string learner_device = "cpu";
   LmTrainConfig train;
   std::filesystem::path run_dir;
 };

@@ -26,6 +26,11 @@
 #include "launch/training/run_directory.hpp"
 #include "launch/user_error.hpp"
 
+#ifdef KWM_HAVE_LM_CUDA
+#include "core/lm/cuda/gpt_forward_cuda.hpp"
+#include "core/lm/cuda/kwm_linearized_cuda_learner.hpp"
+#endif
+
 namespace kwm::launch {
 namespace {
 
@@ -58,9 +63,32 @@ lm::GptConfig gpt_config_of(const LmRunConfig& config, int vocab_size, const std
   }
 }
 
+// learner.device: cuda: the GPU learner (one rank, kwm-linearized; see docs/gpu-lm.md).
+std::unique_ptr<lm::LanguageLearner> make_cuda_learner(const LmRunConfig& config,
+                                                       const lm::GptConfig& gpt,
+                                                       Communicator& world,
+                                                       const std::string& source) {
+#ifdef KWM_HAVE_LM_CUDA
+  if (!lm::cuda::device_available())
+    throw UserError(source + ": learner.device: cuda: no CUDA device is visible to this process");
+  try {
+    return lm::cuda::make_kwm_linearized_cuda_learner(config.learner, gpt, config.train.seed,
+                                                      collectives_of(world));
+  } catch (const std::invalid_argument& e) {
+    throw UserError(source + ": learner: " + e.what());
+  }
+#else
+  (void)config, (void)gpt, (void)world;
+  throw UserError(source +
+                  ": learner.device: cuda needs a CUDA build of kwm (configure with "
+                  "-DKWM_ENABLE_CUDA=ON where nvcc is installed)");
+#endif
+}
+
 std::unique_ptr<lm::LanguageLearner> make_learner(const LmRunConfig& config,
                                                   const lm::GptConfig& gpt, Communicator& world,
                                                   const std::string& source) {
+  if (config.learner_device == "cuda") return make_cuda_learner(config, gpt, world, source);
   try {
     return lm::make_language_learner(config.learner, gpt, config.train.seed, collectives_of(world));
   } catch (const std::invalid_argument& e) {
