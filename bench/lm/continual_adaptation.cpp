@@ -8,10 +8,11 @@
 //                    [--tokens-a 100000] [--tokens-b 100000] [--every-tokens 4096]
 //                    [--eval-tokens 4096] [--heldout 0.1] [--dir data/text] [--out FILE.jsonl]
 //
-// The config is a kwm LM run config; its model, learner and train.{batch,length,seed} are used,
-// its data section is not: the tokenizer is always bytes (vocabulary 256) and the books are
-// read from --dir. Each book's last --heldout fraction (cut at a line start) is never trained on.
-// Output: JSON lines, a "start" line with the unigram references, then one line per evaluation.
+// The config is a kwm LM run config; its model, learner and train.{batch,length,seed,
+// head_bias_init} are used, its data section is not: the tokenizer is always bytes (vocabulary
+// 256) and the books are read from --dir. Each book's last --heldout fraction (cut at a line start)
+// is never trained on. Output: JSON lines, a "start" line with the unigram references, then one
+// line per evaluation.
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -215,6 +216,16 @@ int run(const Options& opt) {
   const Book a = load_book(opt, opt.book_a);
   const Book b = load_book(opt, opt.book_b);
   auto learner = kwm::lm::make_language_learner(root["learner"], gpt, seed, {});
+  // train.head_bias_init: unigram, as kwm train: the log unigram of book A's training part (the
+  // only text seen before phase B).
+  const std::string bias_init = train && train["head_bias_init"]
+                                    ? train["head_bias_init"].as<std::string>()
+                                    : std::string("zero");
+  if (bias_init == "unigram")
+    learner->shift_head_bias(kwm::lm::unigram_log_prior(a.train, 256));
+  else if (bias_init != "zero")
+    throw UsageError(opt.config + ": train.head_bias_init must be zero or unigram; got '" +
+                     bias_init + "'");
 
   std::ofstream file;
   if (!opt.out.empty()) {
@@ -234,6 +245,7 @@ int run(const Options& opt) {
                         {"heldout_tokens_a", a.heldout.size()},
                         {"heldout_tokens_b", b.heldout.size()},
                         {"tokens_per_step", std::int64_t{batch} * length},
+                        {"head_bias_init", bias_init},
                         {"unigram_a_on_a", kwm::lm::unigram_nll(a.train, a.heldout, 256)},
                         {"unigram_a_on_b", kwm::lm::unigram_nll(a.train, b.heldout, 256)},
                         {"unigram_b_on_b", kwm::lm::unigram_nll(b.train, b.heldout, 256)}}

@@ -67,13 +67,16 @@ LmRunConfig parse_lm_run_config(YAML::Node root, const std::string& source) {
   const YAML::Node train = root["train"];
   check_config_keys(train, source, "train",
                     {"run_dir", "batch", "length", "tokens", "eval_every", "eval_tokens", "seed",
-                     "sampling", "checkpoint_every", "keep_last", "head_bias_init"});
+                     "sampling", "checkpoint_every", "keep_last", "head_bias_init", "test_tokens"});
   LmTrainConfig& t = c.train;
   t.batch = read_config<int>(train, "batch", source, "train", t.batch);
   t.length = read_config<int>(train, "length", source, "train", t.length);
   t.tokens = read_config<std::int64_t>(train, "tokens", source, "train", t.tokens);
   t.eval_every = read_config<std::int64_t>(train, "eval_every", source, "train", t.eval_every);
   t.eval_tokens = read_config<std::int64_t>(train, "eval_tokens", source, "train", t.eval_tokens);
+  t.test_tokens = read_config<std::int64_t>(train, "test_tokens", source, "train", t.test_tokens);
+  if (t.test_tokens < 0)
+    fail_config(source, "key 'train.test_tokens' must be >= 0 (0: the whole test split)");
   t.seed = read_config<std::uint64_t>(train, "seed", source, "train", t.seed);
   t.sampling = read_config<std::string>(train, "sampling", source, "train", t.sampling);
   t.checkpoint_every =

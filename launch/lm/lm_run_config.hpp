@@ -26,6 +26,7 @@ struct LmTrainConfig {
   std::int64_t tokens = 100000;     // training tokens (the budget), over all ranks
   std::int64_t eval_every = 0;      // steps between validation evaluations; 0: about 20 per run
   std::int64_t eval_tokens = 8192;  // validation tokens scored per evaluation (fixed windows)
+  std::int64_t test_tokens = 0;     // test tokens scored after training (even windows); 0: all
   std::uint64_t seed = 1;           // model initialisation, learner randomness, batch order
   std::string sampling = "random";  // random windows (seeded) or sequential windows
   std::int64_t checkpoint_every = 0;

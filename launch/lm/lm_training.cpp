@@ -311,7 +311,8 @@ int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
   const LmScore test =
       score_tokens(world, learner->parameters(),
                    data.test.tokens.size() >= 2 ? data.test.tokens : data.validation.tokens, length,
-                   0, bytes_per_token(data.test.tokens.size() >= 2 ? data.test : data.validation));
+                   config.train.test_tokens,
+                   bytes_per_token(data.test.tokens.size() >= 2 ? data.test : data.validation));
   // The last step was validated in the loop; only a resume past the end needs a fresh score.
   const LmScore val = final_validation ? *final_validation : validate();
   if (writer) {
