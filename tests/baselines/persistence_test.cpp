@@ -11,7 +11,7 @@
 namespace kwm {
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kMissing = std::numeric_limits<double>::quiet_NaN();
 
 Eigen::VectorXd scalar(double v) { return Eigen::VectorXd::Constant(1, v); }
 
@@ -32,7 +32,7 @@ TEST(Persistence, KnownSequenceWithAGap) {
   p = learner.predict(none);
   EXPECT_DOUBLE_EQ(p.mean(0), 2.0);
   EXPECT_DOUBLE_EQ(p.variance(0), 1.0);
-  learner.observe(scalar(kNaN), true);  // missing: carry 2 forward
+  learner.observe(scalar(kMissing), true);  // missing: carry 2 forward
 
   p = learner.predict(none);
   EXPECT_DOUBLE_EQ(p.mean(0), 2.0);
@@ -63,7 +63,7 @@ TEST(Persistence, KnownSequenceWithAGap) {
 
 TEST(Persistence, ChannelsAreIndependentAndTheFloorHolds) {
   PersistenceLearner learner(2, {.initial_variance = 1.0, .variance_floor = 0.01});
-  Eigen::Vector2d y(3.0, kNaN);
+  Eigen::Vector2d y(3.0, kMissing);
   learner.predict({});
   learner.observe(y, true);
   y << 3.0, 7.0;  // channel 0 constant: squared error 0, floored

@@ -9,7 +9,7 @@
 namespace kwm::eval {
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kNotANumber = std::numeric_limits<double>::quiet_NaN();
 
 TEST(TimeSplit, DefaultFractionsOnAThousandSteps) {
   const TimeSplit s = split_by_time(1000);
@@ -53,16 +53,16 @@ TEST(TimeSplit, NoValidationOrNoTest) {
 TEST(TimeSplit, RejectsBadFractions) {
   EXPECT_THROW(split_by_time(10, {0.7, 0.1, 0.1}), std::invalid_argument);   // sum 0.9
   EXPECT_THROW(split_by_time(10, {1.2, -0.2, 0.0}), std::invalid_argument);  // outside [0, 1]
-  EXPECT_THROW(split_by_time(10, {kNaN, 0.5, 0.5}), std::invalid_argument);
+  EXPECT_THROW(split_by_time(10, {kNotANumber, 0.5, 0.5}), std::invalid_argument);
   EXPECT_THROW(split_by_time(10, {0.0, 0.5, 0.5}), std::invalid_argument);  // empty train
 }
 
 TEST(ChannelStatistics, SkipsNanAndUsesThePopulationStd) {
   Eigen::MatrixXd values(4, 2);
-  values << 1, 10,  //
-      kNaN, kNaN,   //
-      3, 10,        //
-      5, kNaN;
+  values << 1, 10,               //
+      kNotANumber, kNotANumber,  //
+      3, 10,                     //
+      5, kNotANumber;
   const ChannelStatistics s = channel_statistics(values, {0, 4});
   EXPECT_EQ(s.count(0), 3);
   EXPECT_EQ(s.count(1), 2);
@@ -74,7 +74,7 @@ TEST(ChannelStatistics, SkipsNanAndUsesThePopulationStd) {
 
 TEST(ChannelStatistics, ChannelWithNoValueIsNan) {
   Eigen::MatrixXd values(2, 1);
-  values << kNaN, kNaN;
+  values << kNotANumber, kNotANumber;
   const ChannelStatistics s = channel_statistics(values, {0, 2});
   EXPECT_EQ(s.count(0), 0);
   EXPECT_TRUE(std::isnan(s.mean(0)));

@@ -9,6 +9,11 @@
 
 namespace kwm::lm::testing {
 
+// The step h and the agreement tolerance of every derivative test (h = 1e-5 keeps the truncation
+// error h^2 f''' and the rounding error eps |f| / h both small).
+inline constexpr double kStep = 1e-5;
+inline constexpr double kTolerance = 1e-7;
+
 // (f(x + h) - f(x - h)) / 2h with x the entry `value`, restored afterwards.
 template <typename F>
 double central_difference(F&& f, double& value, double h) {

@@ -18,8 +18,8 @@ namespace {
 using testing::agrees;
 using testing::central_difference;
 
-constexpr double kStep = 1e-5;
-constexpr double kTolerance = 1e-7;
+using testing::kStep;
+using testing::kTolerance;
 constexpr int kEntriesPerTensor = 6;
 
 struct Case {

@@ -19,8 +19,8 @@ namespace {
 using testing::agrees;
 using testing::central_difference;
 
-constexpr double kStep = 1e-5;
-constexpr double kTolerance = 1e-7;
+using testing::kStep;
+using testing::kTolerance;
 
 Matrix<double> random_matrix(Eigen::Index rows, Eigen::Index cols, std::mt19937_64& rng,
                              double scale = 1.0) {

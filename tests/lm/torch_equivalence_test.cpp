@@ -18,7 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr double kTolerance = 1e-6;
+constexpr double kTorchTolerance = 1e-6;
 const char* const kPython = "/usr/bin/python3";
 
 bool torch_importable() {
@@ -120,21 +120,21 @@ TEST_P(TorchEquivalence, LogitsLossAndTransposedJacobians) {
   const fs::path out = dir / "torch";
 
   double worst = relative_error(logits, read_f64(out / "logits.f64", logits.rows(), logits.cols()));
-  EXPECT_LT(worst, kTolerance) << "logits";
+  EXPECT_LT(worst, kTorchTolerance) << "logits";
   const double torch_loss = read_f64(out / "loss.f64", 1, 1)(0, 0);
-  EXPECT_NEAR(loss.total_nll, torch_loss, kTolerance * std::abs(torch_loss)) << "loss";
+  EXPECT_NEAR(loss.total_nll, torch_loss, kTorchTolerance * std::abs(torch_loss)) << "loss";
   for (const auto& t : tj.parameters.tensors()) {
     const Eigen::Map<const Matrix<double>> ours(t.data, t.rows, t.cols);
     const double error =
         relative_error(-ours, read_f64(out / "grad" / (t.name + ".f64"), t.rows, t.cols));
-    EXPECT_LT(error, kTolerance) << t.name;
+    EXPECT_LT(error, kTorchTolerance) << t.name;
     worst = std::max(worst, error);
   }
   for (std::size_t s = 0; s < sites.size(); ++s) {
     const auto& ours = tj.linear_output[s];
     const double error = relative_error(
         -ours, read_f64(out / "zgrad" / (sites[s] + ".f64"), ours.rows(), ours.cols()));
-    EXPECT_LT(error, kTolerance) << sites[s] << " output";
+    EXPECT_LT(error, kTorchTolerance) << sites[s] << " output";
     worst = std::max(worst, error);
   }
   std::cout << "[ measured ] worst relative difference to torch: " << worst << "\n";

@@ -11,6 +11,7 @@
 #include "core/ssm/kalman_filter.hpp"
 #include "core/ssm/smoother.hpp"
 #include "tests/ssm/data_files.hpp"
+#include "tests/ssm/table_column.hpp"
 
 namespace kwm::ssm {
 namespace {
@@ -22,13 +23,6 @@ constexpr double kRelTol = 1e-9;
 
 void expect_close(double actual, double expected, const std::string& what) {
   EXPECT_NEAR(actual, expected, kRelTol * std::max(1.0, std::abs(expected))) << what;
-}
-
-double column(const data::NumericTable& t, const std::string& name, Index row) {
-  for (std::size_t j = 0; j < t.columns.size(); ++j) {
-    if (t.columns[j] == name) return t.values(row, static_cast<Index>(j));
-  }
-  throw std::runtime_error("no column " + name);
 }
 
 LinearGaussianModel local_level(double sigma2_y, double sigma2_mu) {
@@ -64,16 +58,19 @@ TEST(GoldenExactDiffuse, LocalLevelMatchesKfas) {
   for (Index t = 0; t < 10; ++t) {
     const auto k = static_cast<std::size_t>(t);
     const std::string at = " at t=" + std::to_string(t);
-    expect_close(f.predicted_means[k](0), column(kfas, "a_1", t), "predicted mean" + at);
-    expect_close(f.predicted_covs[k](0, 0), column(kfas, "sumP", t), "predicted var" + at);
-    expect_close(f.filtered_means[k](0), column(kfas, "att_1", t), "filtered mean" + at);
-    expect_close(s.means[k](0), column(kfas, "alphahat_1", t), "smoothed mean" + at);
-    expect_close(s.covs[k](0, 0), column(kfas, "sumV", t), "smoothed var" + at);
+    expect_close(f.predicted_means[k](0), test::column_value(kfas, "a_1", t),
+                 "predicted mean" + at);
+    expect_close(f.predicted_covs[k](0, 0), test::column_value(kfas, "sumP", t),
+                 "predicted var" + at);
+    expect_close(f.filtered_means[k](0), test::column_value(kfas, "att_1", t),
+                 "filtered mean" + at);
+    expect_close(s.means[k](0), test::column_value(kfas, "alphahat_1", t), "smoothed mean" + at);
+    expect_close(s.covs[k](0, 0), test::column_value(kfas, "sumV", t), "smoothed var" + at);
   }
-  expect_close(f.next_prediction.mean(0), column(kfas, "a_1", 10), "a_11");
-  expect_close(f.next_prediction.cov(0, 0), column(kfas, "sumP", 10), "P_11");
+  expect_close(f.next_prediction.mean(0), test::column_value(kfas, "a_1", 10), "a_11");
+  expect_close(f.next_prediction.cov(0, 0), test::column_value(kfas, "sumP", 10), "P_11");
   // One diffuse observation with f_inf > 0.
-  expect_close(f.loglik, column(kfas, "llf", 0) - kHalfLog2Pi, "loglik");
+  expect_close(f.loglik, test::column_value(kfas, "llf", 0) - kHalfLog2Pi, "loglik");
 }
 
 void check_local_linear_trend(const std::string& file, const Matrix& y, Index diffuse_steps,
@@ -88,17 +85,19 @@ void check_local_linear_trend(const std::string& file, const Matrix& y, Index di
     const std::string at = " at t=" + std::to_string(t);
     for (Index i = 0; i < 2; ++i) {
       const std::string c = std::to_string(i + 1);
-      expect_close(f.predicted_means[k](i), column(kfas, "a_" + c, t), "a_" + c + at);
-      expect_close(f.filtered_means[k](i), column(kfas, "att_" + c, t), "att_" + c + at);
-      expect_close(s.means[k](i), column(kfas, "alphahat_" + c, t), "alphahat_" + c + at);
+      expect_close(f.predicted_means[k](i), test::column_value(kfas, "a_" + c, t), "a_" + c + at);
+      expect_close(f.filtered_means[k](i), test::column_value(kfas, "att_" + c, t),
+                   "att_" + c + at);
+      expect_close(s.means[k](i), test::column_value(kfas, "alphahat_" + c, t),
+                   "alphahat_" + c + at);
     }
     // sumP / sumV: the sum of all entries of P_t / V_t.
-    expect_close(f.predicted_covs[k].sum(), column(kfas, "sumP", t), "sumP" + at);
+    expect_close(f.predicted_covs[k].sum(), test::column_value(kfas, "sumP", t), "sumP" + at);
     expect_close(f.predicted_diffuse_covs[k].sum(),
-                 t < diffuse_steps ? column(kfas, "sumPinf", t) : 0.0, "sumPinf" + at);
-    expect_close(s.covs[k].sum(), column(kfas, "sumV", t), "sumV" + at);
+                 t < diffuse_steps ? test::column_value(kfas, "sumPinf", t) : 0.0, "sumPinf" + at);
+    expect_close(s.covs[k].sum(), test::column_value(kfas, "sumV", t), "sumV" + at);
   }
-  expect_close(f.loglik, column(kfas, "llf", 0) + kfas_llf_correction, "loglik");
+  expect_close(f.loglik, test::column_value(kfas, "llf", 0) + kfas_llf_correction, "loglik");
 }
 
 TEST(GoldenExactDiffuse, LocalLinearTrendMatchesKfas) {

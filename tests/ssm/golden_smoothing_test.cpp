@@ -11,16 +11,10 @@
 #include "core/ssm/kalman_filter.hpp"
 #include "core/ssm/smoother.hpp"
 #include "tests/ssm/data_files.hpp"
+#include "tests/ssm/table_column.hpp"
 
 namespace kwm::ssm {
 namespace {
-
-double column(const data::NumericTable& t, const std::string& name, Index row) {
-  for (std::size_t j = 0; j < t.columns.size(); ++j) {
-    if (t.columns[j] == name) return t.values(row, static_cast<Index>(j));
-  }
-  throw std::runtime_error("no column " + name);
-}
 
 Matrix macro_differences_with_gaps() {
   const auto macro =
@@ -64,13 +58,14 @@ TEST(GoldenSmoothing, MacrodataMissingMatchesKfas) {
     const Matrix& P_next = t + 1 < T ? f.predicted_covs[k + 1] : f.next_prediction.cov;
     for (Index i = 0; i < 3; ++i) {
       const std::string c = std::to_string(i + 1);
-      EXPECT_PRED2(near, a_next(i), column(kfas, "a" + c, t)) << "a" << c << " t=" << t;
-      EXPECT_PRED2(near, s.means[k](i), column(kfas, "alphahat" + c, t))
+      EXPECT_PRED2(near, a_next(i), test::column_value(kfas, "a" + c, t)) << "a" << c << " t=" << t;
+      EXPECT_PRED2(near, s.means[k](i), test::column_value(kfas, "alphahat" + c, t))
           << "alphahat" << c << " t=" << t;
       EXPECT_PRED2(near, bf.means[k](i), s.means[k](i)) << "backward vs RTS, t=" << t;
     }
-    EXPECT_PRED2(near, P_next.determinant(), column(kfas, "detP", t)) << "detP t=" << t;
-    EXPECT_PRED2(near, s.covs[k].determinant(), column(kfas, "detV", t)) << "detV t=" << t;
+    EXPECT_PRED2(near, P_next.determinant(), test::column_value(kfas, "detP", t)) << "detP t=" << t;
+    EXPECT_PRED2(near, s.covs[k].determinant(), test::column_value(kfas, "detV", t))
+        << "detV t=" << t;
   }
   // statsmodels test_smoothing.py: assert_allclose(llf, -205310.9767) (rtol 1e-7).
   EXPECT_NEAR(f.loglik, -205310.9767, 1e-7 * 205310.9767);
