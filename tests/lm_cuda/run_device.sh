@@ -8,7 +8,7 @@
 # usage: OUT=/some/dir [GPU_SECONDS=45] [CPU_SECONDS=40] bash tests/lm_cuda/run_device.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/kwm-lm-cuda-cli-out}
-GPU_SECONDS=${GPU_SECONDS:-45}
+GPU_SECONDS=${GPU_SECONDS:-60}
 CPU_SECONDS=${CPU_SECONDS:-40}
 mkdir -p "$OUT"
 export PATH=/usr/local/cuda/bin:$PATH
