@@ -5,7 +5,7 @@
 # (each stopped by SIGTERM after a fixed time: it checkpoints and exits; tokens/s from the
 # metrics lines' tokens and wall_s). The GPU image has no SentencePiece: Debian 12's library,
 # headers and pkgconf are carried in build/sp-carry (made on the CPU machine; see docs/gpu-lm.md).
-# usage: OUT=/some/dir [GPU_SECONDS=45] [CPU_SECONDS=40] bash tests/lm_cuda/run_device.sh
+# usage: OUT=/some/dir [GPU_SECONDS=60] [CPU_SECONDS=40] bash tests/lm_cuda/run_device.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/kwm-lm-cuda-cli-out}
 GPU_SECONDS=${GPU_SECONDS:-60}
