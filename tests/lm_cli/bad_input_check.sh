@@ -63,6 +63,16 @@ expect_error "$fresh" "model.*d_modle" \
   "$kwm" train "${tiny[@]}" --set model.d_modle=8 --run-dir "$fresh"
 expect_error "$fresh" "train.length 17 exceeds model.context 16" \
   "$kwm" train "${tiny[@]}" --set train.length=17 --run-dir "$fresh"
+expect_error "$fresh" "train.head_bias_init' must be zero or unigram; got 'bigram'" \
+  "$kwm" train "${tiny[@]}" --set train.head_bias_init=bigram --run-dir "$fresh"
+expect_error "$fresh" "train.test_tokens' must be >= 0" \
+  "$kwm" train "${tiny[@]}" --set train.test_tokens=-5 --run-dir "$fresh"
+expect_error "$fresh" "learner.subspace.rank must be >= 1; got 0" \
+  "$kwm" train "${tiny[@]}" --set learner.type=mezo --set 'learner.subspace={type: lora, rank: 0}' \
+  --run-dir "$fresh"
+expect_error "$fresh" "learner.process_noise_mode" \
+  "$kwm" train "${tiny[@]}" --set learner.type=kwm-ensemble --set learner.process_noise_mode=drift \
+  --run-dir "$fresh"
 # Under mpirun every rank finds it: rank 0's line names it, MPI_Abort ends the job with status 2
 # (Open MPI adds its own abort banner, so this case is not one line).
 rc=0
