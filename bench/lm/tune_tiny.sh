@@ -117,3 +117,7 @@ run u_ens_lora4_r3_q0.003_j32 $ens $U "$L4" "${ens16[@]}" learner.members=32 lea
 run u_lin $lin $U
 run u_rls $rls $U
 run u_adamw $adamw $U
+# Annealed process noise (q_t = q / sqrt(1 + t / h)) on the shipped ensemble setting.
+ens32=(learner.members=32 "$L4" learner.observation_noise=3 learner.process_noise_mode=centered)
+run u_ens_lora4_j32_q0.01_h100 $ens $U "${ens32[@]}" learner.process_noise=0.01 learner.process_noise_halflife=100
+run u_ens_lora4_j32_q0.006_h300 $ens $U "${ens32[@]}" learner.process_noise=0.006 learner.process_noise_halflife=300
