@@ -54,6 +54,13 @@ function(kwm_use_precompiled_headers)
     if(NOT type MATCHES "^(EXECUTABLE|STATIC_LIBRARY|SHARED_LIBRARY|OBJECT_LIBRARY)$")
       continue()
     endif()
+    # A target of its own (DISABLE_PRECOMPILE_HEADERS) or with its own code generation flags
+    # (-march=native) cannot take the shared PCH.
+    get_target_property(no_pch ${target} DISABLE_PRECOMPILE_HEADERS)
+    get_target_property(options ${target} COMPILE_OPTIONS)
+    if(no_pch OR "${options}" MATCHES "-march=|-mtune=|-fPIC|-fpic")
+      continue()
+    endif()
     get_target_property(sources ${target} SOURCES)
     set(cuda_sources ${sources})
     list(FILTER cuda_sources INCLUDE REGEX "\\.cu$")

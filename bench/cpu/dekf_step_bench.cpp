@@ -76,7 +76,7 @@ void register_layout(const Layout& layout, Index m) {
 }
 
 template <typename T>
-void register_precision() {
+void register_dekf_step_precision() {
   // 5,888 dense parameters in 8 blocks (2 x 512, 640, 768, 1024) + 65,536 diagonal ones.
   const Layout mixed{
       "dense:8x512-1024+diag:65536", {512, 512, 640, 640, 768, 768, 1024, 1024}, 65536};
@@ -90,8 +90,8 @@ void register_precision() {
 }  // namespace
 
 void register_dekf_step_benchmarks() {
-  register_precision<double>();
-  register_precision<float>();
+  register_dekf_step_precision<double>();
+  register_dekf_step_precision<float>();
 }
 
 }  // namespace kwm::bench

@@ -47,7 +47,7 @@ void dense_step(benchmark::State& state, Index n, Index m) {
 }
 
 template <typename T>
-void register_precision() {
+void register_dense_step_precision() {
   // n = 8192 fp64 holds a 512 MiB P; the n = 8192, m = 256 step is ~69 GFLOP, one iteration.
   for (const Index n : {Index{256}, Index{1024}, Index{4096}, Index{8192}}) {
     for (const Index m : {Index{1}, Index{16}, Index{64}, Index{256}}) {
@@ -63,8 +63,8 @@ void register_precision() {
 }  // namespace
 
 void register_dense_step_benchmarks() {
-  register_precision<double>();
-  register_precision<float>();
+  register_dense_step_precision<double>();
+  register_dense_step_precision<float>();
 }
 
 }  // namespace kwm::bench

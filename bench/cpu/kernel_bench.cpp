@@ -61,7 +61,7 @@ void covariance_kernel(benchmark::State& state, Kernel kernel, Index n, Index m)
 }
 
 template <typename T>
-void register_precision() {
+void register_kernel_precision() {
   for (const Index n : {Index{1024}, Index{4096}}) {
     for (const Index m : {Index{1}, Index{16}}) {
       const std::string shape = "n:" + std::to_string(n) + "/m:" + std::to_string(m);
@@ -85,8 +85,8 @@ void register_precision() {
 }  // namespace
 
 void register_kernel_benchmarks() {
-  register_precision<double>();
-  register_precision<float>();
+  register_kernel_precision<double>();
+  register_kernel_precision<float>();
 }
 
 }  // namespace kwm::bench

@@ -94,7 +94,7 @@ void register_family(const char* kernel, void (*fn)(benchmark::State&, Index),
 }
 
 template <typename T>
-void register_precision() {
+void register_shared_row_precision() {
   const std::string batch = "/batch:" + std::to_string(kBatch);
   register_family<T>("rls_sample", rls_sample<T>, {256, 1024, 2048, 4096}, "");
   register_family<T>("rls_accumulate", rls_accumulate<T>, {256, 1024, 2048, 4096}, batch);
@@ -105,8 +105,8 @@ void register_precision() {
 }  // namespace
 
 void register_shared_row_benchmarks() {
-  register_precision<double>();
-  register_precision<float>();
+  register_shared_row_precision<double>();
+  register_shared_row_precision<float>();
 }
 
 }  // namespace kwm::bench
