@@ -37,20 +37,18 @@ tiny_config() {  # the shipped tiny config of a learner
   esac
 }
 
-learner_sets() {  # --set learner.<key>=<value> for every learner key of the tiny config (+ its batch of 1)
-  /usr/bin/python3 - "$1" <<'PY'
+small_config() {  # tiny-config output: configs/lm_small.yaml with the learner section (and a
+  # batch of 1) of that learner's tiny config, written to output
+  /usr/bin/python3 - "$1" "$2" <<'PY'
 import sys, yaml
-def flat(prefix, node):
-    for k, v in node.items():
-        if isinstance(v, dict):
-            yield from flat(f"{prefix}{k}.", v)
-        else:
-            yield f"{prefix}{k}={'true' if v is True else 'false' if v is False else v}"
-config = yaml.safe_load(open(sys.argv[1]))
-for s in flat("learner.", config["learner"]):
-    print("--set", s)
-if config["train"]["batch"] == 1:  # the forward-only learners step once per sequence
-    print("--set", "train.batch=1")
+tiny = yaml.safe_load(open(sys.argv[1]))
+small = yaml.safe_load(open("configs/lm_small.yaml"))
+small["learner"] = tiny["learner"]
+if tiny["train"]["batch"] == 1:  # the forward-only learners step once per sequence
+    small["train"]["batch"] = 1
+with open(sys.argv[2], "w") as out:
+    out.write(f"# configs/lm_small.yaml with the learner settings of {sys.argv[1]}\n")
+    yaml.safe_dump(small, out, sort_keys=False)
 PY
 }
 
@@ -72,13 +70,14 @@ for part in $parts; do
     tiny)
       for l in $LEARNERS; do train_and_eval "$RUNS/tiny/$l" --config "$(tiny_config "$l")"; done ;;
     small)
+      mkdir -p "$RUNS/$SMALL_NAME"
       for l in $LEARNERS; do
-        sets=$(learner_sets "$(tiny_config "$l")")
-        batch=16; [[ $sets == *train.batch=1* ]] && batch=1
+        config="$RUNS/$SMALL_NAME/$l.yaml"
+        small_config "$(tiny_config "$l")" "$config"
+        batch=$(/usr/bin/python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["train"]["batch"])' "$config")
         # About 8 validations per run, on 4096 tokens each.
         every=$(( SMALL_TOKENS / (batch * 128) / 8 )); [ "$every" -ge 1 ] || every=1
-        # shellcheck disable=SC2086
-        train_and_eval "$RUNS/$SMALL_NAME/$l" --config configs/lm_small.yaml $sets \
+        train_and_eval "$RUNS/$SMALL_NAME/$l" --config "$config" \
           --set train.tokens="$SMALL_TOKENS" --set train.eval_every="$every" \
           --set train.eval_tokens=4096 --set "data.corpus.test=$SMALL_TEST"
       done ;;
