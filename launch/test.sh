@@ -14,6 +14,8 @@ fi
 
 # The GPT-vs-PyTorch equivalence test must run here, not skip (setup.sh installs python3-torch).
 export KWM_REQUIRE_TORCH=1
+# The learning tests (lm_learns.*) must run on the fetched corpus, not skip.
+export KWM_REQUIRE_LM_DATA=1
 
 launch/setup.sh --preset ci-release
 launch/fetch_data.sh

@@ -24,7 +24,9 @@ if ! command -v clang++ > /dev/null; then
   exit 1
 fi
 if [[ ! -f "$build/build.ninja" ]]; then
+  # -O1 -g1 as in the ASan preset: enough for readable stacks, half the compile time of -O2 -g.
   CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
     -DKWM_BUILD_FUZZERS=ON -DKWM_BUILD_TESTS=OFF -DKWM_BUILD_BENCH=OFF -DKWM_ENABLE_CUDA=OFF \
     -DKWM_WARNINGS_AS_ERRORS=ON > "$build.configure.log" 2>&1 ||
     { cat "$build.configure.log" >&2; exit 1; }
