@@ -9,27 +9,12 @@
 
 #include "core/backend/cuda/blas_dispatch.hpp"
 #include "core/backend/cuda/cuda_check.hpp"
+#include "core/lm/cuda/host_checks.hpp"
 #include "core/lm/cuda/kernels.cuh"
 #include "core/lm/gpt_forward.hpp"
 
 namespace kwm::lm::cuda {
 namespace {
-
-void check_targets(const GptConfig& config, const TokenBatch& batch) {
-  if (static_cast<std::int64_t>(batch.targets.size()) != batch.tokens()) {
-    throw std::invalid_argument(
-        "token batch has " + std::to_string(batch.targets.size()) +
-        " targets; expected batch * length = " + std::to_string(batch.tokens()));
-  }
-  for (std::size_t n = 0; n < batch.targets.size(); ++n) {
-    if (batch.targets[n] < 0 || batch.targets[n] >= config.vocab_size) {
-      throw std::invalid_argument("target token id " + std::to_string(batch.targets[n]) +
-                                  " at position " + std::to_string(n) +
-                                  " is outside the vocabulary [0, " +
-                                  std::to_string(config.vocab_size) + ")");
-    }
-  }
-}
 
 std::size_t count(std::int64_t rows, std::int64_t columns) {
   return static_cast<std::size_t>(rows * columns);

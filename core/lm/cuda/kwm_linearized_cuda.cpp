@@ -8,12 +8,11 @@
 
 #include "core/backend/cuda/blas_dispatch.hpp"
 #include "core/backend/cuda/cuda_check.hpp"
+#include "core/lm/cuda/host_checks.hpp"
 #include "core/lm/cuda/transpose_kernels.cuh"
 
 namespace kwm::lm::cuda {
 namespace {
-
-std::size_t as_size(std::int64_t n) { return static_cast<std::size_t>(n); }
 
 GptParameters<float> start_values(const GptParameters<double>& start) {
   if (start.config.tied_head)
