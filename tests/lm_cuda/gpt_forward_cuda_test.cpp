@@ -12,22 +12,13 @@
 
 #include "core/lm/cuda/gpt_forward_cuda.hpp"
 #include "tests/lm/lm_test_support.hpp"
+#include "tests/lm_cuda/lm_cuda_test_support.hpp"
 
 namespace kwm::lm {
 namespace {
 
 constexpr double kLogitTolerance = 1e-5;
 constexpr double kLossTolerance = 1e-6;
-
-#define KWM_REQUIRE_CUDA_DEVICE()                                                          \
-  if (!cuda::device_available()) {                                                         \
-    GTEST_SKIP() << "no CUDA device visible (kwm::lm::cuda::device_available() is false)"; \
-  }
-
-double relative_error(const Matrix<float>& single, const Matrix<double>& reference) {
-  const double scale = reference.cwiseAbs().maxCoeff();
-  return (single.cast<double>() - reference).cwiseAbs().maxCoeff() / (scale > 0.0 ? scale : 1.0);
-}
 
 // Logits and total NLL of the device pass against the fp64 reference on one batch.
 void expect_matches_reference(cuda::GptForwardCuda& device, const GptParameters<double>& reference,
@@ -37,25 +28,13 @@ void expect_matches_reference(cuda::GptForwardCuda& device, const GptParameters<
   const Matrix<float> logits32 = device.logits(batch);
   ASSERT_EQ(logits32.rows(), logits64.rows()) << what;
   ASSERT_EQ(logits32.cols(), logits64.cols()) << what;
-  const double logit_error = relative_error(logits32, logits64);
+  const double logit_error = testing::relative_error(logits32, logits64);
   const double nll32 = device.total_nll(batch);
   const double loss_error = std::abs(nll32 - nll64) / nll64;
   EXPECT_LT(logit_error, kLogitTolerance) << what;
   EXPECT_LT(loss_error, kLossTolerance) << what << ": device " << nll32 << ", reference " << nll64;
   std::cout << "[ measured ] " << what << " (batch " << batch.batch << " x " << batch.length
             << "): logits " << logit_error << ", total NLL " << loss_error << " relative\n";
-}
-
-GptConfig deeper_config() {
-  GptConfig c;
-  c.vocab_size = 384;
-  c.context = 128;
-  c.d_model = 128;
-  c.n_layers = 4;
-  c.n_heads = 4;
-  c.tied_head = false;
-  c.head_bias = false;
-  return c;
 }
 
 TEST(LmCudaForward, TinyConfigMatchesFp64Reference) {
@@ -71,7 +50,7 @@ TEST(LmCudaForward, TinyConfigMatchesFp64Reference) {
 
 TEST(LmCudaForward, DeeperConfigMatchesFp64ReferenceAndGrowsItsWorkspace) {
   KWM_REQUIRE_CUDA_DEVICE();
-  const GptConfig config = deeper_config();
+  const GptConfig config = testing::deeper_config();
   const auto reference = testing::random_parameters(config, 41, 0.1);
   cuda::GptForwardCuda device(reference.cast<float>());
   // Short first, then longer and wider (the workspace grows), then short again.

@@ -16,21 +16,12 @@
 #include "core/lm/cuda/gpt_transpose_cuda.hpp"
 #include "core/lm/gpt_backward.hpp"
 #include "tests/lm/lm_test_support.hpp"
+#include "tests/lm_cuda/lm_cuda_test_support.hpp"
 
 namespace kwm::lm {
 namespace {
 
 constexpr double kTransposeTolerance = 1e-5;
-
-#define KWM_REQUIRE_CUDA_DEVICE()                                                          \
-  if (!cuda::device_available()) {                                                         \
-    GTEST_SKIP() << "no CUDA device visible (kwm::lm::cuda::device_available() is false)"; \
-  }
-
-double relative_error(const Matrix<float>& single, const Matrix<double>& reference) {
-  const double scale = reference.cwiseAbs().maxCoeff();
-  return (single.cast<double>() - reference).cwiseAbs().maxCoeff() / (scale > 0.0 ? scale : 1.0);
-}
 
 // Runs both passes on one batch and checks every site and every parameter tensor; returns the
 // worst error seen.
@@ -47,8 +38,8 @@ double expect_transpose_matches(cuda::GptTransposeCuda& device,
   double worst_site = 0.0, worst_input = 0.0, worst_parameter = 0.0;
   std::string worst_name;
   for (std::size_t s = 0; s < expected.linear_output.size(); ++s) {
-    const double e = relative_error(device.linear_output(s), expected.linear_output[s]);
-    const double a = relative_error(device.linear_input(s), cache.linear[s].input);
+    const double e = testing::relative_error(device.linear_output(s), expected.linear_output[s]);
+    const double a = testing::relative_error(device.linear_input(s), cache.linear[s].input);
     EXPECT_LT(e, kTransposeTolerance) << what << ": output innovation of linear site " << s;
     EXPECT_LT(a, kTransposeTolerance) << what << ": input of linear site " << s;
     worst_site = std::max(worst_site, e);
@@ -61,7 +52,7 @@ double expect_transpose_matches(cuda::GptTransposeCuda& device,
   for (std::size_t k = 0; k < want.size() && k < have.size(); ++k) {
     const Eigen::Map<const Matrix<double>> w(want[k].data, want[k].rows, want[k].cols);
     const Eigen::Map<const Matrix<float>> h(have[k].data, have[k].rows, have[k].cols);
-    const double e = relative_error(h, w);
+    const double e = testing::relative_error(h, w);
     EXPECT_LT(e, kTransposeTolerance) << what << ": J^T e of " << want[k].name;
     if (e > worst_parameter) {
       worst_parameter = e;
@@ -72,18 +63,6 @@ double expect_transpose_matches(cuda::GptTransposeCuda& device,
             << "): dz " << worst_site << ", inputs " << worst_input << ", J_theta^T e "
             << worst_parameter << " (" << worst_name << ")\n";
   return std::max({worst_site, worst_input, worst_parameter});
-}
-
-GptConfig deeper_config() {
-  GptConfig c;
-  c.vocab_size = 384;
-  c.context = 128;
-  c.d_model = 128;
-  c.n_layers = 4;
-  c.n_heads = 4;
-  c.tied_head = false;
-  c.head_bias = false;
-  return c;
 }
 
 TEST(LmCudaTranspose, TinyTiedConfigMatchesFp64Reference) {
@@ -99,7 +78,7 @@ TEST(LmCudaTranspose, TinyTiedConfigMatchesFp64Reference) {
 
 TEST(LmCudaTranspose, DeeperUntiedConfigMatchesFp64ReferenceAcrossBatchShapes) {
   KWM_REQUIRE_CUDA_DEVICE();
-  const GptConfig config = deeper_config();
+  const GptConfig config = testing::deeper_config();
   const auto reference = testing::random_parameters(config, 81, 0.1);
   cuda::GptTransposeCuda device(reference.cast<float>());
   expect_transpose_matches(device, reference, testing::random_batch(config, 3, 77, 82),

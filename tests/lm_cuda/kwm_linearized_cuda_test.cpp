@@ -20,7 +20,7 @@ namespace {
 
 constexpr double kStepTolerance = 1e-3;         // parameter change, fp32 against fp64
 constexpr double kInformationTolerance = 1e-5;  // information matrices
-constexpr double kLossTolerance = 1e-6;         // prequential NLL, relative
+constexpr double kStepLossTolerance = 1e-6;     // prequential NLL, relative
 
 #define KWM_REQUIRE_CUDA_DEVICE()                                                          \
   if (!cuda::device_available()) {                                                         \
@@ -51,7 +51,7 @@ void expect_steps_match(const KwmLinearizedConfig& config, const GptConfig& mode
     const StepReport want = cpu.step(data);
     const StepReport have = gpu.step(data);
     EXPECT_FALSE(have.skipped) << what;
-    EXPECT_LT(std::abs(have.nll_before - want.nll_before) / want.nll_before, kLossTolerance)
+    EXPECT_LT(std::abs(have.nll_before - want.nll_before) / want.nll_before, kStepLossTolerance)
         << what << ", step " << s;
   }
   EXPECT_EQ(gpu.block_skips(), cpu.block_skips());
