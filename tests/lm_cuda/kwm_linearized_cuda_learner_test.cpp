@@ -17,6 +17,7 @@
 #include "core/lm/cuda/kwm_linearized_cuda_learner.hpp"
 #include "core/lm/learners/learner_factory.hpp"
 #include "tests/lm/lm_test_support.hpp"
+#include "tests/lm_cuda/lm_cuda_test_support.hpp"
 
 namespace kwm::lm {
 namespace {
@@ -30,11 +31,6 @@ constexpr double kChangeTolerance = 5e-3;
 constexpr double kSequenceLossTolerance = 1e-5;  // prequential NLL, relative, over several steps
 constexpr double kRoundingTolerance = 1e-6;  // a restored state: the fp64 values rounded to fp32
 constexpr std::uint64_t kSeed = 7;
-
-#define KWM_REQUIRE_CUDA_DEVICE()                                                          \
-  if (!cuda::device_available()) {                                                         \
-    GTEST_SKIP() << "no CUDA device visible (kwm::lm::cuda::device_available() is false)"; \
-  }
 
 const char* const kLearner =
     "{type: kwm-linearized, initial_variance: 0.5, forgetting: 0.95, noise: {variance: 4.0}}";

@@ -14,6 +14,7 @@
 #include "core/lm/cuda/kwm_linearized_cuda.hpp"
 #include "core/lm/learners/kwm_linearized_learner.hpp"
 #include "tests/lm/lm_test_support.hpp"
+#include "tests/lm_cuda/lm_cuda_test_support.hpp"
 
 namespace kwm::lm {
 namespace {
@@ -21,11 +22,6 @@ namespace {
 constexpr double kStepTolerance = 1e-3;         // parameter change, fp32 against fp64
 constexpr double kInformationTolerance = 1e-5;  // information matrices
 constexpr double kStepLossTolerance = 1e-6;     // prequential NLL, relative
-
-#define KWM_REQUIRE_CUDA_DEVICE()                                                          \
-  if (!cuda::device_available()) {                                                         \
-    GTEST_SKIP() << "no CUDA device visible (kwm::lm::cuda::device_available() is false)"; \
-  }
 
 KwmLinearizedConfig learner_config() {
   KwmLinearizedConfig c;
