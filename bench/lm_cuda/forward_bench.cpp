@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "bench/lm_cuda/bench_support.hpp"
 #include "core/lm/cross_entropy.hpp"
 #include "core/lm/cuda/gpt_forward_cuda.hpp"
 #include "core/lm/gpt_forward.hpp"
@@ -29,28 +30,6 @@ kwm::lm::GptConfig bench_config() {
   c.n_layers = 12;
   c.n_heads = 4;
   return c;
-}
-
-kwm::lm::TokenBatch random_batch(const kwm::lm::GptConfig& config, int batch, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<std::int32_t> token(0, config.vocab_size - 1);
-  kwm::lm::TokenBatch b;
-  b.batch = batch;
-  b.length = config.context;
-  for (std::int64_t n = 0; n < b.tokens(); ++n) {
-    b.inputs.push_back(token(rng));
-    b.targets.push_back(token(rng));
-  }
-  return b;
-}
-
-int positive_int(const char* text, const std::string& flag) {
-  char* end = nullptr;
-  const long value = std::strtol(text, &end, 10);
-  if (end == text || *end != '\0' || value <= 0 || value > 1'000'000) {
-    throw std::invalid_argument(flag + " needs a positive integer; got '" + text + "'");
-  }
-  return static_cast<int>(value);
 }
 
 // Seconds per call of f, averaged over `reps` calls after `warmup` untimed ones.
@@ -70,7 +49,7 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
       const std::string flag = argv[i];
       if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
-      const int value = positive_int(argv[++i], flag);
+      const int value = kwm::lm::bench::positive_int(argv[++i], flag);
       if (flag == "--gpu-batch") {
         gpu_batch = value;
       } else if (flag == "--cpu-batch") {
@@ -90,8 +69,8 @@ int main(int argc, char** argv) {
     }
     const auto config = bench_config();
     const auto parameters = kwm::lm::GptParameters<float>::init(config, 1);
-    const auto gpu_tokens = random_batch(config, gpu_batch, 2);
-    const auto cpu_tokens = random_batch(config, cpu_batch, 3);
+    const auto gpu_tokens = kwm::lm::bench::random_batch(config, gpu_batch, 2);
+    const auto cpu_tokens = kwm::lm::bench::random_batch(config, cpu_batch, 3);
 
     kwm::lm::cuda::GptForwardCuda device(parameters);
     const double gpu_seconds =

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/lm_cuda/bench_support.hpp"
 #include "core/backend/cuda/blas_dispatch.hpp"
 #include "core/backend/cuda/cuda_check.hpp"
 #include "core/lm/cuda/gpt_forward_cuda.hpp"
@@ -39,28 +40,6 @@ kwm::lm::GptConfig bench_config() {
   c.tied_head = false;
   c.head_bias = true;
   return c;
-}
-
-kwm::lm::TokenBatch random_batch(const kwm::lm::GptConfig& config, int batch, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<std::int32_t> token(0, config.vocab_size - 1);
-  kwm::lm::TokenBatch b;
-  b.batch = batch;
-  b.length = config.context;
-  for (std::int64_t n = 0; n < b.tokens(); ++n) {
-    b.inputs.push_back(token(rng));
-    b.targets.push_back(token(rng));
-  }
-  return b;
-}
-
-int positive_int(const char* text, const std::string& flag) {
-  char* end = nullptr;
-  const long value = std::strtol(text, &end, 10);
-  if (end == text || *end != '\0' || value <= 0 || value > 1'000'000) {
-    throw std::invalid_argument(flag + " needs a positive integer; got '" + text + "'");
-  }
-  return static_cast<int>(value);
 }
 
 // Seconds per call of f (device synchronised at the end), after `warmup` untimed calls.
@@ -245,7 +224,7 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
       const std::string flag = argv[i];
       if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
-      const int value = positive_int(argv[++i], flag);
+      const int value = kwm::lm::bench::positive_int(argv[++i], flag);
       if (flag == "--batch") {
         batch = value;
       } else if (flag == "--reps") {
@@ -260,7 +239,7 @@ int main(int argc, char** argv) {
     if (!kwm::lm::cuda::device_available()) throw std::runtime_error("no CUDA device visible");
     const kwm::lm::GptConfig config = bench_config();
     const auto start = kwm::lm::GptParameters<double>::init(config, 1);
-    const kwm::lm::TokenBatch data = random_batch(config, batch, 2);
+    const kwm::lm::TokenBatch data = kwm::lm::bench::random_batch(config, batch, 2);
     const double tokens = static_cast<double>(data.tokens());
     std::printf("model: %lld parameters; batch %d x %d = %.0f tokens\n",
                 static_cast<long long>(start.size()), batch, config.context, tokens);
