@@ -71,7 +71,7 @@ present() {
     hdr)
       IFS='|' read -ra alts <<<"$what"
       for alt in "${alts[@]}"; do
-        for dir in /usr/include /usr/local/include /opt/conda/include ${CPATH//:/ }; do
+        for dir in /usr/include /usr/local/include /opt/conda/include ${CPATH:+${CPATH//:/ }}; do
           [[ -e "$dir/$alt" ]] && return 0
         done
       done
