@@ -131,6 +131,11 @@ void GptForwardCuda::run_forward(const TokenBatch& batch, bool with_targets) {
   linear(parameters_.head(), normed_.data(), logits_.data(), n, false);
 }
 
+GptForwardCuda::DeviceForward GptForwardCuda::device_forward(const TokenBatch& batch) {
+  run_forward(batch, true);
+  return {normed_.data(), logits_.data(), targets_.data(), stream_, blas_};
+}
+
 Matrix<float> GptForwardCuda::logits(const TokenBatch& batch) {
   run_forward(batch, false);
   const GptConfig& c = parameters_.config();

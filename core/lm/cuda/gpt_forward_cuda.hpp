@@ -40,6 +40,19 @@ class GptForwardCuda {
   // std::invalid_argument on a bad batch or a target outside [0, vocab).
   double total_nll(const TokenBatch& batch);
 
+  // The forward pass of `batch` left on the device for a learner that continues there (the
+  // rls-head step): targets checked and uploaded as total_nll does, nothing waited for. The
+  // pointers are this object's workspace, valid until its next call; further work goes on
+  // `stream` (with `blas`, whose stream it is).
+  struct DeviceForward {
+    const float* hidden = nullptr;          // final layer-norm output, d x N
+    float* logits = nullptr;                // vocab x N
+    const std::int32_t* targets = nullptr;  // N
+    cudaStream_t stream = nullptr;
+    cublasHandle_t blas = nullptr;
+  };
+  DeviceForward device_forward(const TokenBatch& batch);
+
  private:
   // Validates, uploads the tokens (and targets when asked) and queues the forward pass; the
   // logits are left in logits_.

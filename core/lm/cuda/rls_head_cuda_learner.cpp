@@ -1,0 +1,107 @@
+// RlsHeadCudaLearner: the device step, lazy head copies and CPU-compatible checkpoints.
+#include "core/lm/cuda/rls_head_cuda_learner.hpp"
+
+#include <stdexcept>
+
+#include "core/lm/cuda/gpt_forward_cuda.hpp"
+#include "core/lm/gpt_forward.hpp"
+#include "core/lm/learners/augmented_linear.hpp"
+#include "core/lm/learners/learner_state_keys.hpp"
+
+namespace kwm::lm::cuda {
+namespace {
+
+GptParameters<double> rls_head_untied_start(const GptConfig& model, std::uint64_t seed,
+                                            const LmCollectives& collectives) {
+  if (!collectives.single_process())
+    throw std::invalid_argument(
+        "learner.device: cuda runs rls-head on one rank (one GPU); this run has " +
+        std::to_string(collectives.ranks) + " ranks (use learner.device: cpu for several)");
+  if (!device_available())
+    throw std::runtime_error("learner.device: cuda: no CUDA device is visible");
+  GptConfig untied = model;
+  untied.tied_head = false;  // as RlsHeadLearner: the head is always untied
+  return GptParameters<double>::init(untied, seed);
+}
+
+}  // namespace
+
+RlsHeadCudaLearner::RlsHeadCudaLearner(const RlsHeadConfig& config, const GptConfig& model,
+                                       std::uint64_t seed, const LmCollectives& collectives)
+    : host_(rls_head_untied_start(model, seed, collectives)) {
+  device_ = std::make_unique<RlsHeadCuda>(config, host_);
+  // The device holds fp32; the host copy shows what the device holds from the start.
+  host_ = device_->parameters();
+}
+
+StepReport RlsHeadCudaLearner::step(const TokenBatch& batch) {
+  validate_batch(host_.config, batch);
+  host_current_ = false;
+  return device_->step(batch);
+}
+
+const GptParameters<double>& RlsHeadCudaLearner::parameters() const {
+  if (!host_current_) {
+    set_augmented_weight(host_.head, device_->head());
+    host_current_ = true;
+  }
+  return host_;
+}
+
+LearnerState RlsHeadCudaLearner::state() const {
+  LearnerState s;
+  s.tensors["parameters"] = parameters().flatten();
+  s.tensors["head.mean_probability"] = device_->mean_probability();
+  s.tensors["head.information"] = device_->information();
+  s.counters["steps"] = device_->steps();
+  s.counters["skips"] = device_->skips();
+  s.counters["jitter_retries"] = device_->jitter_retries();
+  return s;
+}
+
+void RlsHeadCudaLearner::restore(const LearnerState& s) {
+  const auto n = static_cast<Eigen::Index>(host_.size());
+  const Eigen::Index m = device_->inputs();
+  const Eigen::Index vocab = host_.config.vocab_size;
+  const Eigen::MatrixXd& flat = state_tensor(s, "parameters", n, 1);
+  const auto mean = s.tensors.find("head.mean_probability");
+  if (mean == s.tensors.end())
+    throw std::invalid_argument("learner state: tensor 'head.mean_probability' is missing");
+  if (mean->second.size() != 0) state_tensor(s, "head.mean_probability", vocab, 1);
+  const Eigen::MatrixXd& information = state_tensor(s, "head.information", m, m);
+  const std::int64_t steps = state_counter(s, "steps");
+  const std::int64_t skips = state_counter(s, "skips");
+  const std::int64_t retries = state_counter(s, "jitter_retries");
+  // Everything checked: commit.
+  GptParameters<double> restored = GptParameters<double>::zeros(host_.config);
+  restored.unflatten(flat.col(0));
+  device_->set_parameters(restored);
+  device_->set_information(information);
+  device_->set_mean_probability(mean->second.size() == 0 ? Eigen::VectorXd()
+                                                         : Eigen::VectorXd(mean->second.col(0)));
+  device_->set_counters(steps, skips, retries);
+  host_ = device_->parameters();  // the device rounded the values to fp32
+  host_current_ = true;
+}
+
+void RlsHeadCudaLearner::shift_head_bias(const Eigen::VectorXd& delta) {
+  GptParameters<double> shifted = parameters();
+  add_to_head_bias(shifted, delta, name());
+  device_->set_parameters(shifted);
+  host_ = device_->parameters();
+  host_current_ = true;
+}
+
+std::unique_ptr<LanguageLearner> make_rls_head_cuda_learner(const YAML::Node& learner,
+                                                            const GptConfig& model,
+                                                            std::uint64_t seed,
+                                                            const LmCollectives& collectives) {
+  const std::string type = learner && learner["type"] ? learner["type"].as<std::string>() : "";
+  if (type != "rls-head")
+    throw std::invalid_argument("make_rls_head_cuda_learner: learner.type must be rls-head; got '" +
+                                type + "'");
+  return std::make_unique<RlsHeadCudaLearner>(parse_rls_head_config(learner), model, seed,
+                                              collectives);
+}
+
+}  // namespace kwm::lm::cuda
