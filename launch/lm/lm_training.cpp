@@ -29,6 +29,7 @@
 #ifdef KWM_HAVE_LM_CUDA
 #include "core/lm/cuda/gpt_forward_cuda.hpp"
 #include "core/lm/cuda/kwm_linearized_cuda_learner.hpp"
+#include "core/lm/cuda/rls_head_cuda_learner.hpp"
 #endif
 
 namespace kwm::launch {
@@ -63,7 +64,7 @@ lm::GptConfig gpt_config_of(const LmRunConfig& config, int vocab_size, const std
   }
 }
 
-// learner.device: cuda: the GPU learner (one rank, kwm-linearized; see docs/gpu-lm.md).
+// learner.device: cuda: the GPU learner (one rank, kwm-linearized or rls-head; see docs/gpu-lm.md).
 std::unique_ptr<lm::LanguageLearner> make_cuda_learner(const LmRunConfig& config,
                                                        const lm::GptConfig& gpt,
                                                        Communicator& world,
@@ -72,6 +73,14 @@ std::unique_ptr<lm::LanguageLearner> make_cuda_learner(const LmRunConfig& config
   if (!lm::cuda::device_available())
     throw UserError(source + ": learner.device: cuda: no CUDA device is visible to this process");
   try {
+    const std::string type = config.learner["type"] ? config.learner["type"].as<std::string>() : "";
+    if (type == "rls-head")
+      return lm::cuda::make_rls_head_cuda_learner(config.learner, gpt, config.train.seed,
+                                                  collectives_of(world));
+    if (type != "kwm-linearized")
+      throw std::invalid_argument(
+          "learner.device: cuda implements learner.type kwm-linearized and rls-head; got '" + type +
+          "'");
     return lm::cuda::make_kwm_linearized_cuda_learner(config.learner, gpt, config.train.seed,
                                                       collectives_of(world));
   } catch (const std::invalid_argument& e) {

@@ -82,9 +82,9 @@ void RlsHeadCuda::reserve(std::int64_t columns) {
   if (ones_.capacity() < as_size(columns)) {
     ones_.reserve(as_size(columns));  // cudaFree/cudaMalloc: the device is idle afterwards
     const std::vector<float> ones(as_size(columns), 1.0f);
-    KWM_CUDA_CHECK(cudaMemcpy(ones_.data(), ones.data(), ones.size() * sizeof(float),
-                              cudaMemcpyHostToDevice));
-    // A pageable cudaMemcpy may return before its DMA lands; the step runs on a non-blocking stream.
+    KWM_CUDA_CHECK(
+        cudaMemcpy(ones_.data(), ones.data(), ones.size() * sizeof(float), cudaMemcpyHostToDevice));
+    // A pageable cudaMemcpy may return before its DMA lands (the step's stream does not wait).
     KWM_CUDA_CHECK(cudaDeviceSynchronize());
   }
 }
@@ -111,10 +111,9 @@ StepReport RlsHeadCuda::step(const TokenBatch& batch) {
   double* u = inverse_diagonal + vocab;
   double* scale = u + vocab;
   kernels::probability_row_sums(e, pass.targets, probability_sums_.data(), vocab, n, stream);
-  kernels::mean_probability_update(probability_sums_.data(), mean_probability_.data(),
-                                   candidate_mean_.data(), inverse_diagonal, u, vocab, n,
-                                   has_mean_probability_, config_.probability_ema, config_.delta,
-                                   stream);
+  kernels::mean_probability_update(
+      probability_sums_.data(), mean_probability_.data(), candidate_mean_.data(), inverse_diagonal,
+      u, vocab, n, has_mean_probability_, config_.probability_ema, config_.delta, stream);
   // A' = lambda A + sum [x; 1][x; 1]^T (+ (1 - lambda) I / v): the lower triangle is A'. A full
   // SGEMM rather than SSYRK, as in kwm_linearized_cuda (SSYRK ran far below SGEMM's rate).
   const float one = 1.0f, zero = 0.0f;
@@ -211,13 +210,12 @@ bool RlsHeadCuda::retry_with_jitter(cudaStream_t stream, int* flag, int* info, i
   double j = config_.jitter.initial_relative * (mean_diagonal > 0.0 ? mean_diagonal : 1.0);
   for (int k = 0; k < config_.jitter.max_retries; ++k, j *= config_.jitter.growth) {
     ++jitter_retries_;
-    KWM_CUDA_CHECK(cudaMemcpyAsync(factor_.data(), updated_.data(), bytes,
-                                   cudaMemcpyDeviceToDevice, stream));
+    KWM_CUDA_CHECK(
+        cudaMemcpyAsync(factor_.data(), updated_.data(), bytes, cudaMemcpyDeviceToDevice, stream));
     kernels::add_diagonal(factor_.data(), static_cast<float>(j), m, m, stream);
-    KWM_CUSOLVER_CHECK(cusolverDnSpotrf(solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(m),
-                                        factor_.data(), static_cast<int>(m),
-                                        solver_workspace_.data(),
-                                        static_cast<int>(solver_workspace_.capacity()), info));
+    KWM_CUSOLVER_CHECK(cusolverDnSpotrf(
+        solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(m), factor_.data(), static_cast<int>(m),
+        solver_workspace_.data(), static_cast<int>(solver_workspace_.capacity()), info));
     int factored = 0;
     KWM_CUDA_CHECK(cudaMemcpyAsync(&factored, info, sizeof(int), cudaMemcpyDeviceToHost, stream));
     KWM_CUDA_CHECK(cudaStreamSynchronize(stream));
@@ -225,10 +223,9 @@ bool RlsHeadCuda::retry_with_jitter(cudaStream_t stream, int* flag, int* info, i
     kernels::add_diagonal(updated_.data(), static_cast<float>(j), m, m, stream);  // A' solved
     KWM_CUDA_CHECK(cudaMemcpyAsync(step_.data(), cross_.data(), as_size(m * vocab) * sizeof(float),
                                    cudaMemcpyDeviceToDevice, stream));
-    KWM_CUSOLVER_CHECK(cusolverDnSpotrs(solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(m),
-                                        static_cast<int>(vocab), factor_.data(),
-                                        static_cast<int>(m), step_.data(), static_cast<int>(m),
-                                        solve_info));
+    KWM_CUSOLVER_CHECK(cusolverDnSpotrs(
+        solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(m), static_cast<int>(vocab),
+        factor_.data(), static_cast<int>(m), step_.data(), static_cast<int>(m), solve_info));
     kernels::flag_nonfinite(step_.data(), m * vocab, flag, stream);
     int bad = 0;
     KWM_CUDA_CHECK(cudaMemcpyAsync(&bad, flag, sizeof(int), cudaMemcpyDeviceToHost, stream));
@@ -262,8 +259,8 @@ GptParameters<double> RlsHeadCuda::parameters() {
   DeviceGptParameters& p = model_.parameters();
   Vector<float> flat(p.size());
   KWM_CUDA_CHECK(cudaDeviceSynchronize());
-  KWM_CUDA_CHECK(cudaMemcpy(flat.data(), p.data(), as_size(p.size()) * sizeof(float),
-                            cudaMemcpyDeviceToHost));
+  KWM_CUDA_CHECK(
+      cudaMemcpy(flat.data(), p.data(), as_size(p.size()) * sizeof(float), cudaMemcpyDeviceToHost));
   GptParameters<float> out = GptParameters<float>::zeros(p.config());
   out.unflatten(flat);
   return out.cast<double>();
@@ -304,7 +301,7 @@ Eigen::VectorXd RlsHeadCuda::mean_probability() {
 void RlsHeadCuda::set_parameters(const GptParameters<double>& parameters) {
   const GptParameters<float> values = rls_head_fp32_start(config_, parameters);
   KWM_CUDA_CHECK(cudaDeviceSynchronize());  // no queued step still reads the old values
-  model_.parameters().upload(values);      // same config required; waits for the copy
+  model_.parameters().upload(values);       // same config required; waits for the copy
 }
 
 void RlsHeadCuda::set_information(const Eigen::MatrixXd& information) {

@@ -68,21 +68,21 @@ class RlsHeadCuda {
   GptForwardCuda model_;
   cusolverDnHandle_t solver_ = nullptr;
   std::int64_t vocab_ = 0;
-  std::int64_t features_ = 0;  // d
-  std::int64_t inputs_ = 0;    // m: d (+ 1 with a head bias)
+  std::int64_t features_ = 0;        // d
+  std::int64_t inputs_ = 0;          // m: d (+ 1 with a head bias)
   DeviceBuffer<float> information_;  // A, m x m (lower triangle valid)
   DeviceBuffer<float> updated_;      // A' (the candidate)
   DeviceBuffer<float> factor_;       // its Cholesky factor
   DeviceBuffer<float> cross_;        // C = (G^-1 D)^T, m x vocab
   DeviceBuffer<float> step_;         // S = A'^-1 C, m x vocab
   DeviceBuffer<float> solver_workspace_;
-  DeviceBuffer<float> ones_;                // N ones (row sums by SGEMV)
-  DeviceBuffer<double> mean_probability_;   // pbar (vocab)
-  DeviceBuffer<double> candidate_mean_;     // pbar'
-  DeviceBuffer<double> sherman_morrison_;   // 1 / (pbar' + delta) and u (2 vocab), then m scales
-  DeviceBuffer<double> probability_sums_;   // vocab x chunks partial sums of p
-  DeviceBuffer<double> nll_;                // per-token NLL (N), then the total
-  DeviceBuffer<int> status_;                // see step()
+  DeviceBuffer<float> ones_;               // N ones (row sums by SGEMV)
+  DeviceBuffer<double> mean_probability_;  // pbar (vocab)
+  DeviceBuffer<double> candidate_mean_;    // pbar'
+  DeviceBuffer<double> sherman_morrison_;  // 1 / (pbar' + delta) and u (2 vocab), then m scales
+  DeviceBuffer<double> probability_sums_;  // vocab x chunks partial sums of p
+  DeviceBuffer<double> nll_;               // per-token NLL (N), then the total
+  DeviceBuffer<int> status_;               // see step()
   bool has_mean_probability_ = false;
   std::int64_t steps_ = 0;
   std::int64_t skips_ = 0;

@@ -1,0 +1,106 @@
+// One rls-head training step of the ~11.6M-parameter benchmark GPT (configs/lm_gpu_10m.yaml's
+// model: vocab 4096, context 256, d 256, 12 layers, 4 heads, MLP 1024, untied head with bias) on
+// the GPU in fp32, in tokens per second of wall time: the forward pass and loss alone
+// (GptForwardCuda::total_nll, what every step needs at least) and the whole step
+// (RlsHeadCuda::step: the forward pass, the innovation, pbar, A and (G^-1 D)^T, the Cholesky
+// factor and solve of size d + 1 = 257 with vocab right-hand sides, the head update). Each timed
+// call includes the token upload and the step's host wait; the clock stops after a device
+// synchronise. Random tokens, GPT-2 init (seed 1), learner defaults (RlsHeadConfig: initial
+// variance 1, forgetting 1, delta 0.01, probability EMA 0.999). The PyTorch counterpart (AdamW on
+// the same model and batch) is bench/lm_cuda/torch_gpt_step.py.
+// Run: lm_cuda_rls_head_bench [--batch B] [--reps R] [--warmup W]
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+
+#include "bench/lm_cuda/bench_support.hpp"
+#include "core/backend/cuda/cuda_check.hpp"
+#include "core/lm/cuda/gpt_forward_cuda.hpp"
+#include "core/lm/cuda/rls_head_cuda.hpp"
+
+namespace {
+
+using RlsClock = std::chrono::steady_clock;
+
+kwm::lm::GptConfig rls_bench_config() {
+  kwm::lm::GptConfig c;
+  c.vocab_size = 4096;
+  c.context = 256;
+  c.d_model = 256;
+  c.n_layers = 12;
+  c.n_heads = 4;
+  c.tied_head = false;
+  c.head_bias = true;
+  return c;
+}
+
+// Seconds per call of f (device synchronised at the end), after `warmup` untimed calls.
+template <typename F>
+double rls_seconds_per_call(F&& f, int warmup, int reps) {
+  for (int i = 0; i < warmup; ++i) f();
+  KWM_CUDA_CHECK(cudaDeviceSynchronize());
+  const auto start = RlsClock::now();
+  for (int i = 0; i < reps; ++i) f();
+  KWM_CUDA_CHECK(cudaDeviceSynchronize());
+  return std::chrono::duration<double>(RlsClock::now() - start).count() / reps;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    int batch = 32, reps = 10, warmup = 2;
+    for (int i = 1; i < argc; ++i) {
+      const std::string flag = argv[i];
+      if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
+      const int value = kwm::lm::bench::positive_int(argv[++i], flag);
+      if (flag == "--batch") {
+        batch = value;
+      } else if (flag == "--reps") {
+        reps = value;
+      } else if (flag == "--warmup") {
+        warmup = value;
+      } else {
+        throw std::invalid_argument("unknown flag " + flag + " (use --batch, --reps, --warmup)");
+      }
+    }
+    if (!kwm::lm::cuda::device_available()) throw std::runtime_error("no CUDA device visible");
+    const kwm::lm::GptConfig config = rls_bench_config();
+    const auto start = kwm::lm::GptParameters<double>::init(config, 1);
+    const kwm::lm::TokenBatch data = kwm::lm::bench::random_batch(config, batch, 2);
+    const double tokens = static_cast<double>(data.tokens());
+    std::printf("model: %lld parameters (head %lld); batch %d x %d = %.0f tokens\n",
+                static_cast<long long>(start.size()),
+                static_cast<long long>(start.head.weight.size() + start.head.bias.size()), batch,
+                config.context, tokens);
+
+    kwm::lm::cuda::GptForwardCuda forward(start.cast<float>());
+    double total = 0.0;
+    const double forward_s =
+        rls_seconds_per_call([&] { total = forward.total_nll(data); }, warmup, reps);
+    std::printf("forward+loss: %.3f ms, %.0f tokens/s (mean NLL %.4f)\n", 1e3 * forward_s,
+                tokens / forward_s, total / tokens);
+
+    const kwm::lm::RlsHeadConfig learner;  // the defaults
+    kwm::lm::cuda::RlsHeadCuda rls(learner, start);
+    kwm::lm::StepReport last;
+    const double step_s = rls_seconds_per_call([&] { last = rls.step(data); }, warmup, reps);
+    std::printf(
+        "rls-head step: %.3f ms, %.0f tokens/s (prequential NLL of the last step %.4f; %lld "
+        "steps, %lld skipped, %lld jitter retries)\n",
+        1e3 * step_s, tokens / step_s, last.nll_before, static_cast<long long>(rls.steps()),
+        static_cast<long long>(rls.skips()), static_cast<long long>(rls.jitter_retries()));
+    std::printf("step minus forward: %.3f ms\n", 1e3 * (step_s - forward_s));
+    std::printf(
+        "RESULT rls-head batch=%d tokens=%.0f forward_ms=%.3f forward_tok_s=%.0f step_ms=%.3f "
+        "step_tok_s=%.0f\n",
+        batch, tokens, 1e3 * forward_s, tokens / forward_s, 1e3 * step_s, tokens / step_s);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lm_cuda_rls_head_bench: %s\n", e.what());
+    return 1;
+  }
+}
