@@ -4,11 +4,13 @@
 # and metrics.jsonl equal byte for byte (except wall-clock fields). Then the checkpoints cross
 # devices: the GPU run's step 6 resumed on the CPU, and a CPU run's step 6 resumed on the GPU, end
 # within TOL (max |theta| difference of model.h5) of the uninterrupted run of the other device.
-# Exits 77 (skip) when kwm reports no CUDA device or no CUDA build.
-# usage: cli_resume_check.sh KWM SOURCE_DIR [TOL]
+# Exits 77 (skip) when kwm reports no CUDA device or no CUDA build. Arguments after TOL are added
+# to every run (e.g. --set learner.type=rls-head: the same checks for that learner).
+# usage: cli_resume_check.sh KWM SOURCE_DIR [TOL [--set KEY=VALUE ...]]
 kwm=$1 src=$2 tol=${3:-1e-4}
+extra=("${@:4}")
 source "$src/tests/lm_cuda/cli_common.sh"
-base=(--set train.checkpoint_every=3 --set train.keep_last=0 --run-dir "$work/run")
+base=(--set train.checkpoint_every=3 --set train.keep_last=0 "${extra[@]}" --run-dir "$work/run")
 gpu=(--set learner.device=cuda "${base[@]}")
 cpu=(--set learner.device=cpu "${base[@]}")
 
