@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kwm train with learner.device: cuda where there is no CUDA device (CI, this project's CPU
 # machines): exit 2 with a message naming the problem, before any run directory is written; a bad
-# learner.device value is exit 2 naming the key. Exits 77 (skip) when a device is present (then
+# learner.device value, and learner.tensor_math: tf32 with the CPU learner, are exit 2 naming the
+# key. Exits 77 (skip) when a device is present (then
 # cli_resume_check.sh trains on it).
 # usage: cli_no_device_check.sh KWM SOURCE_DIR
 kwm=$1 src=$2
@@ -9,6 +10,10 @@ source "$src/tests/lm_cuda/cli_common.sh"
 run --set learner.device=tpu --run-dir "$work/bad"
 [ "$status" = 2 ] || fail "learner.device: tpu exited $status"
 grep -q "learner.device' must be cpu or cuda; got 'tpu'" "$work/train.err" ||
+  fail "unexpected message: $(cat "$work/train.err")"
+run --set learner.tensor_math=tf32 --run-dir "$work/bad"
+[ "$status" = 2 ] || fail "learner.tensor_math: tf32 on the CPU exited $status"
+grep -q "learner.tensor_math' tf32 needs learner.device: cuda" "$work/train.err" ||
   fail "unexpected message: $(cat "$work/train.err")"
 run --set learner.device=cuda --set train.tokens=96 --run-dir "$work/run"
 if [ "$status" = 0 ]; then

@@ -7,7 +7,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/backend/cuda/blas_dispatch.hpp"
 #include "core/backend/cuda/cuda_check.hpp"
 #include "core/lm/cuda/host_checks.hpp"
 #include "core/lm/cuda/kernels.cuh"
@@ -36,7 +35,8 @@ GptForwardCuda::GptForwardCuda(const GptParameters<float>& parameters) : paramet
   KWM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   KWM_CUBLAS_CHECK(cublasCreate(&blas_));
   KWM_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
-  // Plain fp32 products: the tolerance against the fp64 reference assumes no TF32.
+  // Plain fp32 products unless set_tensor_math asks for TF32, which tensor_math.hpp's GEMMs choose
+  // per call; the tolerance against the fp64 reference assumes fp32.
   KWM_CUBLAS_CHECK(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));
 }
 
@@ -65,9 +65,9 @@ void GptForwardCuda::linear(const DeviceLinear& layer, const float* input, float
                             std::int64_t columns, bool accumulate) {
   const float one = 1.0f;
   const float beta = accumulate ? 1.0f : 0.0f;
-  KWM_CUBLAS_CHECK(cuda_detail::gemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, layer.rows, columns,
-                                     layer.cols, &one, layer.weight, layer.rows, input, layer.cols,
-                                     &beta, output, layer.rows));
+  KWM_CUBLAS_CHECK(gemm(blas_, math_, CUBLAS_OP_N, CUBLAS_OP_N, layer.rows, columns, layer.cols,
+                        &one, layer.weight, layer.rows, input, layer.cols, &beta, output,
+                        layer.rows));
   if (layer.bias != nullptr) kernels::add_bias(output, layer.bias, layer.rows, columns, stream_);
 }
 
@@ -83,18 +83,18 @@ void GptForwardCuda::attention(const float* qkv, float* context, int batch, int 
     const float* k = qkv + d + h * hd;
     float* s = scores_.data() + h * len * len;
     // S^T = K^T Q / sqrt(hd): row = key, column = query.
-    KWM_CUBLAS_CHECK(cublasSgemmStridedBatched_64(blas_, CUBLAS_OP_T, CUBLAS_OP_N, len, len, hd,
-                                                  &scale, k, 3 * d, qkv_stride, q, 3 * d,
-                                                  qkv_stride, &zero, s, len, score_stride, batch));
+    KWM_CUBLAS_CHECK(gemm_strided_batched(blas_, math_, CUBLAS_OP_T, CUBLAS_OP_N, len, len, hd,
+                                          &scale, k, 3 * d, qkv_stride, q, 3 * d, qkv_stride, &zero,
+                                          s, len, score_stride, batch));
   }
   kernels::causal_softmax_columns(scores_.data(), len, batch * heads, stream_);
   for (std::int64_t h = 0; h < heads; ++h) {
     const float* v = qkv + 2 * d + h * hd;
     const float* p_transposed = scores_.data() + h * len * len;
     // context = V P^T, P^T being the key x query matrix the softmax left.
-    KWM_CUBLAS_CHECK(cublasSgemmStridedBatched_64(
-        blas_, CUBLAS_OP_N, CUBLAS_OP_N, hd, len, len, &one, v, 3 * d, qkv_stride, p_transposed,
-        len, score_stride, &zero, context + h * hd, d, len * d, batch));
+    KWM_CUBLAS_CHECK(gemm_strided_batched(
+        blas_, math_, CUBLAS_OP_N, CUBLAS_OP_N, hd, len, len, &one, v, 3 * d, qkv_stride,
+        p_transposed, len, score_stride, &zero, context + h * hd, d, len * d, batch));
   }
 }
 

@@ -3,7 +3,8 @@
 // every linear layer is one cuBLAS SGEMM over all N columns; attention runs per head as two
 // strided-batched SGEMMs over the sequences (S^T = K^T Q / sqrt(hd), context = V P^T) around a
 // masked column softmax; embedding, layer norm, GELU and the log-softmax cross entropy are
-// kernels of kernels.cuh. FP32 math throughout (cuBLAS default math mode, no TF32).
+// kernels of kernels.cuh. FP32 math by default; set_tensor_math(TensorMath::tf32) runs the GEMMs
+// on TF32 tensor cores (tensor_math.hpp), the kernels stay fp32.
 #pragma once
 
 #include <cublas_v2.h>
@@ -13,6 +14,7 @@
 
 #include "core/lm/cuda/device_buffer.hpp"
 #include "core/lm/cuda/device_parameters.hpp"
+#include "core/lm/cuda/tensor_math.hpp"
 #include "core/lm/gpt_parameters.hpp"
 #include "core/lm/token_batch.hpp"
 
@@ -30,6 +32,10 @@ class GptForwardCuda {
   ~GptForwardCuda();
 
   DeviceGptParameters& parameters() { return parameters_; }
+
+  // fp32 (the default) or TF32 tensor-core GEMMs for the following calls.
+  void set_tensor_math(TensorMath math) { math_ = math; }
+  TensorMath tensor_math() const { return math_; }
 
   // Logits (vocab x N, column n = b*T + t), copied back to the host. Throws
   // std::invalid_argument on a bad batch (validate_batch's messages).
@@ -65,6 +71,7 @@ class GptForwardCuda {
   DeviceGptParameters parameters_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
+  TensorMath math_ = TensorMath::fp32;
   // Workspace, grown to the largest batch seen.
   DeviceBuffer<std::int32_t> tokens_;
   DeviceBuffer<std::int32_t> targets_;

@@ -7,7 +7,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/backend/cuda/blas_dispatch.hpp"
 #include "core/backend/cuda/cuda_check.hpp"
 #include "core/lm/cuda/host_checks.hpp"
 #include "core/lm/cuda/kernels.cuh"
@@ -32,6 +31,8 @@ GptTransposeCuda::GptTransposeCuda(const GptParameters<float>& parameters)
   KWM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   KWM_CUBLAS_CHECK(cublasCreate(&blas_));
   KWM_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+  // fp32 for every call on this handle (the learner's statistics included); TF32 is chosen per
+  // GEMM of the pass when set_tensor_math asks for it (tensor_math.hpp says why).
   KWM_CUBLAS_CHECK(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));
 }
 
@@ -114,9 +115,9 @@ void GptTransposeCuda::linear_forward(const DeviceLinear& layer, const float* in
                                       bool accumulate) {
   const float one = 1.0f;
   const float beta = accumulate ? 1.0f : 0.0f;
-  KWM_CUBLAS_CHECK(cuda_detail::gemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, layer.rows, columns_,
-                                     layer.cols, &one, layer.weight, layer.rows, input, layer.cols,
-                                     &beta, output, layer.rows));
+  KWM_CUBLAS_CHECK(gemm(blas_, math_, CUBLAS_OP_N, CUBLAS_OP_N, layer.rows, columns_, layer.cols,
+                        &one, layer.weight, layer.rows, input, layer.cols, &beta, output,
+                        layer.rows));
   if (layer.bias != nullptr) kernels::add_bias(output, layer.bias, layer.rows, columns_, stream_);
 }
 
@@ -129,18 +130,18 @@ void GptTransposeCuda::attention_forward(const float* qkv, float* probabilities,
   const float one = 1.0f, zero = 0.0f;
   for (std::int64_t h = 0; h < heads; ++h) {
     // S^T = K^T Q / sqrt(hd): row = key, column = query.
-    KWM_CUBLAS_CHECK(cublasSgemmStridedBatched_64(
-        blas_, CUBLAS_OP_T, CUBLAS_OP_N, len, len, hd, &scale, qkv + d + h * hd, 3 * d, qkv_stride,
-        qkv + h * hd, 3 * d, qkv_stride, &zero, probabilities + h * len * len, len, score_stride,
-        batch_));
+    KWM_CUBLAS_CHECK(gemm_strided_batched(blas_, math_, CUBLAS_OP_T, CUBLAS_OP_N, len, len, hd,
+                                          &scale, qkv + d + h * hd, 3 * d, qkv_stride, qkv + h * hd,
+                                          3 * d, qkv_stride, &zero, probabilities + h * len * len,
+                                          len, score_stride, batch_));
   }
   kernels::causal_softmax_columns(probabilities, len, batch_ * heads, stream_);
   for (std::int64_t h = 0; h < heads; ++h) {
     // context = V P^T.
-    KWM_CUBLAS_CHECK(cublasSgemmStridedBatched_64(blas_, CUBLAS_OP_N, CUBLAS_OP_N, hd, len, len,
-                                                  &one, qkv + 2 * d + h * hd, 3 * d, qkv_stride,
-                                                  probabilities + h * len * len, len, score_stride,
-                                                  &zero, context + h * hd, d, len * d, batch_));
+    KWM_CUBLAS_CHECK(gemm_strided_batched(blas_, math_, CUBLAS_OP_N, CUBLAS_OP_N, hd, len, len,
+                                          &one, qkv + 2 * d + h * hd, 3 * d, qkv_stride,
+                                          probabilities + h * len * len, len, score_stride, &zero,
+                                          context + h * hd, d, len * d, batch_));
   }
 }
 
@@ -191,18 +192,16 @@ void GptTransposeCuda::linear_transpose(const DeviceLinear& layer, const float* 
   const float beta = accumulate ? 1.0f : 0.0f;
   // J_W^T e = dz a^T (added: a tied head shares the token embedding's slot), J_b^T e = dz 1.
   float* weight_t = transpose_.data() + (layer.weight - parameters_.data());
-  KWM_CUBLAS_CHECK(cuda_detail::gemm(blas_, CUBLAS_OP_N, CUBLAS_OP_T, layer.rows, layer.cols,
-                                     columns_, &one, dz, layer.rows, input, layer.cols, &one,
-                                     weight_t, layer.rows));
+  KWM_CUBLAS_CHECK(gemm(blas_, math_, CUBLAS_OP_N, CUBLAS_OP_T, layer.rows, layer.cols, columns_,
+                        &one, dz, layer.rows, input, layer.cols, &one, weight_t, layer.rows));
   if (layer.bias != nullptr) {
     float* bias_t = transpose_.data() + (layer.bias - parameters_.data());
     KWM_CUBLAS_CHECK(cublasSgemv_64(blas_, CUBLAS_OP_N, layer.rows, columns_, &one, dz, layer.rows,
                                     ones_.data(), 1, &one, bias_t, 1));
   }
   // J_a^T e = W^T dz.
-  KWM_CUBLAS_CHECK(cuda_detail::gemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, layer.cols, columns_,
-                                     layer.rows, &one, layer.weight, layer.rows, dz, layer.rows,
-                                     &beta, back, layer.cols));
+  KWM_CUBLAS_CHECK(gemm(blas_, math_, CUBLAS_OP_T, CUBLAS_OP_N, layer.cols, columns_, layer.rows,
+                        &one, layer.weight, layer.rows, dz, layer.rows, &beta, back, layer.cols));
 }
 
 void GptTransposeCuda::layer_norm_transpose(const DeviceLayerNorm& norm,
@@ -232,24 +231,25 @@ void GptTransposeCuda::attention_transpose(const float* qkv, const float* probab
   for (std::int64_t h = 0; h < heads; ++h) {
     const float* p = probabilities + h * len * len;
     // dV = g_context P (P = (P^T)^T: query x key); dP^T = V^T g_context (key x query).
-    KWM_CUBLAS_CHECK(cublasSgemmStridedBatched_64(
-        blas_, CUBLAS_OP_N, CUBLAS_OP_T, hd, len, len, &one, g_context + h * hd, d, context_stride,
-        p, len, score_stride, &zero, g_qkv + 2 * d + h * hd, 3 * d, qkv_stride, batch_));
-    KWM_CUBLAS_CHECK(cublasSgemmStridedBatched_64(blas_, CUBLAS_OP_T, CUBLAS_OP_N, len, len, hd,
-                                                  &one, qkv + 2 * d + h * hd, 3 * d, qkv_stride,
-                                                  g_context + h * hd, d, context_stride, &zero,
-                                                  ds + h * len * len, len, score_stride, batch_));
+    KWM_CUBLAS_CHECK(gemm_strided_batched(blas_, math_, CUBLAS_OP_N, CUBLAS_OP_T, hd, len, len,
+                                          &one, g_context + h * hd, d, context_stride, p, len,
+                                          score_stride, &zero, g_qkv + 2 * d + h * hd, 3 * d,
+                                          qkv_stride, batch_));
+    KWM_CUBLAS_CHECK(gemm_strided_batched(blas_, math_, CUBLAS_OP_T, CUBLAS_OP_N, len, len, hd,
+                                          &one, qkv + 2 * d + h * hd, 3 * d, qkv_stride,
+                                          g_context + h * hd, d, context_stride, &zero,
+                                          ds + h * len * len, len, score_stride, batch_));
   }
   kernels::causal_softmax_transpose(probabilities, ds, len, batch_ * heads, stream_);
   for (std::int64_t h = 0; h < heads; ++h) {
     const float* s = ds + h * len * len;
     // S = scale Q^T K: dQ = scale K dS^T (dS^T key x query), dK = scale Q dS.
-    KWM_CUBLAS_CHECK(cublasSgemmStridedBatched_64(
-        blas_, CUBLAS_OP_N, CUBLAS_OP_N, hd, len, len, &scale, qkv + d + h * hd, 3 * d, qkv_stride,
-        s, len, score_stride, &zero, g_qkv + h * hd, 3 * d, qkv_stride, batch_));
-    KWM_CUBLAS_CHECK(cublasSgemmStridedBatched_64(
-        blas_, CUBLAS_OP_N, CUBLAS_OP_T, hd, len, len, &scale, qkv + h * hd, 3 * d, qkv_stride, s,
-        len, score_stride, &zero, g_qkv + d + h * hd, 3 * d, qkv_stride, batch_));
+    KWM_CUBLAS_CHECK(gemm_strided_batched(
+        blas_, math_, CUBLAS_OP_N, CUBLAS_OP_N, hd, len, len, &scale, qkv + d + h * hd, 3 * d,
+        qkv_stride, s, len, score_stride, &zero, g_qkv + h * hd, 3 * d, qkv_stride, batch_));
+    KWM_CUBLAS_CHECK(gemm_strided_batched(
+        blas_, math_, CUBLAS_OP_N, CUBLAS_OP_T, hd, len, len, &scale, qkv + h * hd, 3 * d,
+        qkv_stride, s, len, score_stride, &zero, g_qkv + d + h * hd, 3 * d, qkv_stride, batch_));
   }
 }
 

@@ -8,7 +8,8 @@
 // innovation dz_s = J_z^T e; the parameter-shaped result J_theta^T e is one device buffer in
 // flatten() order (weight = dz a^T and bias = dz 1 by cuBLAS GEMM/GEMV, the layer-norm gain and
 // bias as row sums, the embeddings by deterministic scatter-adds). With e = onehot - p every
-// result is -d(total NLL)/d(that quantity). FP32 math (no TF32).
+// result is -d(total NLL)/d(that quantity). FP32 math by default; set_tensor_math(TensorMath::tf32)
+// runs the pass's GEMMs on TF32 tensor cores (tensor_math.hpp), GEMVs and kernels stay fp32.
 #pragma once
 
 #include <cublas_v2.h>
@@ -19,6 +20,7 @@
 
 #include "core/lm/cuda/device_buffer.hpp"
 #include "core/lm/cuda/device_parameters.hpp"
+#include "core/lm/cuda/tensor_math.hpp"
 #include "core/lm/gpt_parameters.hpp"
 #include "core/lm/token_batch.hpp"
 
@@ -32,7 +34,7 @@ struct DeviceLayerNormCache {
 
 class GptTransposeCuda {
  public:
-  // Uploads the parameters; creates a stream and a cuBLAS handle (fp32, no TF32).
+  // Uploads the parameters; creates a stream and a cuBLAS handle (default math mode: fp32).
   explicit GptTransposeCuda(const GptParameters<float>& parameters);
   GptTransposeCuda(const GptTransposeCuda&) = delete;
   GptTransposeCuda& operator=(const GptTransposeCuda&) = delete;
@@ -49,6 +51,11 @@ class GptTransposeCuda {
   Matrix<float> linear_output(std::size_t site);
   Matrix<float> linear_input(std::size_t site);
   GptParameters<float> parameter_transpose();
+
+  // fp32 (the default) or TF32 tensor-core GEMMs for the pass's products from the next run() on.
+  // The handle's math mode stays fp32 (blas() is shared with the learner).
+  void set_tensor_math(TensorMath math) { math_ = math; }
+  TensorMath tensor_math() const { return math_; }
 
   // Device access for the learner (valid until the next run()).
   DeviceGptParameters& parameters() { return parameters_; }
@@ -85,6 +92,7 @@ class GptTransposeCuda {
   DeviceGptParameters transpose_;  // J_theta^T e, same layout
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
+  TensorMath math_ = TensorMath::fp32;
   int batch_ = 0;
   int length_ = 0;
   std::int64_t columns_ = 0;

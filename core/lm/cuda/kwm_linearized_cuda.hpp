@@ -57,6 +57,8 @@ class KwmLinearizedCuda {
   void set_information(std::size_t block, const Eigen::MatrixXd& information);
   void set_counters(std::int64_t steps, std::int64_t skips, std::int64_t block_skips,
                     std::int64_t jitter_retries);
+  // TF32 or fp32 GEMMs in the GPT pass (GptTransposeCuda); the statistics and solves stay fp32.
+  void set_tensor_math(TensorMath math) { model_.set_tensor_math(math); }
   std::int64_t steps() const { return steps_; }
   std::int64_t skips() const { return skips_; }
   std::int64_t block_skips() const { return block_skips_; }

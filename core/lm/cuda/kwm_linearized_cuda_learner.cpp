@@ -28,9 +28,11 @@ GptParameters<double> untied_start(const GptConfig& model, std::uint64_t seed,
 
 KwmLinearizedCudaLearner::KwmLinearizedCudaLearner(const KwmLinearizedConfig& config,
                                                    const GptConfig& model, std::uint64_t seed,
-                                                   const LmCollectives& collectives)
-    : host_(untied_start(model, seed, collectives)) {
+                                                   const LmCollectives& collectives,
+                                                   TensorMath math)
+    : math_(math), host_(untied_start(model, seed, collectives)) {
   device_ = std::make_unique<KwmLinearizedCuda>(config, host_);
+  device_->set_tensor_math(math);
   // The device holds fp32; the host copy shows what the device holds from the start.
   host_ = device_->parameters();
   energy_ = Eigen::VectorXd::Constant(static_cast<Eigen::Index>(device_->block_names().size()),
@@ -104,8 +106,16 @@ std::unique_ptr<LanguageLearner> make_kwm_linearized_cuda_learner(
   if (type != "kwm-linearized")
     throw std::invalid_argument(
         "learner.device: cuda implements learner.type kwm-linearized only; got '" + type + "'");
-  return std::make_unique<KwmLinearizedCudaLearner>(parse_kwm_linearized_config(learner), model,
-                                                    seed, collectives);
+  // tensor_math is this device's key, not the learner's: read it, then parse the rest.
+  TensorMath math = TensorMath::fp32;
+  YAML::Node keys = learner;
+  if (learner["tensor_math"]) {
+    math = parse_tensor_math(learner["tensor_math"].as<std::string>());
+    keys = YAML::Clone(learner);
+    keys.remove("tensor_math");
+  }
+  return std::make_unique<KwmLinearizedCudaLearner>(parse_kwm_linearized_config(keys), model, seed,
+                                                    collectives, math);
 }
 
 }  // namespace kwm::lm::cuda

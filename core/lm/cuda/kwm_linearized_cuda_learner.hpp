@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/lm/cuda/kwm_linearized_cuda.hpp"
+#include "core/lm/cuda/tensor_math.hpp"
 #include "core/lm/gpt_config.hpp"
 #include "core/lm/learners/kwm_linearized_learner.hpp"
 #include "core/lm/learners/language_learner.hpp"
@@ -25,13 +26,17 @@ class KwmLinearizedCudaLearner final : public LanguageLearner {
  public:
   // The same start as KwmLinearizedLearner(config, model, seed, ...): GptParameters::init of the
   // untied model with this seed. Throws std::invalid_argument for adaptive noise or several ranks,
-  // std::runtime_error when no CUDA device is visible.
+  // std::runtime_error when no CUDA device is visible. math: the GPT pass's GEMMs in fp32 or TF32
+  // (learner.tensor_math); the statistics, factorisations and solves are fp32 either way.
   KwmLinearizedCudaLearner(const KwmLinearizedConfig& config, const GptConfig& model,
-                           std::uint64_t seed, const LmCollectives& collectives);
+                           std::uint64_t seed, const LmCollectives& collectives,
+                           TensorMath math = TensorMath::fp32);
 
   std::string name() const override { return "kwm-linearized"; }
   std::string derivative_label() const override {
-    return "linearized (transposed Jacobians), fp32 on CUDA";
+    return math_ == TensorMath::tf32
+               ? "linearized (transposed Jacobians), fp32 on CUDA, TF32 GEMMs in the pass"
+               : "linearized (transposed Jacobians), fp32 on CUDA";
   }
   StepReport step(const TokenBatch& batch) override;
   const GptParameters<double>& parameters() const override;
@@ -44,12 +49,15 @@ class KwmLinearizedCudaLearner final : public LanguageLearner {
 
  private:
   std::unique_ptr<KwmLinearizedCuda> device_;
+  TensorMath math_ = TensorMath::fp32;
   mutable GptParameters<double> host_;  // the device mean as of the last sync
   mutable bool host_current_ = true;    // false after a step until parameters() syncs
   Eigen::VectorXd energy_;              // noise_energy, carried through checkpoints unchanged
 };
 
-// learner.type must be kwm-linearized (its keys as parse_kwm_linearized_config reads them).
+// learner.type must be kwm-linearized (its keys as parse_kwm_linearized_config reads them), plus
+// the optional tensor_math: fp32 | tf32 (default fp32; anything else throws
+// std::invalid_argument naming learner.tensor_math).
 std::unique_ptr<LanguageLearner> make_kwm_linearized_cuda_learner(const YAML::Node& learner,
                                                                   const GptConfig& model,
                                                                   std::uint64_t seed,

@@ -1,0 +1,64 @@
+// TensorMath: whether the GPT passes' GEMMs (GptForwardCuda, GptTransposeCuda) run in plain fp32
+// or on TF32 tensor cores (inputs rounded to a 10-bit mantissa, fp32 accumulation), and the two
+// GEMM entry points that honour it. The learner's information statistics, factorisations and
+// solves (KwmLinearizedCuda) stay fp32 whatever this says.
+#pragma once
+
+#include <cublas_v2.h>
+#include <library_types.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace kwm::lm::cuda {
+
+enum class TensorMath { fp32, tf32 };
+
+inline const char* tensor_math_name(TensorMath math) {
+  return math == TensorMath::tf32 ? "tf32" : "fp32";
+}
+
+// The config value of learner.tensor_math: fp32 or tf32.
+inline TensorMath parse_tensor_math(const std::string& name) {
+  if (name == "fp32") return TensorMath::fp32;
+  if (name == "tf32") return TensorMath::tf32;
+  throw std::invalid_argument("key 'learner.tensor_math' must be fp32 or tf32; got '" + name + "'");
+}
+
+// TF32 is chosen per call (cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_TF32), not by the handle's
+// math mode: the pass's cuBLAS handle is shared with KwmLinearizedCuda, which queues its
+// information statistics (x x^T), GEMVs and GEAMs on it, and those must stay fp32. In fp32 mode
+// these are the very calls the passes made before (cublasSgemm_64 and
+// cublasSgemmStridedBatched_64), so fp32 results are unchanged bit for bit.
+
+// C = alpha op(A) op(B) + beta C, all fp32 in memory, column-major.
+inline cublasStatus_t gemm(cublasHandle_t handle, TensorMath math, cublasOperation_t ta,
+                           cublasOperation_t tb, std::int64_t m, std::int64_t n, std::int64_t k,
+                           const float* alpha, const float* a, std::int64_t lda, const float* b,
+                           std::int64_t ldb, const float* beta, float* c, std::int64_t ldc) {
+  if (math == TensorMath::fp32)
+    return cublasSgemm_64(handle, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  return cublasGemmEx_64(handle, ta, tb, m, n, k, alpha, a, CUDA_R_32F, lda, b, CUDA_R_32F, ldb,
+                         beta, c, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F_FAST_TF32,
+                         CUBLAS_GEMM_DEFAULT);
+}
+
+// count products C_i = alpha op(A_i) op(B_i) + beta C_i, X_i = X + i * stride_x.
+inline cublasStatus_t gemm_strided_batched(cublasHandle_t handle, TensorMath math,
+                                           cublasOperation_t ta, cublasOperation_t tb,
+                                           std::int64_t m, std::int64_t n, std::int64_t k,
+                                           const float* alpha, const float* a, std::int64_t lda,
+                                           std::int64_t stride_a, const float* b, std::int64_t ldb,
+                                           std::int64_t stride_b, const float* beta, float* c,
+                                           std::int64_t ldc, std::int64_t stride_c,
+                                           std::int64_t count) {
+  if (math == TensorMath::fp32)
+    return cublasSgemmStridedBatched_64(handle, ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb,
+                                        stride_b, beta, c, ldc, stride_c, count);
+  return cublasGemmStridedBatchedEx_64(
+      handle, ta, tb, m, n, k, alpha, a, CUDA_R_32F, lda, stride_a, b, CUDA_R_32F, ldb, stride_b,
+      beta, c, CUDA_R_32F, ldc, stride_c, count, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT);
+}
+
+}  // namespace kwm::lm::cuda
