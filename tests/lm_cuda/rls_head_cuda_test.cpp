@@ -6,8 +6,10 @@
 // indefinite through the whole jitter schedule). Errors are max|a - b| / max|b|. The device tests
 // skip without a CUDA device; the refusals are checked everywhere.
 //
-// The bounds below are set from the fp32 rounding of the quantities involved, not from a device
-// run: this file has not been run on a GPU yet (docs/gpu-lm.md, "rls-head on the GPU").
+// The bounds below are not from a device run (this file has not been run on a GPU yet;
+// docs/gpu-lm.md, "rls-head on the GPU"). They sit 30x or more above what an Eigen fp32 emulation
+// of the same step on the CPU measured against the fp64 learner on these two cases (worst over the
+// 4 steps: head change 1.5e-5, A 1.0e-7, pbar 2.0e-7, NLL 6.5e-8); the device sums in other orders.
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
@@ -27,7 +29,7 @@ namespace kwm::lm::rls_head_cuda_test {
 namespace {
 
 constexpr double kNllBound = 1e-5;          // prequential NLL per step, relative
-constexpr double kHeadChangeBound = 1e-3;   // [W b] - start after the steps, fp32 against fp64
+constexpr double kHeadChangeBound = 5e-4;   // [W b] - start after the steps, fp32 against fp64
 constexpr double kInformationBound = 1e-5;  // A: sums of a a^T, fp32 against fp64
 constexpr double kMeanBound = 1e-5;         // pbar
 constexpr double kRoundingBound = 1e-6;     // a restored state: fp64 values rounded to fp32
