@@ -5,8 +5,10 @@
 // statistics, Cholesky solves and updates). Each timed call includes the token upload and the
 // host waits the step itself makes; the clock stops after a device synchronise. Random tokens,
 // GPT-2 init (seed 1). The PyTorch counterpart is bench/lm_cuda/torch_gpt_step.py.
-// Run: lm_cuda_train_bench [--batch B] [--reps R] [--breakdown 1]  (breakdown: the learner's
-// SSYRK/SGEMM/potrf/potrs pieces alone at the batch's shapes)
+// Run: lm_cuda_train_bench [--batch B] [--reps R] [--breakdown 1] [--tensor-math fp32|tf32]
+// (breakdown: the learner's SSYRK/SGEMM/potrf/potrs pieces alone at the batch's shapes;
+// tensor-math: the GPT pass's GEMMs in fp32, the default, or on TF32 tensor cores, in both the
+// pass and the step; the learner's statistics and solves stay fp32, core/lm/cuda/tensor_math.hpp)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -25,6 +27,7 @@
 #include "core/lm/cuda/gpt_forward_cuda.hpp"
 #include "core/lm/cuda/gpt_transpose_cuda.hpp"
 #include "core/lm/cuda/kwm_linearized_cuda.hpp"
+#include "core/lm/cuda/tensor_math.hpp"
 
 namespace {
 
@@ -221,9 +224,17 @@ void breakdown(std::int64_t columns) {
 int main(int argc, char** argv) {
   try {
     int batch = 32, reps = 10, with_breakdown = 0;
+    auto math = kwm::lm::cuda::TensorMath::fp32;
     for (int i = 1; i < argc; ++i) {
       const std::string flag = argv[i];
       if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
+      if (flag == "--tensor-math") {
+        const std::string name = argv[++i];
+        if (name != "fp32" && name != "tf32")
+          throw std::invalid_argument("--tensor-math must be fp32 or tf32; got '" + name + "'");
+        math = kwm::lm::cuda::parse_tensor_math(name);
+        continue;
+      }
       const int value = kwm::lm::bench::positive_int(argv[++i], flag);
       if (flag == "--batch") {
         batch = value;
@@ -232,8 +243,9 @@ int main(int argc, char** argv) {
       } else if (flag == "--breakdown") {
         with_breakdown = value;
       } else {
-        throw std::invalid_argument("unknown flag " + flag +
-                                    " (use --batch, --reps, --breakdown 1)");
+        throw std::invalid_argument(
+            "unknown flag " + flag +
+            " (use --batch, --reps, --breakdown 1, --tensor-math fp32|tf32)");
       }
     }
     if (!kwm::lm::cuda::device_available()) throw std::runtime_error("no CUDA device visible");
@@ -241,10 +253,12 @@ int main(int argc, char** argv) {
     const auto start = kwm::lm::GptParameters<double>::init(config, 1);
     const kwm::lm::TokenBatch data = kwm::lm::bench::random_batch(config, batch, 2);
     const double tokens = static_cast<double>(data.tokens());
-    std::printf("model: %lld parameters; batch %d x %d = %.0f tokens\n",
-                static_cast<long long>(start.size()), batch, config.context, tokens);
+    const char* math_name = kwm::lm::cuda::tensor_math_name(math);
+    std::printf("model: %lld parameters; batch %d x %d = %.0f tokens; pass GEMMs %s\n",
+                static_cast<long long>(start.size()), batch, config.context, tokens, math_name);
 
     kwm::lm::cuda::GptTransposeCuda pass(start.cast<float>());
+    pass.set_tensor_math(math);
     double nll = 0.0;
     const double pass_s = seconds_per_call([&] { nll = pass.run(data); }, 2, reps);
     std::printf("forward+transpose: %.3f ms, %.0f tokens/s (mean NLL %.4f)\n", 1e3 * pass_s,
@@ -255,6 +269,7 @@ int main(int argc, char** argv) {
     learner.forgetting = 0.999;
     learner.noise_variance = 1.0;
     kwm::lm::cuda::KwmLinearizedCuda kwm(learner, start);
+    kwm.set_tensor_math(math);
     kwm::lm::StepReport last;
     const double step_s = seconds_per_call([&] { last = kwm.step(data); }, 2, reps);
     std::printf(
@@ -263,9 +278,9 @@ int main(int argc, char** argv) {
         1e3 * step_s, tokens / step_s, last.nll_before, static_cast<long long>(kwm.block_skips()),
         static_cast<long long>(kwm.jitter_retries()));
     std::printf(
-        "RESULT kwm batch=%d tokens=%.0f pass_ms=%.3f pass_tok_s=%.0f step_ms=%.3f "
+        "RESULT kwm math=%s batch=%d tokens=%.0f pass_ms=%.3f pass_tok_s=%.0f step_ms=%.3f "
         "step_tok_s=%.0f\n",
-        batch, tokens, 1e3 * pass_s, tokens / pass_s, 1e3 * step_s, tokens / step_s);
+        math_name, batch, tokens, 1e3 * pass_s, tokens / pass_s, 1e3 * step_s, tokens / step_s);
     if (with_breakdown != 0) breakdown(data.tokens());
     return 0;
   } catch (const std::exception& e) {
