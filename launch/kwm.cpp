@@ -17,6 +17,7 @@
 #endif
 #ifdef KWM_HAVE_LANGUAGE_MODELS
 #include "launch/commands/generate_command.hpp"
+#include "launch/commands/tokens_command.hpp"
 #endif
 #include "launch/commands/train_command.hpp"
 #include "launch/user_error.hpp"
@@ -62,13 +63,15 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("kwm ") + KWM_VERSION);
   app.require_subcommand(1);
   const std::vector<Command> commands = {
-      kwm::launch::register_train_command(app, *world), kwm::launch::register_eval_command(app),
+      kwm::launch::register_train_command(app, *world),
+      kwm::launch::register_eval_command(app),
       kwm::launch::register_filter_command(app),
 #ifdef KWM_HAVE_CHECKPOINT
       kwm::launch::register_inspect_command(app),
 #endif
 #ifdef KWM_HAVE_LANGUAGE_MODELS
       kwm::launch::register_generate_command(app),
+      kwm::launch::register_tokens_command(app, *world),
 #endif
   };
 
