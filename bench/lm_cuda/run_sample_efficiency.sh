@@ -14,7 +14,7 @@
 # The GPU image has no SentencePiece: carry build/sp-carry (docs/gpu-lm.md) and data/text.
 # usage: OUT=/some/dir bash bench/lm_cuda/run_sample_efficiency.sh
 #   knobs (environment): TOKENS=3000000 EVAL_EVERY=30 EVAL_TOKENS=8192 HEAD_BIAS_INIT=unigram
-#   GPU_SECONDS=90 TORCH_SECONDS=45 ADAMW_LRS="1e-3" MEZO_LRS="1e-4 1e-3" MEZO_PARAMS=all
+#   GPU_SECONDS=90 TORCH_SECONDS=45 ADAMW_LRS="1e-3" MEZO_RUNS="all:1e-4 all:1e-3 head:2e-3"
 #   CPU_SECONDS=60 CPU_RANKS=16 CPU_EVAL_EVERY=5 TOTAL_SECONDS=470 BUILD=build/sample-efficiency
 #   TORCH_COMPILE=1 CONFIG=configs/lm_gpu_10m.yaml; KWM=path skips the build (dry runs)
 set -uo pipefail
@@ -27,8 +27,9 @@ HEAD_BIAS_INIT=${HEAD_BIAS_INIT:-unigram}
 GPU_SECONDS=${GPU_SECONDS:-90}      # limit of each kwm GPU run
 TORCH_SECONDS=${TORCH_SECONDS:-45}  # training-clock limit of each PyTorch run (compile excluded)
 ADAMW_LRS=${ADAMW_LRS:-"1e-3"}
-MEZO_LRS=${MEZO_LRS:-"1e-4 1e-3"}
-MEZO_PARAMS=${MEZO_PARAMS:-all}
+# PyTorch MeZO runs as PARAMETERS:RATE: all parameters (MeZO's choice) at two rates, and ln_f +
+# head (kwm's `head` subspace) at the rate configs/lm_tiny_mezo.yaml chose for it.
+MEZO_RUNS=${MEZO_RUNS:-"all:1e-4 all:1e-3 head:2e-3"}
 CPU_SECONDS=${CPU_SECONDS:-60}      # limit of each CPU forward-only run; 0 skips them
 CPU_RANKS=${CPU_RANKS:-16}
 CPU_EVAL_EVERY=${CPU_EVAL_EVERY:-5}
@@ -50,9 +51,17 @@ PY=${PYTHON:-python3}
 manifest=$W/manifest.jsonl
 : > "$manifest"
 # note NAME SOURCE LEARNER DEVICE RANKS METRICS LOG STATUS SECONDS [REASON]: one manifest line.
+# The archive is rewritten after every run, so a call cut short still returns what finished.
 note() {
   printf '{"name": "%s", "source": "%s", "learner": "%s", "device": "%s", "ranks": %s, "metrics": "%s", "log": "%s", "status": %s, "seconds": %s, "reason": "%s"}\n' \
     "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10:-}" >> "$manifest"
+  pack
+}
+pack() {
+  (cd "$W" && shopt -s nullglob && tar czf "$OUT/sample_efficiency.tar.gz" --exclude='*.h5' \
+    --exclude='*.tokens' --exclude='*.int32' --exclude='checkpoints' \
+    --exclude='tokenizer.model' env.txt build.log manifest.jsonl tokens.log tokens/tokens.json \
+    ./*.yaml runs torch 2> /dev/null)
 }
 left() { echo $((TOTAL_SECONDS - SECONDS)); }
 
@@ -64,8 +73,8 @@ left() { echo $((TOTAL_SECONDS - SECONDS)); }
   lscpu | grep -E "Model name|^CPU\(s\)"
   $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
   echo "TOKENS=$TOKENS EVAL_EVERY=$EVAL_EVERY EVAL_TOKENS=$EVAL_TOKENS HEAD_BIAS_INIT=$HEAD_BIAS_INIT"
-  echo "GPU_SECONDS=$GPU_SECONDS TORCH_SECONDS=$TORCH_SECONDS ADAMW_LRS=$ADAMW_LRS MEZO_LRS=$MEZO_LRS"
-  echo "MEZO_PARAMS=$MEZO_PARAMS CPU_SECONDS=$CPU_SECONDS CPU_RANKS=$CPU_RANKS CPU_EVAL_EVERY=$CPU_EVAL_EVERY"
+  echo "GPU_SECONDS=$GPU_SECONDS TORCH_SECONDS=$TORCH_SECONDS ADAMW_LRS=$ADAMW_LRS MEZO_RUNS=$MEZO_RUNS"
+  echo "CPU_SECONDS=$CPU_SECONDS CPU_RANKS=$CPU_RANKS CPU_EVAL_EVERY=$CPU_EVAL_EVERY"
 } > "$W/env.txt" 2>&1
 
 if [ -n "${KWM:-}" ]; then  # a kwm built elsewhere (a dry run of this script on a CPU machine)
@@ -81,11 +90,6 @@ else
   echo "kwm: $KWM (build done at ${SECONDS} s)" >> "$W/build.log"
 fi
 
-pack() {
-  (cd "$W" && tar czf "$OUT/sample_efficiency.tar.gz" --exclude='*.h5' --exclude='*.tokens' \
-    --exclude='*.int32' --exclude='checkpoints' --exclude='tokenizer.model' env.txt build.log \
-    manifest.jsonl tokens.log tokens/tokens.json runs torch 2> /dev/null)
-}
 if [ ! -x "$KWM" ]; then
   echo "kwm did not build; see build.log" | tee -a "$W/build.log"
   : > "$W/tokens.log"
@@ -127,7 +131,7 @@ kwm_gpu() {
   rc=$?
   echo "exit $rc after $((SECONDS - start)) s (limit $limit s)" >> "$log"
   local reason=""
-  [ "$rc" = 2 ] && reason=$(grep -m1 '^error:' "$log" | tr -d '"\\\\' | cut -c1-300)
+  [ "$rc" = 2 ] && reason=$(grep -m1 '^error:' "$log" | tr -d '"' | tr -d "\\\\" | cut -c1-300)
   [ "$rc" = 124 ] && reason="stopped by the time limit"
   note "$name" kwm "$learner" cuda 1 "runs/$name/metrics.jsonl" "runs/$name.log" "$rc" \
     $((SECONDS - start)) "$reason"
@@ -156,7 +160,9 @@ kwm_gpu kwm-linearized-gpu kwm-linearized "$CONFIG" --set learner.device=cuda
 compile=()
 [ "${TORCH_COMPILE:-1}" = 1 ] && compile=(--compile)
 for lr in $ADAMW_LRS; do torch_run "adamw-lr$lr" adamw --lr "$lr" "${compile[@]}"; done
-for lr in $MEZO_LRS; do torch_run "mezo-$MEZO_PARAMS-lr$lr" mezo --lr "$lr" --mezo-params "$MEZO_PARAMS"; done
+for run in $MEZO_RUNS; do
+  torch_run "mezo-${run%%:*}-lr${run#*:}" mezo --lr "${run#*:}" --mezo-params "${run%%:*}"
+done
 # 3. rls-head on the GPU, if this build accepts learner.device: cuda for it (else exit 2, noted).
 config_with_learner "$W/rls_head_gpu.yaml" "$(learner_block configs/lm_tiny_rls_head.yaml)
   device: cuda"
