@@ -78,7 +78,8 @@ def unigram_of(runs):
 
 def start_of(runs):
     """The median step-0 validation loss over the runs (they share the head-bias start)."""
-    starts = sorted(e["rows"][0]["val_nll"] for e in runs if e["rows"] and e["rows"][0]["step"] == 0)
+    starts = sorted(e["rows"][0]["val_nll"] for e in runs
+                    if e["rows"] and e["rows"][0]["step"] == 0)
     return starts[len(starts) // 2] if starts else None
 
 
@@ -198,7 +199,8 @@ def figures(runs, targets, unigram, folder, prefix):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     axes = (("tokens", "training tokens", "tokens", False),
-            ("wall", "wall seconds (kwm: incl. validation; PyTorch: training only)", "wall_s", False),
+            ("wall", "wall seconds (kwm: incl. validation; PyTorch: training only)", "wall_s",
+             False),
             ("forward", "forward passes over a batch", None, True))
     written = []
     for suffix, xlabel, key, logx in axes:

@@ -177,7 +177,8 @@ def summed_nll(model, inputs, targets):
     for block in model.blocks:
         x = block(x)
     logits = model.head(model.ln_f(x))
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum")
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                           reduction="sum")
 
 
 @torch.no_grad()
@@ -216,20 +217,16 @@ def kwm_init(model, layers, init_std, seed):
 
 
 def kwm_tensor_names(layers):
-    """(kwm flatten() name, torch parameter name) in flatten() order (untied head with bias)."""
+    """(kwm flatten() name, torch parameter name) in flatten() order (untied head with bias):
+    the names agree except a layer norm's gain, which nn.LayerNorm calls weight."""
+    norm = lambda name: [(name + ".gain", name + ".weight"), (name + ".bias", name + ".bias")]
+    linear = lambda name: [(name + ".weight", name + ".weight"), (name + ".bias", name + ".bias")]
     names = [("token_embedding", "tok.weight"), ("position_embedding", "pos.weight")]
     for i in range(layers):
-        k, t = f"blocks.{i}.", f"blocks.{i}."
-        for norm in ("ln1",):
-            names += [(k + norm + ".gain", t + norm + ".weight"), (k + norm + ".bias", t + norm + ".bias")]
-        for lin in ("qkv", "attn_out"):
-            names += [(k + lin + ".weight", t + lin + ".weight"), (k + lin + ".bias", t + lin + ".bias")]
-        names += [(k + "ln2.gain", t + "ln2.weight"), (k + "ln2.bias", t + "ln2.bias")]
-        for lin in ("fc", "proj"):
-            names += [(k + lin + ".weight", t + lin + ".weight"), (k + lin + ".bias", t + lin + ".bias")]
-    names += [("ln_f.gain", "ln_f.weight"), ("ln_f.bias", "ln_f.bias"),
-              ("head.weight", "head.weight"), ("head.bias", "head.bias")]
-    return names
+        b = f"blocks.{i}."
+        names += norm(b + "ln1") + linear(b + "qkv") + linear(b + "attn_out")
+        names += norm(b + "ln2") + linear(b + "fc") + linear(b + "proj")
+    return names + norm("ln_f") + linear("head")
 
 
 def load_kwm_h5(model, path, layers):
@@ -308,9 +305,11 @@ def parse_args(argv=None):
     ap.add_argument("--token-budget", type=int, help="training tokens (default: train.tokens)")
     ap.add_argument("--eval-every", type=int,
                     help="steps between validations (default: train.eval_every; 0: about 20)")
-    ap.add_argument("--eval-tokens", type=int, help="validation tokens (default: train.eval_tokens)")
+    ap.add_argument("--eval-tokens", type=int,
+                    help="validation tokens (default: train.eval_tokens)")
     ap.add_argument("--eval-dtype", choices=["fp32", "fp64"], default="fp32")
-    ap.add_argument("--seed", type=int, help="init, batch order, MeZO directions (default: train.seed)")
+    ap.add_argument("--seed", type=int,
+                    help="init, batch order, MeZO directions (default: train.seed)")
     ap.add_argument("--sampling", choices=["random", "sequential"], help="default: train.sampling")
     ap.add_argument("--head-bias-init", choices=["zero", "unigram"],
                     help="default: train.head_bias_init")
@@ -338,8 +337,9 @@ def resolve(args, meta):
     """Fill every unset option from tokens.json (the config kwm train would run)."""
     train, model = meta["train"], meta["model"]
     if args.context_from_config:
-        dims = {"vocab": model["vocab_size"], "context": model["context"], "d_model": model["d_model"],
-                "layers": model["n_layers"], "heads": model["n_heads"], "mlp": model["d_mlp"]}
+        dims = {"vocab": model["vocab_size"], "context": model["context"],
+                "d_model": model["d_model"], "layers": model["n_layers"],
+                "heads": model["n_heads"], "mlp": model["d_mlp"]}
         for key, value in dims.items():
             if getattr(args, key) is None:
                 setattr(args, key, value)
@@ -353,7 +353,8 @@ def resolve(args, meta):
         missing = [k for k in ("vocab", "context", "d_model", "layers", "heads", "mlp")
                    if getattr(args, k) is None]
         if missing:
-            sys.exit("--no-context-from-config needs --" + ", --".join(m.replace("_", "-") for m in missing))
+            sys.exit("--no-context-from-config needs --"
+                     + ", --".join(m.replace("_", "-") for m in missing))
         args.init_std = 0.02
     if args.vocab < meta["tokenizer"]["vocab_size"]:
         sys.exit(f"--vocab {args.vocab} is below the tokenizer's {meta['tokenizer']['vocab_size']}")
@@ -405,11 +406,12 @@ def main(argv=None):
     eval_dtype = torch.float64 if args.eval_dtype == "fp64" else torch.float32
 
     if args.score_h5:
-        model = build_model(args, meta, splits).to(dtype=eval_dtype)  # before loading: fp64 stays fp64
+        model = build_model(args, meta, splits).to(dtype=eval_dtype)  # fp64 before loading
         load_kwm_h5(model, args.score_h5, args.layers)
         model = model.to(device=dev).eval()
         nll, count = score(model, val, args.length, args.eval_tokens, dev)
-        print(json.dumps({"h5": args.score_h5, "val_nll": nll, "val_bpb": nll / math.log(2) / val_bpt,
+        print(json.dumps({"h5": args.score_h5, "val_nll": nll,
+                          "val_bpb": nll / math.log(2) / val_bpt,
                           "tokens": count, "eval_tokens": args.eval_tokens, "length": args.length,
                           "eval_dtype": args.eval_dtype}))
         return
@@ -422,8 +424,10 @@ def main(argv=None):
     if args.compile and not hasattr(torch, "compile"):
         sys.exit(f"--compile needs torch >= 2.0; this is {torch.__version__}")
     forward = torch.compile(model) if args.compile else model
-    autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if args.precision == "bf16" \
-        else (lambda: torch.autocast(dev.type, enabled=False))
+    if args.precision == "bf16":
+        autocast = lambda: torch.autocast(dev.type, dtype=torch.bfloat16)  # noqa: E731
+    else:
+        autocast = lambda: torch.autocast(dev.type, enabled=False)  # noqa: E731
     train_stream = torch.as_tensor(splits["train"], dtype=torch.long, device=dev)
     offsets = torch.arange(args.length + 1, device=dev)
     loader = TokenLoader(len(splits["train"]), args.batch, args.length, args.sampling, args.seed)
@@ -508,7 +512,6 @@ def main(argv=None):
 
     wall = 0.0
     tokens = forward_passes = backward_passes = 0
-    window_loss = window_tokens = 0.0
     losses = []  # device scalars of the window, read at the evaluation (no per-step sync)
     step = 0
     sync()
@@ -555,7 +558,8 @@ def main(argv=None):
             forward_passes += 2
         tokens += x.numel()
         last = step == args.total_steps
-        out_of_time = args.max_seconds > 0 and wall + time.perf_counter() - started > args.max_seconds
+        elapsed = wall + time.perf_counter() - started
+        out_of_time = args.max_seconds > 0 and elapsed > args.max_seconds
         if step % args.eval_every == 0 or last or out_of_time:
             sync()
             wall += time.perf_counter() - started
