@@ -1,10 +1,11 @@
-// Window selection and the all-reduced loss sums of held-out scoring.
+// Window selection and the all-reduced loss sums of held-out scoring; the CPU fp64 evaluator.
 #include "launch/lm/lm_evaluation.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <stdexcept>
+#include <string>
 
 #include "core/lm/cross_entropy.hpp"
 #include "core/lm/gpt_forward.hpp"
@@ -12,15 +13,20 @@
 namespace kwm::launch {
 namespace {
 
-constexpr int kWindowsPerForward = 16;  // bounds the activation memory of one forward pass
+constexpr int kCpuWindowsPerForward = 16;  // bounds the activation memory of one forward pass
 
 }  // namespace
 
-LmScore score_tokens(Communicator& world, const lm::GptParameters<double>& parameters,
-                     const std::vector<std::int32_t>& tokens, int length, std::int64_t max_tokens,
-                     double bytes_per_token) {
+LmScore score_windows(Communicator& world, const std::vector<std::int32_t>& tokens, int length,
+                      std::int64_t max_tokens, double bytes_per_token, int windows_per_batch,
+                      const WindowBatchNll& batch_nll) {
   const auto n = static_cast<std::int64_t>(tokens.size());
   if (n < 2) throw std::invalid_argument("a held-out split needs at least 2 tokens");
+  if (length < 1 || windows_per_batch < 1)
+    throw std::invalid_argument(
+        "held-out scoring needs a window length and windows per batch of "
+        "at least 1; got " +
+        std::to_string(length) + " and " + std::to_string(windows_per_batch));
   const int T = static_cast<int>(std::min<std::int64_t>(length, n - 1));
   const std::int64_t available = (n - 1) / T;
   std::int64_t windows = available;
@@ -31,8 +37,9 @@ LmScore score_tokens(Communicator& world, const lm::GptParameters<double>& param
     starts.push_back((k * available / windows) * T);
 
   double sums[2] = {0.0, 0.0};  // total nll, tokens
-  for (std::size_t at = 0; at < starts.size(); at += kWindowsPerForward) {
-    const auto count = std::min<std::size_t>(kWindowsPerForward, starts.size() - at);
+  const auto per_batch = static_cast<std::size_t>(windows_per_batch);
+  for (std::size_t at = 0; at < starts.size(); at += per_batch) {
+    const auto count = std::min<std::size_t>(per_batch, starts.size() - at);
     lm::TokenBatch batch;
     batch.batch = static_cast<int>(count);
     batch.length = T;
@@ -41,8 +48,7 @@ LmScore score_tokens(Communicator& world, const lm::GptParameters<double>& param
       batch.inputs.insert(batch.inputs.end(), begin, begin + T);
       batch.targets.insert(batch.targets.end(), begin + 1, begin + T + 1);
     }
-    const auto logits = lm::forward<double>(parameters, batch, nullptr);
-    sums[0] += lm::cross_entropy<double>(logits, batch.targets).total_nll;
+    sums[0] += batch_nll(batch);
     sums[1] += static_cast<double>(batch.targets.size());
   }
   world.all_reduce_sum(sums, 2);
@@ -52,6 +58,16 @@ LmScore score_tokens(Communicator& world, const lm::GptParameters<double>& param
   score.bits_per_byte = score.nll / std::numbers::ln2 / bytes_per_token;
   score.perplexity = std::exp(score.nll);
   return score;
+}
+
+LmScore score_tokens(Communicator& world, const lm::GptParameters<double>& parameters,
+                     const std::vector<std::int32_t>& tokens, int length, std::int64_t max_tokens,
+                     double bytes_per_token) {
+  return score_windows(world, tokens, length, max_tokens, bytes_per_token, kCpuWindowsPerForward,
+                       [&parameters](const lm::TokenBatch& batch) {
+                         const auto logits = lm::forward<double>(parameters, batch, nullptr);
+                         return lm::cross_entropy<double>(logits, batch.targets).total_nll;
+                       });
 }
 
 }  // namespace kwm::launch

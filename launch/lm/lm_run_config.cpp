@@ -78,9 +78,10 @@ LmRunConfig parse_lm_run_config(YAML::Node root, const std::string& source) {
   }
 
   const YAML::Node train = root["train"];
-  check_config_keys(train, source, "train",
-                    {"run_dir", "batch", "length", "tokens", "eval_every", "eval_tokens", "seed",
-                     "sampling", "checkpoint_every", "keep_last", "head_bias_init", "test_tokens"});
+  check_config_keys(
+      train, source, "train",
+      {"run_dir", "batch", "length", "tokens", "eval_every", "eval_tokens", "seed", "sampling",
+       "checkpoint_every", "keep_last", "head_bias_init", "test_tokens", "eval_device"});
   LmTrainConfig& t = c.train;
   t.batch = read_config<int>(train, "batch", source, "train", t.batch);
   t.length = read_config<int>(train, "length", source, "train", t.length);
@@ -100,6 +101,12 @@ LmRunConfig parse_lm_run_config(YAML::Node root, const std::string& source) {
   if (t.head_bias_init != "zero" && t.head_bias_init != "unigram")
     fail_config(source, "key 'train.head_bias_init' must be zero or unigram; got '" +
                             t.head_bias_init + "'");
+  t.eval_device = read_config<std::string>(train, "eval_device", source, "train", t.eval_device);
+  if (t.eval_device != "auto" && t.eval_device != "cpu" && t.eval_device != "cuda")
+    fail_config(source,
+                "key 'train.eval_device' must be auto (the learner's device), cpu or cuda; "
+                "got '" +
+                    t.eval_device + "'");
   positive(t.batch, source, "train.batch");
   positive(t.tokens, source, "train.tokens");
   positive(t.eval_tokens, source, "train.eval_tokens");

@@ -35,6 +35,9 @@ struct LmTrainConfig {
   // of the training split (lm::unigram_log_prior): the untrained model then predicts about the
   // unigram, and beating the unigram means learning context.
   std::string head_bias_init = "zero";
+  // Where validation and the test split are scored: auto (the learner's device), cpu (core/lm in
+  // fp64) or cuda (lm::cuda::GptForwardCuda in fp32, launch/lm/lm_device_scoring.hpp).
+  std::string eval_device = "auto";
 };
 
 struct LmRunConfig {

@@ -21,6 +21,9 @@
 #include "launch/lm/lm_checkpoint.hpp"
 #include "launch/lm/lm_data.hpp"
 #include "launch/lm/lm_evaluation.hpp"
+#ifdef KWM_HAVE_LM_CUDA
+#include "launch/lm/lm_device_scoring.hpp"
+#endif
 #include "launch/lm/lm_model_file.hpp"
 #include "launch/lm/lm_run_config.hpp"
 #include "launch/training/run_directory.hpp"
@@ -109,6 +112,24 @@ double bytes_per_token(const LmSplit& split) {
   return static_cast<double>(split.bytes) / static_cast<double>(split.tokens.size());
 }
 
+// train.eval_device (auto: the learner's device): true when validation and the test split are
+// scored on the GPU. Checked before the run directory is written; refused like learner.device.
+bool scores_on_cuda(const LmRunConfig& config, const std::string& source) {
+  const std::string& device =
+      config.train.eval_device == "auto" ? config.learner_device : config.train.eval_device;
+  if (device != "cuda") return false;
+#ifdef KWM_HAVE_LM_CUDA
+  if (!lm::cuda::device_available())
+    throw UserError(source +
+                    ": train.eval_device: cuda: no CUDA device is visible to this process");
+  return true;
+#else
+  throw UserError(source +
+                  ": train.eval_device: cuda needs a CUDA build of kwm (configure with "
+                  "-DKWM_ENABLE_CUDA=ON where nvcc is installed)");
+#endif
+}
+
 }  // namespace
 
 int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
@@ -134,6 +155,7 @@ int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
     throw UserError(opt.config_path + ": train.batch " + std::to_string(config.train.batch) +
                     " must be a multiple of the rank count " + std::to_string(world.size()));
   std::unique_ptr<lm::LanguageLearner> learner = make_learner(config, gpt, world, opt.config_path);
+  const bool eval_on_cuda = scores_on_cuda(config, opt.config_path);
 
   LmData data = prepare_lm_data(world, config, opt.config_path);
   if (data.tokenizer->vocab_size() != gpt.vocab_size) {
@@ -177,6 +199,7 @@ int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
   resolved["model"]["type"] = "gpt";
   resolved["train"]["run_dir"] = config.run_dir.string();
   resolved["train"]["length"] = length;
+  resolved["train"]["eval_device"] = eval_on_cuda ? "cuda" : "cpu";
   const std::string config_yaml = YAML::Dump(resolved);
 
   // The unigram model of the training tokens: the floor every learner has to beat.
@@ -228,10 +251,19 @@ int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
     progress.metrics_jsonl += text;
     if (writer) metrics << text << std::flush;
   };
-  const auto validate = [&]() {
-    return score_tokens(world, learner->parameters(), data.validation.tokens, length,
-                        config.train.eval_tokens, bytes_per_token(data.validation));
+#ifdef KWM_HAVE_LM_CUDA
+  DeviceScorer device_scorer;  // builds its forward pass at the first score, on the learner's GPU
+#endif
+  const auto score = [&](const LmSplit& split, std::int64_t max_tokens) {
+#ifdef KWM_HAVE_LM_CUDA
+    if (eval_on_cuda)
+      return device_scorer.score(world, learner->parameters(), split.tokens, length, max_tokens,
+                                 bytes_per_token(split));
+#endif
+    return score_tokens(world, learner->parameters(), split.tokens, length, max_tokens,
+                        bytes_per_token(split));
   };
+  const auto validate = [&]() { return score(data.validation, config.train.eval_tokens); };
 
   std::optional<LmScore> final_validation;  // the score after the last step, once computed
   const bool checkpointing = config.train.checkpoint_every > 0 || opt.resume;
@@ -318,10 +350,7 @@ int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
   }
 
   const LmScore test =
-      score_tokens(world, learner->parameters(),
-                   data.test.tokens.size() >= 2 ? data.test.tokens : data.validation.tokens, length,
-                   config.train.test_tokens,
-                   bytes_per_token(data.test.tokens.size() >= 2 ? data.test : data.validation));
+      score(data.test.tokens.size() >= 2 ? data.test : data.validation, config.train.test_tokens);
   // The last step was validated in the loop; only a resume past the end needs a fresh score.
   const LmScore val = final_validation ? *final_validation : validate();
   if (writer) {
