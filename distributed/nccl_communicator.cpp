@@ -8,6 +8,8 @@
 // watchdog thread ends the rank with the same kind of message once the deadline has passed.
 #include "distributed/nccl_communicator.hpp"
 
+#include "distributed/node_local_rank.hpp"
+
 #include <nccl.h>
 
 #include <atomic>
@@ -32,11 +34,6 @@ ncclDataType_t nccl_type<double>() {
 template <>
 ncclDataType_t nccl_type<float>() {
   return ncclFloat;
-}
-
-int env_int(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? std::atoi(value) : -1;
 }
 
 Clock::duration seconds(double s) {
@@ -241,13 +238,7 @@ class NcclCommunicator final : public Communicator {
 int local_gpu(const Communicator& bootstrap) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) return -1;
-  int local = -1;
-  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"}) {
-    local = env_int(name);
-    if (local >= 0) break;
-  }
-  if (local < 0) local = bootstrap.rank();
-  return local % devices;
+  return node_local_rank(bootstrap) % devices;
 }
 
 std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap,

@@ -33,6 +33,7 @@
 #include "core/lm/cuda/gpt_forward_cuda.hpp"
 #include "core/lm/cuda/kwm_linearized_cuda_learner.hpp"
 #include "core/lm/cuda/rls_head_cuda_learner.hpp"
+#include "launch/lm/lm_device_collectives.hpp"
 #endif
 
 namespace kwm::launch {
@@ -67,7 +68,8 @@ lm::GptConfig gpt_config_of(const LmRunConfig& config, int vocab_size, const std
   }
 }
 
-// learner.device: cuda: the GPU learner (one rank, kwm-linearized or rls-head; see docs/gpu-lm.md).
+// learner.device: cuda: the GPU learner (see docs/gpu-lm.md). Several ranks: one GPU each, the
+// device sums through NCCL or the host (lm_device_collectives.hpp).
 std::unique_ptr<lm::LanguageLearner> make_cuda_learner(const LmRunConfig& config,
                                                        const lm::GptConfig& gpt,
                                                        Communicator& world,
@@ -75,6 +77,12 @@ std::unique_ptr<lm::LanguageLearner> make_cuda_learner(const LmRunConfig& config
 #ifdef KWM_HAVE_LM_CUDA
   if (!lm::cuda::device_available())
     throw UserError(source + ": learner.device: cuda: no CUDA device is visible to this process");
+  DeviceCollectives device;
+  if (world.size() > 1) {
+    device = choose_device_collectives(world);
+    spdlog::info("rank {} on CUDA device {}; device statistics summed through {}", world.rank(),
+                 device.device, device.kind);
+  }
   try {
     const std::string type = config.learner["type"] ? config.learner["type"].as<std::string>() : "";
     if (type == "rls-head")
@@ -85,7 +93,7 @@ std::unique_ptr<lm::LanguageLearner> make_cuda_learner(const LmRunConfig& config
           "learner.device: cuda implements learner.type kwm-linearized and rls-head; got '" + type +
           "'");
     return lm::cuda::make_kwm_linearized_cuda_learner(config.learner, gpt, config.train.seed,
-                                                      collectives_of(world));
+                                                      collectives_of(world), device.make);
   } catch (const std::invalid_argument& e) {
     throw UserError(source + ": learner: " + e.what());
   }

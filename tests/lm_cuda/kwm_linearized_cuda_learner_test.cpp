@@ -170,8 +170,9 @@ TEST(LmCudaLearner, ShiftHeadBiasMovesTheDeviceParameters) {
   EXPECT_THROW(gpu->restore(bad), std::invalid_argument);
 }
 
-// No device needed: what the factory refuses before it touches one.
-TEST(LmCudaLearner, RefusesOtherLearnersSeveralRanksAndAMissingDevice) {
+// No device needed: what the factory refuses before it touches one (several ranks are fine with
+// their collectives; without them the learner would train on one rank's data only).
+TEST(LmCudaLearner, RefusesOtherLearnersRanksWithoutCollectivesAndAMissingDevice) {
   EXPECT_THROW(cuda::make_kwm_linearized_cuda_learner(YAML::Load("{type: adamw}"), model(), 1, {}),
                std::invalid_argument);
   LmCollectives two;

@@ -1,15 +1,19 @@
-// The kwm-linearized step on the device: statistics, information updates and Cholesky solves for
-// every block queued on one stream, one host wait for the flags, then the accepted blocks move.
+// The kwm-linearized step on the device: every block's raw statistics queued on one stream, summed
+// over ranks, then each owner's information updates, batched Cholesky factors and solves; one host
+// wait for the flags, then the accepted blocks move and (several ranks) the parameters are shared.
 #include "core/lm/cuda/kwm_linearized_cuda.hpp"
 
 #include <cmath>
 #include <limits>
+#include <map>
 #include <stdexcept>
 
 #include "core/backend/cuda/blas_dispatch.hpp"
 #include "core/backend/cuda/cuda_check.hpp"
 #include "core/lm/cuda/host_checks.hpp"
 #include "core/lm/cuda/transpose_kernels.cuh"
+#include "core/lm/learners/block_placement.hpp"
+#include "core/lm/learners/rank_collectives.hpp"
 
 namespace kwm::lm::cuda {
 namespace {
@@ -20,12 +24,25 @@ GptParameters<float> start_values(const GptParameters<double>& start) {
   return start.cast<float>();
 }
 
+// Status words per step (device ints, one copy to the host): per block a statistics flag and a
+// step flag, the layer norms' jitter retries, a potrs info for the rare jitter path, then one potrf
+// info per owned linear block in factor-batch order.
+struct StatusLayout {
+  std::size_t blocks;
+  std::size_t flag(std::size_t k) const { return k; }
+  std::size_t step_flag(std::size_t k) const { return blocks + k; }
+  std::size_t norm_retries() const { return 2 * blocks; }
+  std::size_t solve_info() const { return 2 * blocks + 1; }
+  std::size_t factor_infos() const { return 2 * blocks + 2; }
+};
+
 }  // namespace
 
 KwmLinearizedCuda::KwmLinearizedCuda(const KwmLinearizedConfig& config,
-                                     const GptParameters<double>& start)
-    : config_(config), model_(start_values(start)) {
+                                     const GptParameters<double>& start, const LmCollectives& host)
+    : config_(config), host_(host), model_(start_values(start)) {
   config_.validate();
+  validate_collectives(host_, "kwm-linearized on CUDA");
   if (config_.noise_mode != LinearizedNoise::fixed)
     throw std::invalid_argument(
         "kwm-linearized on CUDA: learner.noise.mode must be fixed (adaptive noise runs on the "
@@ -34,21 +51,19 @@ KwmLinearizedCuda::KwmLinearizedCuda(const KwmLinearizedConfig& config,
   KWM_CUSOLVER_CHECK(cusolverDnSetStream(solver_, model_.stream()));
   DeviceGptParameters& p = model_.parameters();
   const GptConfig& c = p.config();
-  const auto prior = static_cast<float>(1.0 / config_.initial_variance);
-  const auto fill = [&](DeviceBuffer<float>& buffer, const std::vector<float>& values) {
-    buffer.reserve(values.size());
-    KWM_CUDA_CHECK(cudaMemcpy(buffer.data(), values.data(), values.size() * sizeof(float),
-                              cudaMemcpyHostToDevice));
+
+  // The blocks in the CPU learner's order, with its placement costs (linearized_blocks.cpp).
+  std::vector<double> costs;
+  const auto add = [&](Block b, double cost) {
+    blocks_.push_back(std::move(b));
+    costs.push_back(cost);
   };
   const auto embedding = [&](const std::string& name, Kind kind, std::int64_t rows) {
     Block b;
     b.name = name;
     b.kind = kind;
     b.inputs = rows;
-    fill(b.information, std::vector<float>(as_size(rows), prior));
-    b.updated.reserve(as_size(rows));
-    b.step.reserve(as_size(rows * c.d_model));
-    blocks_.push_back(std::move(b));
+    add(std::move(b), static_cast<double>(rows * c.d_model));
   };
   const auto norm = [&](const std::string& name, const DeviceLayerNorm& n, std::size_t index) {
     Block b;
@@ -57,14 +72,8 @@ KwmLinearizedCuda::KwmLinearizedCuda(const KwmLinearizedConfig& config,
     b.norm = n;
     b.site = index;
     b.inputs = c.d_model;
-    std::vector<float> info(as_size(3 * c.d_model), 0.0f);
-    for (int i = 0; i < c.d_model; ++i) info[as_size(i)] = info[as_size(2 * c.d_model + i)] = prior;
-    fill(b.information, info);
-    b.updated.reserve(info.size());
-    b.step.reserve(as_size(2 * c.d_model));
-    blocks_.push_back(std::move(b));
+    add(std::move(b), 8.0 * static_cast<double>(c.d_model));
   };
-  int workspace = 0;
   const auto linear = [&](const std::string& name, const DeviceLinear& layer, std::size_t site) {
     Block b;
     b.name = name;
@@ -72,19 +81,7 @@ KwmLinearizedCuda::KwmLinearizedCuda(const KwmLinearizedConfig& config,
     b.layer = layer;
     b.site = site;
     b.inputs = layer.cols + (layer.bias != nullptr ? 1 : 0);
-    std::vector<float> info(as_size(b.inputs * b.inputs), 0.0f);
-    for (std::int64_t i = 0; i < b.inputs; ++i) info[as_size(i * b.inputs + i)] = prior;
-    fill(b.information, info);
-    b.updated.reserve(info.size());
-    b.factor.reserve(info.size());
-    b.cross.reserve(as_size(b.inputs * layer.rows));
-    b.step.reserve(as_size(b.inputs * layer.rows));
-    int size = 0;
-    KWM_CUSOLVER_CHECK(cusolverDnSpotrf_bufferSize(solver_, CUBLAS_FILL_MODE_LOWER,
-                                                   static_cast<int>(b.inputs), b.factor.data(),
-                                                   static_cast<int>(b.inputs), &size));
-    workspace = std::max(workspace, size);
-    blocks_.push_back(std::move(b));
+    add(std::move(b), std::pow(static_cast<double>(b.inputs), 3.0));
   };
   embedding("token_embedding", Kind::token_embedding, c.vocab_size);
   embedding("position_embedding", Kind::position_embedding, c.context);
@@ -100,15 +97,131 @@ KwmLinearizedCuda::KwmLinearizedCuda(const KwmLinearizedConfig& config,
   }
   norm("ln_f", p.ln_f(), as_size(2 * c.n_layers));
   linear("head", p.head(), head_linear_index(c));
+  const std::vector<int> owners = place_blocks_lpt(costs, host_.ranks);
+
+  // Every rank: the moments slices. Owners: the information (prior I / v) and work buffers.
+  const auto prior = static_cast<float>(1.0 / config_.initial_variance);
+  const auto fill = [&](DeviceBuffer<float>& buffer, const std::vector<float>& values) {
+    buffer.reserve(values.size());
+    KWM_CUDA_CHECK(cudaMemcpy(buffer.data(), values.data(), values.size() * sizeof(float),
+                              cudaMemcpyHostToDevice));
+  };
+  std::vector<std::size_t> moments_offset;
+  std::int64_t covered = 0;  // parameters inside some block (all of them; checked below)
+  int workspace = 0;
+  for (std::size_t k = 0; k < blocks_.size(); ++k) {
+    Block& b = blocks_[k];
+    b.owner = owners[k];
+    moments_offset.push_back(statistics_size_);
+    const std::int64_t d = c.d_model;
+    switch (b.kind) {
+      case Kind::token_embedding:
+      case Kind::position_embedding:
+        statistics_size_ += as_size(b.inputs);
+        covered += b.inputs * d;
+        if (!owned(b)) break;
+        fill(b.information, std::vector<float>(as_size(b.inputs), prior));
+        b.updated.reserve(as_size(b.inputs));
+        b.step.reserve(as_size(b.inputs * d));
+        break;
+      case Kind::layer_norm: {
+        statistics_size_ += as_size(2 * d);
+        covered += 2 * d;
+        if (!owned(b)) break;
+        std::vector<float> info(as_size(3 * d), 0.0f);
+        for (std::int64_t i = 0; i < d; ++i) info[as_size(i)] = info[as_size(2 * d + i)] = prior;
+        fill(b.information, info);
+        b.updated.reserve(info.size());
+        b.step.reserve(as_size(2 * d));
+        break;
+      }
+      case Kind::linear: {
+        const std::int64_t m = b.inputs, rows = b.layer.rows;
+        statistics_size_ += as_size(m * m);
+        covered += rows * b.layer.cols + (b.layer.bias != nullptr ? rows : 0);
+        if (!owned(b)) break;
+        std::vector<float> info(as_size(m * m), 0.0f);
+        for (std::int64_t i = 0; i < m; ++i) info[as_size(i * m + i)] = prior;
+        fill(b.information, info);
+        b.factor.reserve(info.size());
+        b.cross.reserve(as_size(m * rows));
+        b.step.reserve(as_size(m * rows));
+        int size = 0;
+        KWM_CUSOLVER_CHECK(cusolverDnSpotrf_bufferSize(solver_, CUBLAS_FILL_MODE_LOWER,
+                                                       static_cast<int>(m), b.factor.data(),
+                                                       static_cast<int>(m), &size));
+        workspace = std::max(workspace, size);
+        break;
+      }
+    }
+  }
+  if (covered != p.size())  // the parameter share below relies on every value having one owner
+    throw std::logic_error("kwm-linearized on CUDA: the blocks cover " + std::to_string(covered) +
+                           " of " + std::to_string(p.size()) + " parameters");
+  parameter_count_ = as_size(p.size());
+  statistics_.reserve(std::max<std::size_t>(statistics_size_, 1));
+  for (std::size_t k = 0; k < blocks_.size(); ++k)
+    blocks_[k].moments = statistics_.data() + moments_offset[k];
   for (const Block& b : blocks_) names_.push_back(b.name);
   solver_workspace_.reserve(as_size(std::max(workspace, 1)));
-  status_.reserve(4 * blocks_.size() + 1);
-  counts_.reserve(as_size(c.vocab_size + c.context));
+  plan_batches();
+  if (host_.ranks > 1) reduce_ = host_staged_all_reduce(host_, model_.stream());
   KWM_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 KwmLinearizedCuda::~KwmLinearizedCuda() {
   if (solver_ != nullptr) cusolverDnDestroy(solver_);
+}
+
+// Owned linear blocks grouped by size for cusolverDnSpotrfBatched and by (size, outputs) for
+// cublasStrsmBatched: a step then makes a handful of factor and solve calls instead of two per
+// block (on the H200 one batched potrf of the 37 size-257 factors took 0.38 ms against 3.77 ms one
+// by one; docs/gpu-lm.md).
+void KwmLinearizedCuda::plan_batches() {
+  std::map<std::int64_t, std::vector<std::size_t>> by_size;
+  std::map<std::pair<std::int64_t, std::int64_t>, std::vector<std::size_t>> by_shape;
+  for (std::size_t k = 0; k < blocks_.size(); ++k) {
+    const Block& b = blocks_[k];
+    if (b.kind != Kind::linear || !owned(b)) continue;
+    by_size[b.inputs].push_back(k);
+    by_shape[{b.inputs, b.layer.rows}].push_back(k);
+  }
+  const StatusLayout status{blocks_.size()};
+  std::size_t infos = 0;
+  for (const auto& [m, members] : by_size) infos += members.size();
+  status_.reserve(status.factor_infos() + std::max<std::size_t>(infos, 1));
+  const auto pointers = [](DeviceBuffer<float*>& to, const std::vector<float*>& from) {
+    to.reserve(from.size());
+    KWM_CUDA_CHECK(
+        cudaMemcpy(to.data(), from.data(), from.size() * sizeof(float*), cudaMemcpyHostToDevice));
+  };
+  std::size_t slot = status.factor_infos();
+  for (const auto& [m, members] : by_size) {
+    Batch batch;
+    batch.m = m;
+    batch.blocks = members;
+    std::vector<float*> factors;
+    for (const std::size_t k : members) {
+      factors.push_back(blocks_[k].factor.data());
+      blocks_[k].factor_info = status_.data() + slot++;  // contiguous per batch, as potrf writes
+    }
+    pointers(batch.factors, factors);
+    factor_batches_.push_back(std::move(batch));
+  }
+  for (const auto& [shape, members] : by_shape) {
+    Batch batch;
+    batch.m = shape.first;
+    batch.rows = shape.second;
+    batch.blocks = members;
+    std::vector<float*> factors, steps;
+    for (const std::size_t k : members) {
+      factors.push_back(blocks_[k].factor.data());
+      steps.push_back(blocks_[k].step.data());
+    }
+    pointers(batch.factors, factors);
+    pointers(batch.steps, steps);
+    solve_batches_.push_back(std::move(batch));
+  }
 }
 
 bool KwmLinearizedCuda::active(const Block& block) const {
@@ -118,34 +231,61 @@ bool KwmLinearizedCuda::active(const Block& block) const {
   return true;
 }
 
-// L' and B = (1/r) a dz^T from the cached input and innovation, then F F^T = L' and B <- L'^-1 B.
-void KwmLinearizedCuda::queue_linear(Block& b, int* flag, int* info, int* solve_info) {
+std::size_t KwmLinearizedCuda::reduced_floats() const {
+  if (host_.ranks == 1) return 0;
+  return statistics_size_ + 2 * parameter_count_;
+}
+
+// This rank's raw statistics of one block into its moments slice (zeroed by step()).
+void KwmLinearizedCuda::queue_moments(Block& b) {
   const cudaStream_t stream = model_.stream();
   const cublasHandle_t blas = model_.blas();
-  const std::int64_t n = model_.columns(), d = b.layer.cols, rows = b.layer.rows, m = b.inputs;
-  const bool bias = b.layer.bias != nullptr;
-  const float* x = model_.input(b.site);
-  const auto lambda = static_cast<float>(config_.forgetting);
-  const auto inverse_r = static_cast<float>(1.0 / config_.noise_variance);
-  const float zero = 0.0f;
-  const std::size_t bytes = as_size(m * m) * sizeof(float);
-  KWM_CUDA_CHECK(cudaMemcpyAsync(b.updated.data(), b.information.data(), bytes,
-                                 cudaMemcpyDeviceToDevice, stream));
-  // lambda L + (1/r) [x; 1][x; 1]^T; the lower triangle is the information. A full SGEMM rather
+  const std::int64_t n = model_.columns();
+  const float one = 1.0f, zero = 0.0f;
+  if (b.kind == Kind::layer_norm) {  // sum xhat^2 and sum xhat per coordinate
+    const std::int64_t d = b.inputs;
+    const DeviceLayerNormCache& cache = model_.layer_norm_cache(b.site);
+    square_.reserve(as_size(d * n));
+    kernels::square(cache.normalized, square_.data(), d * n, stream);
+    KWM_CUBLAS_CHECK(cublasSgemv_64(blas, CUBLAS_OP_N, d, n, &one, square_.data(), d, model_.ones(),
+                                    1, &zero, b.moments, 1));
+    KWM_CUBLAS_CHECK(cublasSgemv_64(blas, CUBLAS_OP_N, d, n, &one, cache.normalized, d,
+                                    model_.ones(), 1, &zero, b.moments + d, 1));
+    return;
+  }
+  if (b.kind != Kind::linear) return;  // the embeddings' row counts come from the host
+  // S = (1/r) [x; 1][x; 1]^T; its lower triangle is what the factor reads. A full SGEMM rather
   // than SSYRK: on the H200 cuBLAS's SSYRK ran far below SGEMM's rate (bench/lm_cuda breakdown),
   // so twice the products still take less time.
+  const std::int64_t d = b.layer.cols, m = b.inputs;
+  const float* x = model_.input(b.site);
+  const auto inverse_r = static_cast<float>(1.0 / config_.noise_variance);
   KWM_CUBLAS_CHECK(cuda_detail::gemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, d, d, n, &inverse_r, x, d, x,
-                                     d, &lambda, b.updated.data(), m));
-  if (bias) {
+                                     d, &zero, b.moments, m));
+  if (b.layer.bias != nullptr) {
     KWM_CUBLAS_CHECK(cublasSgemv_64(blas, CUBLAS_OP_N, d, n, &inverse_r, x, d, model_.ones(), 1,
-                                    &lambda, b.updated.data() + d, m));
-    float* corner = b.updated.data() + d * m + d;
-    KWM_CUBLAS_CHECK(cublasSscal_64(blas, 1, &lambda, corner, 1));
-    kernels::add_diagonal(
-        corner, static_cast<float>(static_cast<double>(n) / config_.noise_variance), 1, m, stream);
+                                    &zero, b.moments + d, m));
+    kernels::add_diagonal(b.moments + d * m + d,
+                          static_cast<float>(static_cast<double>(n) / config_.noise_variance), 1, m,
+                          stream);
   }
+}
+
+// Owner: L' = lambda L + (1 - lambda) L0 + S in place of the summed S, B = (1/r) a dz^T from the
+// summed J^T e, and the copy of L' that the batched potrf factors.
+void KwmLinearizedCuda::queue_linear(Block& b, int* flag) {
+  const cudaStream_t stream = model_.stream();
+  const cublasHandle_t blas = model_.blas();
+  const std::int64_t d = b.layer.cols, rows = b.layer.rows, m = b.inputs;
+  const auto lambda = static_cast<float>(config_.forgetting);
+  const auto inverse_r = static_cast<float>(1.0 / config_.noise_variance);
+  const float one = 1.0f, zero = 0.0f;
+  KWM_CUBLAS_CHECK(cublasSgeam(blas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(m),
+                               static_cast<int>(m), &lambda, b.information.data(),
+                               static_cast<int>(m), &one, b.moments, static_cast<int>(m), b.moments,
+                               static_cast<int>(m)));
   if (config_.forgetting < 1.0) {
-    kernels::add_diagonal(b.updated.data(),
+    kernels::add_diagonal(b.moments,
                           static_cast<float>((1.0 - config_.forgetting) / config_.initial_variance),
                           m, m, stream);
   }
@@ -157,72 +297,84 @@ void KwmLinearizedCuda::queue_linear(Block& b, int* flag, int* info, int* solve_
                                static_cast<int>(rows), &inverse_r, weight_t, static_cast<int>(rows),
                                &zero, weight_t, static_cast<int>(rows), b.cross.data(),
                                static_cast<int>(m)));
-  if (bias) {
+  if (b.layer.bias != nullptr) {
     const float* bias_t = model_.transpose().data() + (b.layer.bias - p.data());
     KWM_CUBLAS_CHECK(cublasScopy_64(blas, rows, bias_t, 1, b.cross.data() + d, m));
     KWM_CUBLAS_CHECK(cublasSscal_64(blas, rows, &inverse_r, b.cross.data() + d, m));
   }
-  kernels::flag_nonfinite(b.updated.data(), m * m, flag, stream);
+  kernels::flag_nonfinite(b.moments, m * m, flag, stream);
   kernels::flag_nonfinite(b.cross.data(), m * rows, flag, stream);
-  KWM_CUDA_CHECK(
-      cudaMemcpyAsync(b.factor.data(), b.updated.data(), bytes, cudaMemcpyDeviceToDevice, stream));
-  KWM_CUSOLVER_CHECK(cusolverDnSpotrf(
-      solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(m), b.factor.data(), static_cast<int>(m),
-      solver_workspace_.data(), static_cast<int>(solver_workspace_.capacity()), info));
-  KWM_CUDA_CHECK(cudaMemcpyAsync(b.step.data(), b.cross.data(), as_size(m * rows) * sizeof(float),
+  KWM_CUDA_CHECK(cudaMemcpyAsync(b.factor.data(), b.moments, as_size(m * m) * sizeof(float),
                                  cudaMemcpyDeviceToDevice, stream));
-  KWM_CUSOLVER_CHECK(cusolverDnSpotrs(solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(m),
-                                      static_cast<int>(rows), b.factor.data(), static_cast<int>(m),
-                                      b.step.data(), static_cast<int>(m), solve_info));
 }
 
 void KwmLinearizedCuda::queue_embedding(Block& b, int* flag) {
   DeviceGptParameters& p = model_.parameters();
   DeviceGptParameters& t = model_.transpose();
-  const bool token = b.kind == Kind::token_embedding;
-  const float* table = token ? p.token_embedding() : p.position_embedding();
+  const float* table =
+      b.kind == Kind::token_embedding ? p.token_embedding() : p.position_embedding();
   const float* cross = t.data() + (table - p.data());
-  const float* counts = counts_.data() + (token ? 0 : p.config().vocab_size);
   kernels::embedding_information_step(
-      table, b.information.data(), counts, cross, b.step.data(), b.updated.data(), b.inputs,
+      table, b.information.data(), b.moments, cross, b.step.data(), b.updated.data(), b.inputs,
       p.config().d_model, static_cast<float>(config_.forgetting),
       static_cast<float>(1.0 / config_.initial_variance),
       static_cast<float>(config_.noise_variance), flag, model_.stream());
 }
 
-void KwmLinearizedCuda::queue_layer_norm(Block& b, int* flag, int* retries) {
+void KwmLinearizedCuda::queue_layer_norm(Block& b, double tokens, int* flag, int* retries) {
   DeviceGptParameters& p = model_.parameters();
   DeviceGptParameters& t = model_.transpose();
-  const std::int64_t d = b.inputs, n = model_.columns();
-  const cudaStream_t stream = model_.stream();
-  const DeviceLayerNormCache& cache = model_.layer_norm_cache(b.site);
-  float* sums = moments_.data();
-  float* square = moments_.data() + 2 * d;
-  const float one = 1.0f, zero = 0.0f;
-  kernels::square(cache.normalized, square, d * n, stream);
-  KWM_CUBLAS_CHECK(cublasSgemv_64(model_.blas(), CUBLAS_OP_N, d, n, &one, square, d, model_.ones(),
-                                  1, &zero, sums, 1));
-  KWM_CUBLAS_CHECK(cublasSgemv_64(model_.blas(), CUBLAS_OP_N, d, n, &one, cache.normalized, d,
-                                  model_.ones(), 1, &zero, sums + d, 1));
+  const std::int64_t d = b.inputs;
   const float* gain_t = t.data() + (b.norm.gain - p.data());
   const float* bias_t = t.data() + (b.norm.bias - p.data());
   kernels::layer_norm_information_step(
-      b.norm.gain, b.norm.bias, b.information.data(), sums, sums + d, gain_t, bias_t,
-      static_cast<float>(n), b.step.data(), b.step.data() + d, b.updated.data(), d,
+      b.norm.gain, b.norm.bias, b.information.data(), b.moments, b.moments + d, gain_t, bias_t,
+      static_cast<float>(tokens), b.step.data(), b.step.data() + d, b.updated.data(), d,
       static_cast<float>(config_.forgetting), static_cast<float>(1.0 / config_.initial_variance),
       static_cast<float>(config_.noise_variance),
       static_cast<float>(config_.jitter.initial_relative),
-      static_cast<float>(config_.jitter.growth), config_.jitter.max_retries, flag, retries, stream);
+      static_cast<float>(config_.jitter.growth), config_.jitter.max_retries, flag, retries,
+      model_.stream());
+}
+
+// F F^T = L' for every owned linear block (one potrf call per size), then B <- F^-T F^-1 B (two
+// triangular solves per shape), each in place on the block's step.
+void KwmLinearizedCuda::queue_factors() {
+  const cudaStream_t stream = model_.stream();
+  const cublasHandle_t blas = model_.blas();
+  for (Batch& batch : factor_batches_) {
+    KWM_CUSOLVER_CHECK(cusolverDnSpotrfBatched(
+        solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(batch.m), batch.factors.data(),
+        static_cast<int>(batch.m), blocks_[batch.blocks.front()].factor_info,
+        static_cast<int>(batch.blocks.size())));
+  }
+  const float one = 1.0f;
+  for (Batch& batch : solve_batches_) {
+    for (const std::size_t k : batch.blocks) {
+      Block& b = blocks_[k];
+      KWM_CUDA_CHECK(cudaMemcpyAsync(b.step.data(), b.cross.data(),
+                                     as_size(batch.m * batch.rows) * sizeof(float),
+                                     cudaMemcpyDeviceToDevice, stream));
+    }
+    for (const cublasOperation_t op : {CUBLAS_OP_N, CUBLAS_OP_T}) {
+      KWM_CUBLAS_CHECK(cublasStrsmBatched(
+          blas, CUBLAS_SIDE_LEFT, CUBLAS_FILL_MODE_LOWER, op, CUBLAS_DIAG_NON_UNIT,
+          static_cast<int>(batch.m), static_cast<int>(batch.rows), &one, batch.factors.data(),
+          static_cast<int>(batch.m), batch.steps.data(), static_cast<int>(batch.m),
+          static_cast<int>(batch.blocks.size())));
+    }
+  }
 }
 
 // The escalating jitter of shared_row_information's jittered_llt, one host wait per attempt (a
-// rare path: the prior keeps L' positive definite unless the statistics are degenerate).
-bool KwmLinearizedCuda::retry_with_jitter(Block& b, int* flag, int* info, int* solve_info) {
+// rare path: the prior keeps L' positive definite unless the statistics are degenerate). Returns
+// the attempts made through `attempts`.
+bool KwmLinearizedCuda::retry_with_jitter(Block& b, int* flag, int* solve_info, int& attempts) {
   const cudaStream_t stream = model_.stream();
   const std::int64_t m = b.inputs, rows = b.layer.rows;
   const std::size_t bytes = as_size(m * m) * sizeof(float);
   std::vector<float> diagonal(as_size(m));
-  KWM_CUDA_CHECK(cudaMemcpy2DAsync(diagonal.data(), sizeof(float), b.updated.data(),
+  KWM_CUDA_CHECK(cudaMemcpy2DAsync(diagonal.data(), sizeof(float), b.moments,
                                    as_size(m + 1) * sizeof(float), sizeof(float), as_size(m),
                                    cudaMemcpyDeviceToHost, stream));
   KWM_CUDA_CHECK(cudaStreamSynchronize(stream));
@@ -231,18 +383,19 @@ bool KwmLinearizedCuda::retry_with_jitter(Block& b, int* flag, int* info, int* s
   const double mean_diagonal = trace / static_cast<double>(m);
   double j = config_.jitter.initial_relative * (mean_diagonal > 0.0 ? mean_diagonal : 1.0);
   for (int k = 0; k < config_.jitter.max_retries; ++k, j *= config_.jitter.growth) {
-    ++jitter_retries_;
-    KWM_CUDA_CHECK(cudaMemcpyAsync(b.factor.data(), b.updated.data(), bytes,
-                                   cudaMemcpyDeviceToDevice, stream));
+    ++attempts;
+    KWM_CUDA_CHECK(
+        cudaMemcpyAsync(b.factor.data(), b.moments, bytes, cudaMemcpyDeviceToDevice, stream));
     kernels::add_diagonal(b.factor.data(), static_cast<float>(j), m, m, stream);
     KWM_CUSOLVER_CHECK(cusolverDnSpotrf(
         solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(m), b.factor.data(), static_cast<int>(m),
-        solver_workspace_.data(), static_cast<int>(solver_workspace_.capacity()), info));
+        solver_workspace_.data(), static_cast<int>(solver_workspace_.capacity()), b.factor_info));
     int status = 0;
-    KWM_CUDA_CHECK(cudaMemcpyAsync(&status, info, sizeof(int), cudaMemcpyDeviceToHost, stream));
+    KWM_CUDA_CHECK(
+        cudaMemcpyAsync(&status, b.factor_info, sizeof(int), cudaMemcpyDeviceToHost, stream));
     KWM_CUDA_CHECK(cudaStreamSynchronize(stream));
     if (status != 0) continue;
-    kernels::add_diagonal(b.updated.data(), static_cast<float>(j), m, m, stream);  // L solved
+    kernels::add_diagonal(b.moments, static_cast<float>(j), m, m, stream);  // L' as solved
     KWM_CUDA_CHECK(cudaMemcpyAsync(b.step.data(), b.cross.data(), as_size(m * rows) * sizeof(float),
                                    cudaMemcpyDeviceToDevice, stream));
     KWM_CUSOLVER_CHECK(cusolverDnSpotrs(
@@ -293,10 +446,41 @@ void KwmLinearizedCuda::apply(Block& b) {
         KWM_CUBLAS_CHECK(
             cublasSaxpy_64(blas, rows, &one, b.step.data() + d, m, p.writable(b.layer.bias), 1));
       }
-      copy(b.information.data(), b.updated.data(), m * m);
+      copy(b.information.data(), b.moments, m * m);
       break;
     }
   }
+}
+
+// Several ranks: every rank zeroes the parameters of the blocks it does not own, and one sum over
+// ranks leaves the owners' values everywhere, exactly (each value has one nonzero term).
+void KwmLinearizedCuda::share_parameters() {
+  DeviceGptParameters& p = model_.parameters();
+  const cudaStream_t stream = model_.stream();
+  const auto zero = [&](const float* tensor, std::int64_t count) {
+    KWM_CUDA_CHECK(cudaMemsetAsync(p.writable(tensor), 0, as_size(count) * sizeof(float), stream));
+  };
+  const std::int64_t d = p.config().d_model;
+  for (const Block& b : blocks_) {
+    if (owned(b)) continue;
+    switch (b.kind) {
+      case Kind::token_embedding:
+        zero(p.token_embedding(), b.inputs * d);
+        break;
+      case Kind::position_embedding:
+        zero(p.position_embedding(), b.inputs * d);
+        break;
+      case Kind::layer_norm:
+        zero(b.norm.gain, d);
+        zero(b.norm.bias, d);
+        break;
+      case Kind::linear:
+        zero(b.layer.weight, b.layer.rows * b.layer.cols);
+        if (b.layer.bias != nullptr) zero(b.layer.bias, b.layer.rows);
+        break;
+    }
+  }
+  reduce_(p.data(), as_size(p.size()));
 }
 
 StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
@@ -304,7 +488,10 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
   report.tokens = batch.tokens();
   report.forward_passes = 1;
   const double total = model_.run(batch);
-  if (!std::isfinite(total)) {
+  // One host sum decides the skip on every rank and gives the token count the layer norms use.
+  double shared[2] = {std::isfinite(total) ? 0.0 : 1.0, static_cast<double>(batch.tokens())};
+  sum_over_ranks(host_, shared, 2);
+  if (shared[0] > 0.0) {
     report.nll_before = std::numeric_limits<double>::quiet_NaN();
     report.skipped = true;
     ++skips_;
@@ -314,58 +501,89 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
   report.transposed_jacobian_passes = 1;
   const GptConfig& c = model_.parameters().config();
   const cudaStream_t stream = model_.stream();
-  // Row counts of the one-hot inputs (host: the tokens are here anyway).
+
+  // This rank's raw statistics, then their sums over ranks (with J^T e, which the pass left in
+  // model_.transpose()).
+  KWM_CUDA_CHECK(cudaMemsetAsync(statistics_.data(), 0, statistics_size_ * sizeof(float), stream));
   std::vector<float> counts(as_size(c.vocab_size + c.context), 0.0f);
   for (const std::int32_t t : batch.inputs) counts[as_size(t)] += 1.0f;
   for (int t = 0; t < batch.length; ++t)
     counts[as_size(c.vocab_size + t)] = static_cast<float>(batch.batch);
-  KWM_CUDA_CHECK(cudaMemcpyAsync(counts_.data(), counts.data(), counts.size() * sizeof(float),
-                                 cudaMemcpyHostToDevice, stream));
-  moments_.reserve(as_size(c.d_model * (model_.columns() + 2)));
-  // Per block: statistics flag, potrf info, step flag, potrs info; then the LN jitter retries.
+  for (Block& b : blocks_) {
+    if (!active(b)) continue;
+    if (b.kind == Kind::token_embedding || b.kind == Kind::position_embedding) {
+      const float* rows = counts.data() + (b.kind == Kind::token_embedding ? 0 : c.vocab_size);
+      KWM_CUDA_CHECK(cudaMemcpyAsync(b.moments, rows, as_size(b.inputs) * sizeof(float),
+                                     cudaMemcpyHostToDevice, stream));
+    }
+    queue_moments(b);
+  }
+  if (host_.ranks > 1) {
+    reduce_(statistics_.data(), statistics_size_);
+    reduce_(model_.transpose().data(), as_size(model_.parameters().size()));
+  }
+
+  // Owners: information updates and candidates, then the batched factors and solves.
   const std::size_t count = blocks_.size();
-  KWM_CUDA_CHECK(cudaMemsetAsync(status_.data(), 0, (4 * count + 1) * sizeof(int), stream));
-  int* flags = status_.data();
-  int* infos = flags + count;
-  int* step_flags = flags + 2 * count;
-  int* solve_infos = flags + 3 * count;
+  const StatusLayout layout{count};
+  KWM_CUDA_CHECK(cudaMemsetAsync(status_.data(), 0, status_.capacity() * sizeof(int), stream));
+  int* status_device = status_.data();
   for (std::size_t k = 0; k < count; ++k) {
     Block& b = blocks_[k];
-    if (!active(b)) continue;
+    if (!active(b) || !owned(b)) continue;
+    int* flag = status_device + layout.flag(k);
     switch (b.kind) {
       case Kind::token_embedding:
       case Kind::position_embedding:
-        queue_embedding(b, flags + k);
+        queue_embedding(b, flag);
         break;
       case Kind::layer_norm:
-        queue_layer_norm(b, flags + k, flags + 4 * count);
+        queue_layer_norm(b, shared[1], flag, status_device + layout.norm_retries());
         break;
       case Kind::linear:
-        queue_linear(b, flags + k, infos + k, solve_infos + k);
-        kernels::flag_nonfinite(b.step.data(), b.inputs * b.layer.rows, step_flags + k, stream);
+        queue_linear(b, flag);
         break;
     }
   }
-  std::vector<int> status(4 * count + 1, 0);
-  KWM_CUDA_CHECK(cudaMemcpyAsync(status.data(), status_.data(), status.size() * sizeof(int),
-                                 cudaMemcpyDeviceToHost, stream));
-  KWM_CUDA_CHECK(cudaStreamSynchronize(stream));
-  jitter_retries_ += status[4 * count];
+  queue_factors();
   for (std::size_t k = 0; k < count; ++k) {
     Block& b = blocks_[k];
-    if (!active(b)) continue;
-    const bool statistics_ok = status[k] == 0;
-    bool applied = statistics_ok && status[count + k] == 0 && status[2 * count + k] == 0;
-    if (b.kind == Kind::linear && statistics_ok && status[count + k] > 0) {
-      KWM_CUDA_CHECK(cudaMemsetAsync(step_flags + k, 0, sizeof(int), stream));
-      applied = retry_with_jitter(b, step_flags + k, infos + k, solve_infos + k);
+    if (b.kind == Kind::linear && owned(b))
+      kernels::flag_nonfinite(b.step.data(), b.inputs * b.layer.rows,
+                              status_device + layout.step_flag(k), stream);
+  }
+  std::vector<int> status(status_.capacity(), 0);
+  KWM_CUDA_CHECK(cudaMemcpyAsync(status.data(), status_device, status.size() * sizeof(int),
+                                 cudaMemcpyDeviceToHost, stream));
+  KWM_CUDA_CHECK(cudaStreamSynchronize(stream));
+
+  // Owners decide and move their blocks; refusals and retries are summed so all ranks count alike.
+  std::vector<double> outcome(count + 1, 0.0);  // per block 1 = refused; then jitter retries
+  int retries = status[layout.norm_retries()];
+  for (std::size_t k = 0; k < count; ++k) {
+    Block& b = blocks_[k];
+    if (!active(b) || !owned(b)) continue;
+    const bool statistics_ok = status[layout.flag(k)] == 0;
+    const int factor_info =
+        b.kind == Kind::linear ? status[as_size(b.factor_info - status_device)] : 0;
+    bool applied = statistics_ok && factor_info == 0 && status[layout.step_flag(k)] == 0;
+    if (b.kind == Kind::linear && statistics_ok && factor_info > 0) {
+      int* step_flag = status_device + layout.step_flag(k);
+      KWM_CUDA_CHECK(cudaMemsetAsync(step_flag, 0, sizeof(int), stream));
+      applied = retry_with_jitter(b, step_flag, status_device + layout.solve_info(), retries);
     }
     if (applied) {
       apply(b);
     } else {
-      ++block_skips_;
+      outcome[k] = 1.0;
     }
   }
+  outcome[count] = static_cast<double>(retries);
+  sum_over_ranks(host_, outcome.data(), outcome.size());
+  for (std::size_t k = 0; k < count; ++k)
+    if (outcome[k] > 0.0) ++block_skips_;
+  jitter_retries_ += static_cast<std::int64_t>(outcome[count]);
+  if (host_.ranks > 1) share_parameters();
   ++steps_;
   return report;
 }
@@ -390,6 +608,9 @@ std::pair<Eigen::Index, Eigen::Index> KwmLinearizedCuda::information_shape(
 
 Eigen::MatrixXd KwmLinearizedCuda::information(std::size_t block) {
   Block& b = blocks_.at(block);
+  if (!owned(b))
+    throw std::logic_error("kwm-linearized on CUDA: rank " + std::to_string(host_.rank) +
+                           " does not own block " + b.name);
   const auto [rows, cols] = information_shape(block);
   Matrix<float> out(rows, cols);
   KWM_CUDA_CHECK(cudaMemcpyAsync(out.data(), b.information.data(),
@@ -415,6 +636,9 @@ void KwmLinearizedCuda::set_information(std::size_t block, const Eigen::MatrixXd
                                 std::to_string(information.rows()) + " x " +
                                 std::to_string(information.cols()) + ", expected " +
                                 std::to_string(rows) + " x " + std::to_string(cols));
+  if (!owned(b))
+    throw std::logic_error("kwm-linearized on CUDA: rank " + std::to_string(host_.rank) +
+                           " does not own block " + b.name);
   // Column-major, as information() reads it back; a linear block's full symmetric matrix holds
   // the lower triangle the step uses.
   const Matrix<float> values = information.cast<float>();

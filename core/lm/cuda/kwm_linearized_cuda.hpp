@@ -1,17 +1,24 @@
 // KwmLinearizedCuda: one kwm-linearized training step (core/lm/learners/kwm_linearized_learner)
-// on one CUDA device in fp32, single process. The forward pass, innovation and transposed
+// on CUDA devices in fp32, one rank per GPU. The forward pass, innovation and transposed
 // Jacobians come from GptTransposeCuda; then every block of linearized_blocks.hpp takes its
 // information-form Kalman step on the device:
-//   linear layer  L' = lambda L + (1 - lambda) L0 + (1/r) a a^T (one SGEMM on x, a GEMV for 1),
-//                 B = (1/r) a dz^T (the pass's weight transpose, transposed), L' = F F^T
-//                 (cusolverDnSpotrf), W += (F^-T F^-1 B)^T
-//                 (cusolverDnSpotrs; never an explicit inverse), L <- L' (lower triangle kept);
+//   linear layer  S = (1/r) a a^T (one SGEMM on x, a GEMV for 1), B = (1/r) a dz^T (the pass's
+//                 weight transpose, transposed), L' = lambda L + (1 - lambda) L0 + S,
+//                 L' = F F^T (cusolverDnSpotrfBatched over the blocks of one size),
+//                 W += (F^-T F^-1 B)^T (two cublasStrsmBatched; never an explicit inverse),
+//                 L <- L' (lower triangle kept);
 //   embedding     diagonal information, exact (a kernel);
 //   layer norm    one 2 x 2 information block per coordinate (a kernel, fp64 inside).
-// Safeguards as the CPU learner: a non-finite NLL skips the step; non-finite statistics or step,
-// or a factorisation that fails even after the escalating jitter (core/kalman's
-// jittered_cholesky schedule), skip that block (it stays untouched); covariances stay below the
-// prior by forgetting toward it. Observation noise: `fixed` only (adaptive throws).
+// Several ranks (data parallel, as the CPU learner): each rank runs the pass on its own share of
+// the batch; its raw statistics (S, the row counts, the layer-norm moments) and J^T e travel in
+// two device all-reduces; each block's owner (place_blocks_lpt on the CPU learner's costs) forms
+// L', factors, solves and moves the block; then every rank zeroes the blocks it does not own and
+// one all-reduce of the parameters hands every rank the owners' values exactly (x + 0 = x).
+// Safeguards as the CPU learner: a non-finite NLL on any rank skips the step everywhere (an
+// all-reduced flag); non-finite statistics or step, or a factorisation that fails even after the
+// escalating jitter (core/kalman's jittered_cholesky schedule), skip that block (it stays
+// untouched); the owners' outcomes are summed so every rank counts the same skips; covariances
+// stay below the prior by forgetting toward it. Observation noise: `fixed` only (adaptive throws).
 #pragma once
 
 #include <cusolverDn.h>
@@ -22,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/lm/cuda/device_all_reduce.hpp"
 #include "core/lm/cuda/device_buffer.hpp"
 #include "core/lm/cuda/gpt_transpose_cuda.hpp"
 #include "core/lm/learners/kwm_linearized_learner.hpp"
@@ -31,20 +39,35 @@ namespace kwm::lm::cuda {
 
 class KwmLinearizedCuda {
  public:
-  // start: the initial parameters (untied head, as the CPU learner makes them); the prior
-  // information is I / initial_variance for every block. Throws std::invalid_argument on a tied
-  // head or adaptive noise.
-  KwmLinearizedCuda(const KwmLinearizedConfig& config, const GptParameters<double>& start);
+  // start: the initial parameters (untied head, as the CPU learner makes them), identical on
+  // every rank; the prior information is I / initial_variance for every block. `host`: the ranks
+  // and their host collectives (one process by default); with several ranks the device buffers
+  // are summed through the host until use_device_all_reduce() installs a device collective. The
+  // current CUDA device must be this rank's (select_device). Throws std::invalid_argument on a
+  // tied head, adaptive noise or inconsistent collectives.
+  KwmLinearizedCuda(const KwmLinearizedConfig& config, const GptParameters<double>& start,
+                    const LmCollectives& host = {});
   KwmLinearizedCuda(const KwmLinearizedCuda&) = delete;
   KwmLinearizedCuda& operator=(const KwmLinearizedCuda&) = delete;
   ~KwmLinearizedCuda();
 
+  // One step on this rank's share of the batch; collective when there are several ranks.
   StepReport step(const TokenBatch& batch);
+
+  // A device all-reduce ordered after stream() (NCCL), in place of the host-staged default.
+  void use_device_all_reduce(DeviceAllReduce reduce) { reduce_ = std::move(reduce); }
+  cudaStream_t stream() { return model_.stream(); }
+  // The rank that owns block b (forms, factors and solves it; holds its information).
+  int owner(std::size_t block) const { return blocks_.at(block).owner; }
+  bool owns(std::size_t block) const { return owner(block) == host_.rank; }
+  // Floats all-reduced per step with several ranks: statistics, J^T e and the parameters.
+  std::size_t reduced_floats() const;
 
   // Host copies (a device wait each).
   GptParameters<double> parameters();
   // The block's information as the CPU learner's state() holds it (linear: full symmetric
-  // (d_in+1)^2; embedding: rows x 1; layer norm: d x 3).
+  // (d_in+1)^2; embedding: rows x 1; layer norm: d x 3). Only its owner has it
+  // (std::logic_error elsewhere).
   Eigen::MatrixXd information(std::size_t block);
   // The shape information(block) has (and set_information expects).
   std::pair<Eigen::Index, Eigen::Index> information_shape(std::size_t block) const;
@@ -52,7 +75,7 @@ class KwmLinearizedCuda {
 
   // Restoring a checkpoint (core/lm/cuda/kwm_linearized_cuda_learner): the parameters (same
   // config, untied head; rounded to fp32), one block's information in information()'s layout
-  // (std::invalid_argument on another shape), and the counters.
+  // (std::invalid_argument on another shape; owners only), and the counters.
   void set_parameters(const GptParameters<double>& parameters);
   void set_information(std::size_t block, const Eigen::MatrixXd& information);
   void set_counters(std::int64_t steps, std::int64_t skips, std::int64_t block_skips,
@@ -73,30 +96,51 @@ class KwmLinearizedCuda {
     DeviceLinear layer;       // linear
     DeviceLayerNorm norm;     // layer norm
     std::int64_t inputs = 0;  // linear: d_in (+1 with a bias); LN: d; embedding: rows
+    int owner = 0;
+    // Slice of statistics_ (every rank): linear: S, m x m, then L' in place on the owner; layer
+    // norm: sum xhat^2 and sum xhat (2 d); embedding: the row counts.
+    float* moments = nullptr;
+    int* factor_info = nullptr;  // linear, owner: its potrf info inside status_
+    // The owner's buffers:
     DeviceBuffer<float> information;  // linear: inputs^2 (lower valid); embedding: rows; LN: d x 3
-    DeviceBuffer<float> updated;      // candidate information
+    DeviceBuffer<float> updated;      // embedding / LN: candidate information
     DeviceBuffer<float> factor;       // linear: the Cholesky factor
     DeviceBuffer<float> cross;        // linear: (1/r) a dz^T (inputs x d_out)
     DeviceBuffer<float> step;         // linear: the solved step; embedding/LN: candidate values
   };
+  // Owned linear blocks of one size m (one batched potrf) or of one (m, d_out) (batched solves).
+  struct Batch {
+    std::int64_t m = 0, rows = 0;
+    std::vector<std::size_t> blocks;
+    DeviceBuffer<float*> factors, steps;  // device arrays of the blocks' pointers
+  };
 
   bool active(const Block& block) const;
-  void queue_linear(Block& block, int* flag, int* info, int* solve_info);
+  bool owned(const Block& block) const { return block.owner == host_.rank; }
+  void plan_batches();
+  void queue_moments(Block& block);
+  void queue_linear(Block& block, int* flag);
   void queue_embedding(Block& block, int* flag);
-  void queue_layer_norm(Block& block, int* flag, int* retries);
-  bool retry_with_jitter(Block& block, int* flag, int* info, int* solve_info);
+  void queue_layer_norm(Block& block, double tokens, int* flag, int* retries);
+  void queue_factors();
+  bool retry_with_jitter(Block& block, int* flag, int* solve_info, int& attempts);
   void apply(Block& block);
+  void share_parameters();
 
   KwmLinearizedConfig config_;
+  LmCollectives host_;
   GptTransposeCuda model_;
+  DeviceAllReduce reduce_;
   cusolverDnHandle_t solver_ = nullptr;
   std::vector<Block> blocks_;
   std::vector<std::string> names_;
-  DeviceBuffer<int> status_;  // see step()
+  std::vector<Batch> factor_batches_, solve_batches_;
+  DeviceBuffer<int> status_;        // see step()
+  DeviceBuffer<float> statistics_;  // every block's moments, summed over ranks
+  std::size_t statistics_size_ = 0;
+  std::size_t parameter_count_ = 0;
   DeviceBuffer<float> solver_workspace_;
-  DeviceBuffer<float> counts_;   // token counts (vocab) then position counts (context)
-  DeviceBuffer<float> moments_;  // LN: sum xhat^2 and sum xhat (2 d), then a d x N square
-  DeviceBuffer<float> ones_;
+  DeviceBuffer<float> square_;  // LN: a d x N square
   std::int64_t steps_ = 0;
   std::int64_t skips_ = 0;
   std::int64_t block_skips_ = 0;

@@ -7,16 +7,12 @@
 #include "core/lm/cuda/gpt_forward_cuda.hpp"
 #include "core/lm/gpt_forward.hpp"
 #include "core/lm/learners/learner_state_keys.hpp"
+#include "core/lm/learners/rank_collectives.hpp"
 
 namespace kwm::lm::cuda {
 namespace {
 
-GptParameters<double> untied_start(const GptConfig& model, std::uint64_t seed,
-                                   const LmCollectives& collectives) {
-  if (!collectives.single_process())
-    throw std::invalid_argument(
-        "learner.device: cuda runs kwm-linearized on one rank (one GPU); this run has " +
-        std::to_string(collectives.ranks) + " ranks (use learner.device: cpu for several)");
+GptParameters<double> untied_start(const GptConfig& model, std::uint64_t seed) {
   if (!device_available())
     throw std::runtime_error("learner.device: cuda: no CUDA device is visible");
   GptConfig untied = model;
@@ -30,8 +26,8 @@ KwmLinearizedCudaLearner::KwmLinearizedCudaLearner(const KwmLinearizedConfig& co
                                                    const GptConfig& model, std::uint64_t seed,
                                                    const LmCollectives& collectives,
                                                    TensorMath math)
-    : math_(math), host_(untied_start(model, seed, collectives)) {
-  device_ = std::make_unique<KwmLinearizedCuda>(config, host_);
+    : math_(math), rank_(collectives.rank), host_(untied_start(model, seed)) {
+  device_ = std::make_unique<KwmLinearizedCuda>(config, host_, collectives);
   device_->set_tensor_math(math);
   // The device holds fp32; the host copy shows what the device holds from the start.
   host_ = device_->parameters();
@@ -55,11 +51,13 @@ const GptParameters<double>& KwmLinearizedCudaLearner::parameters() const {
 
 LearnerState KwmLinearizedCudaLearner::state() const {
   LearnerState s;
-  s.tensors["parameters"] = parameters().flatten();
-  s.tensors["noise_energy"] = energy_;
+  if (rank_ == 0) {  // replicated values: one copy, as the CPU learner writes them
+    s.tensors["parameters"] = parameters().flatten();
+    s.tensors["noise_energy"] = energy_;
+  }
   const std::vector<std::string>& names = device_->block_names();
   for (std::size_t b = 0; b < names.size(); ++b)
-    s.tensors[names[b] + ".information"] = device_->information(b);
+    if (device_->owns(b)) s.tensors[names[b] + ".information"] = device_->information(b);
   s.counters["steps"] = device_->steps();
   s.counters["skips"] = device_->skips();
   s.counters["block_skips"] = device_->block_skips();
@@ -73,10 +71,11 @@ void KwmLinearizedCudaLearner::restore(const LearnerState& s) {
   const Eigen::MatrixXd& flat = state_tensor(s, "parameters", n, 1);
   const Eigen::MatrixXd& energy =
       state_tensor(s, "noise_energy", static_cast<Eigen::Index>(names.size()), 1);
-  std::vector<const Eigen::MatrixXd*> information;
+  std::vector<const Eigen::MatrixXd*> information(names.size(), nullptr);
   for (std::size_t b = 0; b < names.size(); ++b) {
+    if (!device_->owns(b)) continue;
     const auto [rows, cols] = device_->information_shape(b);
-    information.push_back(&state_tensor(s, names[b] + ".information", rows, cols));
+    information[b] = &state_tensor(s, names[b] + ".information", rows, cols);
   }
   const std::int64_t steps = state_counter(s, "steps");
   const std::int64_t skips = state_counter(s, "skips");
@@ -86,7 +85,8 @@ void KwmLinearizedCudaLearner::restore(const LearnerState& s) {
   GptParameters<double> restored = GptParameters<double>::zeros(host_.config);
   restored.unflatten(flat.col(0));
   device_->set_parameters(restored);
-  for (std::size_t b = 0; b < names.size(); ++b) device_->set_information(b, *information[b]);
+  for (std::size_t b = 0; b < names.size(); ++b)
+    if (information[b] != nullptr) device_->set_information(b, *information[b]);
   device_->set_counters(steps, skips, block_skips, retries);
   energy_ = energy.col(0);
   host_current_ = false;  // re-read: the device rounded the values to fp32
@@ -101,7 +101,7 @@ void KwmLinearizedCudaLearner::shift_head_bias(const Eigen::VectorXd& delta) {
 
 std::unique_ptr<LanguageLearner> make_kwm_linearized_cuda_learner(
     const YAML::Node& learner, const GptConfig& model, std::uint64_t seed,
-    const LmCollectives& collectives) {
+    const LmCollectives& collectives, const DeviceAllReduceMaker& device_all_reduce) {
   const std::string type = learner && learner["type"] ? learner["type"].as<std::string>() : "";
   if (type != "kwm-linearized")
     throw std::invalid_argument(
@@ -114,8 +114,11 @@ std::unique_ptr<LanguageLearner> make_kwm_linearized_cuda_learner(
     keys = YAML::Clone(learner);
     keys.remove("tensor_math");
   }
-  return std::make_unique<KwmLinearizedCudaLearner>(parse_kwm_linearized_config(keys), model, seed,
-                                                    collectives, math);
+  validate_collectives(collectives, "kwm-linearized on CUDA");  // before any device work
+  auto made = std::make_unique<KwmLinearizedCudaLearner>(parse_kwm_linearized_config(keys), model,
+                                                         seed, collectives, math);
+  if (collectives.ranks > 1 && device_all_reduce) made->use_device_all_reduce(device_all_reduce);
+  return made;
 }
 
 }  // namespace kwm::lm::cuda

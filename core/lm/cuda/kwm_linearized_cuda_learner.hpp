@@ -3,13 +3,15 @@
 // evaluation, checkpoints and generation read are copied back only when parameters() is called
 // after a step (lazily, one device wait). state()/restore() use exactly the CPU learner's keys
 // and shapes (kwm_linearized_learner.hpp), so a checkpoint written here resumes on the CPU and
-// the other way round, to fp32 rounding. Fixed observation noise, one rank: what
-// KwmLinearizedCuda implements; anything else is refused with std::invalid_argument.
+// the other way round, to fp32 rounding, also on another number of ranks. Fixed observation
+// noise: what KwmLinearizedCuda implements; anything else is refused with std::invalid_argument.
+// Several ranks: one GPU each (the caller selects it first), data parallel as the CPU learner.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,7 +27,7 @@ namespace kwm::lm::cuda {
 class KwmLinearizedCudaLearner final : public LanguageLearner {
  public:
   // The same start as KwmLinearizedLearner(config, model, seed, ...): GptParameters::init of the
-  // untied model with this seed. Throws std::invalid_argument for adaptive noise or several ranks,
+  // untied model with this seed. Throws std::invalid_argument for adaptive noise,
   // std::runtime_error when no CUDA device is visible. math: the GPT pass's GEMMs in fp32 or TF32
   // (learner.tensor_math); the statistics, factorisations and solves are fp32 either way.
   KwmLinearizedCudaLearner(const KwmLinearizedConfig& config, const GptConfig& model,
@@ -40,27 +42,36 @@ class KwmLinearizedCudaLearner final : public LanguageLearner {
   }
   StepReport step(const TokenBatch& batch) override;
   const GptParameters<double>& parameters() const override;
-  // Keys as KwmLinearizedLearner::state() on one rank: parameters, noise_energy (NaN per block
-  // under fixed noise, or what a restored checkpoint held), <block>.information, and the counters
-  // steps, skips, block_skips, jitter_retries.
+  // Keys as KwmLinearizedLearner::state(): parameters and noise_energy (NaN per block under
+  // fixed noise, or what a restored checkpoint held) on rank 0, <block>.information of the blocks
+  // this rank owns, and the counters steps, skips, block_skips, jitter_retries.
   LearnerState state() const override;
   void restore(const LearnerState& state) override;
   void shift_head_bias(const Eigen::VectorXd& delta) override;
+  // Several ranks: the device sums through `make(stream)` (NCCL) instead of the host.
+  void use_device_all_reduce(const std::function<DeviceAllReduce(cudaStream_t)>& make) {
+    device_->use_device_all_reduce(make(device_->stream()));
+  }
+  std::size_t reduced_floats() const { return device_->reduced_floats(); }
 
  private:
   std::unique_ptr<KwmLinearizedCuda> device_;
   TensorMath math_ = TensorMath::fp32;
+  int rank_ = 0;
   mutable GptParameters<double> host_;  // the device mean as of the last sync
   mutable bool host_current_ = true;    // false after a step until parameters() syncs
   Eigen::VectorXd energy_;              // noise_energy, carried through checkpoints unchanged
 };
 
+// Builds the device all-reduce of a multi-rank run on the learner's stream (launch/ makes it from
+// an NCCL communicator); empty: the host-staged sums.
+using DeviceAllReduceMaker = std::function<DeviceAllReduce(cudaStream_t)>;
+
 // learner.type must be kwm-linearized (its keys as parse_kwm_linearized_config reads them), plus
 // the optional tensor_math: fp32 | tf32 (default fp32; anything else throws
 // std::invalid_argument naming learner.tensor_math).
-std::unique_ptr<LanguageLearner> make_kwm_linearized_cuda_learner(const YAML::Node& learner,
-                                                                  const GptConfig& model,
-                                                                  std::uint64_t seed,
-                                                                  const LmCollectives& collectives);
+std::unique_ptr<LanguageLearner> make_kwm_linearized_cuda_learner(
+    const YAML::Node& learner, const GptConfig& model, std::uint64_t seed,
+    const LmCollectives& collectives, const DeviceAllReduceMaker& device_all_reduce = {});
 
 }  // namespace kwm::lm::cuda
