@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# One device call (GPU machine, repo root) covering issue 7's GPU code at once: one Release build
+# (CUDA sm_90, warnings as errors) of kwm, lm_cuda_test and the GPU benchmarks; the conformance
+# tests; the kwm train GPU scripts (resume, rls-head resume, several ranks); the KWM step (fp32
+# and TF32 pass GEMMs) and the rls-head step against PyTorch AdamW on the same model and batches;
+# the roofline. Everything under $OUT, packed into $OUT/issue7.tar.gz (few files come back).
+# Carry build/sp-carry (tests/lm_cuda/make_sp_carry.sh; the image has no SentencePiece).
+# usage: OUT=/some/dir [PARTS="test cli bench torch roofline"] bash bench/lm_cuda/run_issue7_device.sh
+set -uo pipefail
+OUT=${OUT:-/tmp/kwm-issue7-out}
+PARTS=${PARTS:-"test cli bench torch roofline"}
+mkdir -p "$OUT"
+export PATH=/usr/local/cuda/bin:$PATH
+export NCCL_NVLS_ENABLE=0
+carry=$PWD/build/sp-carry
+export PKG_CONFIG_PATH=$carry/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+export LD_LIBRARY_PATH=$carry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+BUILD=build/issue7
+has() { [[ " $PARTS " == *" $1 "* ]]; }
+{
+  date -u
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+  lscpu | grep -E "Model name|^CPU\(s\)"
+  git log --oneline -1
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKWM_ENABLE_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES=90 -DKWM_WARNINGS_AS_ERRORS=ON -DCMAKE_CXX_FLAGS=-march=native \
+    2>&1 | grep -E "KWM|Error|error" | head
+  time timeout 300 cmake --build "$BUILD" -j16 --target kwm lm_cuda_test lm_cuda_train_bench \
+    lm_cuda_roofline_bench lm_cuda_rls_head_bench 2>&1 | grep -E "error|FAILED|warning" | head -30
+} > "$OUT/build.log" 2>&1
+B=$BUILD/bench/lm_cuda
+if has test; then
+  timeout 150 "$BUILD/tests/lm_cuda/lm_cuda_test" > "$OUT/test.log" 2>&1
+  echo "test exit $?" >> "$OUT/test.log"
+fi
+if has cli; then
+  (cd "$BUILD" && timeout 240 ctest -R lm_cuda_cli --output-on-failure -V) > "$OUT/ctest.log" 2>&1
+  echo "ctest exit $?" >> "$OUT/ctest.log"
+fi
+if has bench; then
+  {
+    for math in fp32 tf32; do
+      for b in 32 64; do
+        extra=""
+        [ "$b" = 32 ] && [ "$math" = fp32 ] && extra="--breakdown 1"
+        # shellcheck disable=SC2086
+        timeout 60 "$B/lm_cuda_train_bench" --batch "$b" --reps 10 --tensor-math "$math" $extra
+      done
+    done
+    timeout 60 "$B/lm_cuda_rls_head_bench" --batch 32 --reps 20
+    timeout 60 "$B/lm_cuda_rls_head_bench" --batch 64 --reps 20
+  } > "$OUT/bench.log" 2>&1
+fi
+if has torch; then
+  timeout 200 python3 bench/lm_cuda/torch_gpt_step.py --batch 32 64 --reps 20 > "$OUT/torch.log" 2>&1
+  echo "torch exit $?" >> "$OUT/torch.log"
+fi
+if has roofline; then
+  timeout 150 "$B/lm_cuda_roofline_bench" --batch 32 --reps 10 --json "$OUT/roofline.json" \
+    > "$OUT/roofline.log" 2>&1
+  echo "roofline exit $?" >> "$OUT/roofline.log"
+fi
+tar czf "$OUT/issue7.tar.gz" --exclude=issue7.tar.gz -C "$OUT" .
+tail -5 "$OUT/build.log"
+[ -f "$OUT/test.log" ] && grep -E "FAILED|PASSED|Failure|exit" "$OUT/test.log" | head -20
+[ -f "$OUT/ctest.log" ] && grep -E "Test +#|ok:|FAIL|exit|tests passed" "$OUT/ctest.log" | head -20
+[ -f "$OUT/bench.log" ] && grep -E "RESULT" "$OUT/bench.log"
+[ -f "$OUT/torch.log" ] && grep -E "tokens/s|exit" "$OUT/torch.log" | head -12
+[ -f "$OUT/roofline.log" ] && tail -3 "$OUT/roofline.log"
