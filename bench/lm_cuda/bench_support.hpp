@@ -1,17 +1,49 @@
-// What the GPU language-model benchmarks share: a batch of uniformly random tokens filling the
-// context, and the check of a positive integer flag.
+// What the GPU language-model benchmarks share: the model they time, a batch of uniformly random
+// tokens filling the context, a timer that waits for the device, and the check of a positive
+// integer flag.
 #pragma once
 
+#include <cuda_runtime.h>
+
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <random>
 #include <stdexcept>
 #include <string>
 
+#include "core/backend/cuda/cuda_check.hpp"
 #include "core/lm/gpt_config.hpp"
 #include "core/lm/token_batch.hpp"
 
 namespace kwm::lm::bench {
+
+// The model of configs/lm_gpu_10m.yaml (11,644,416 parameters): vocab 4096, context 256, d 256,
+// 12 layers, 4 heads, untied head with bias.
+inline GptConfig lm_gpu_10m_model() {
+  GptConfig c;
+  c.vocab_size = 4096;
+  c.context = 256;
+  c.d_model = 256;
+  c.n_layers = 12;
+  c.n_heads = 4;
+  c.tied_head = false;
+  c.head_bias = true;
+  return c;
+}
+
+// Seconds per call of f, the device synchronised before and after the timed calls, after
+// `warmup` untimed calls.
+template <typename F>
+double device_seconds_per_call(F&& f, int warmup, int reps) {
+  using Clock = std::chrono::steady_clock;
+  for (int i = 0; i < warmup; ++i) f();
+  KWM_CUDA_CHECK(cudaDeviceSynchronize());
+  const auto start = Clock::now();
+  for (int i = 0; i < reps; ++i) f();
+  KWM_CUDA_CHECK(cudaDeviceSynchronize());
+  return std::chrono::duration<double>(Clock::now() - start).count() / reps;
+}
 
 // `batch` sequences of `config.context` tokens, inputs and targets drawn independently.
 inline TokenBatch random_batch(const GptConfig& config, int batch, std::uint64_t seed) {

@@ -21,35 +21,6 @@
 #include "core/lm/cuda/gpt_forward_cuda.hpp"
 #include "core/lm/cuda/rls_head_cuda.hpp"
 
-namespace {
-
-using RlsClock = std::chrono::steady_clock;
-
-kwm::lm::GptConfig rls_bench_config() {
-  kwm::lm::GptConfig c;
-  c.vocab_size = 4096;
-  c.context = 256;
-  c.d_model = 256;
-  c.n_layers = 12;
-  c.n_heads = 4;
-  c.tied_head = false;
-  c.head_bias = true;
-  return c;
-}
-
-// Seconds per call of f (device synchronised at the end), after `warmup` untimed calls.
-template <typename F>
-double rls_seconds_per_call(F&& f, int warmup, int reps) {
-  for (int i = 0; i < warmup; ++i) f();
-  KWM_CUDA_CHECK(cudaDeviceSynchronize());
-  const auto start = RlsClock::now();
-  for (int i = 0; i < reps; ++i) f();
-  KWM_CUDA_CHECK(cudaDeviceSynchronize());
-  return std::chrono::duration<double>(RlsClock::now() - start).count() / reps;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   try {
     int batch = 32, reps = 10, warmup = 2;
@@ -68,7 +39,7 @@ int main(int argc, char** argv) {
       }
     }
     if (!kwm::lm::cuda::device_available()) throw std::runtime_error("no CUDA device visible");
-    const kwm::lm::GptConfig config = rls_bench_config();
+    const kwm::lm::GptConfig config = kwm::lm::bench::lm_gpu_10m_model();
     const auto start = kwm::lm::GptParameters<double>::init(config, 1);
     const kwm::lm::TokenBatch data = kwm::lm::bench::random_batch(config, batch, 2);
     const double tokens = static_cast<double>(data.tokens());
@@ -79,15 +50,16 @@ int main(int argc, char** argv) {
 
     kwm::lm::cuda::GptForwardCuda forward(start.cast<float>());
     double total = 0.0;
-    const double forward_s =
-        rls_seconds_per_call([&] { total = forward.total_nll(data); }, warmup, reps);
+    const double forward_s = kwm::lm::bench::device_seconds_per_call(
+        [&] { total = forward.total_nll(data); }, warmup, reps);
     std::printf("forward+loss: %.3f ms, %.0f tokens/s (mean NLL %.4f)\n", 1e3 * forward_s,
                 tokens / forward_s, total / tokens);
 
     const kwm::lm::RlsHeadConfig learner;  // the defaults
     kwm::lm::cuda::RlsHeadCuda rls(learner, start);
     kwm::lm::StepReport last;
-    const double step_s = rls_seconds_per_call([&] { last = rls.step(data); }, warmup, reps);
+    const double step_s =
+        kwm::lm::bench::device_seconds_per_call([&] { last = rls.step(data); }, warmup, reps);
     std::printf(
         "rls-head step: %.3f ms, %.0f tokens/s (prequential NLL of the last step %.4f; %lld "
         "steps, %lld skipped, %lld jitter retries)\n",

@@ -31,31 +31,6 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-kwm::lm::GptConfig bench_config() {
-  kwm::lm::GptConfig c;
-  c.vocab_size = 4096;
-  c.context = 256;
-  c.d_model = 256;
-  c.n_layers = 12;
-  c.n_heads = 4;
-  c.tied_head = false;
-  c.head_bias = true;
-  return c;
-}
-
-// Seconds per call of f (device synchronised at the end), after `warmup` untimed calls.
-template <typename F>
-double seconds_per_call(F&& f, int warmup, int reps) {
-  for (int i = 0; i < warmup; ++i) f();
-  KWM_CUDA_CHECK(cudaDeviceSynchronize());
-  const auto start = Clock::now();
-  for (int i = 0; i < reps; ++i) f();
-  KWM_CUDA_CHECK(cudaDeviceSynchronize());
-  return std::chrono::duration<double>(Clock::now() - start).count() / reps;
-}
-
 // Milliseconds per call of `queue` (device work on `stream`), by CUDA events over `reps` calls.
 template <typename F>
 double event_ms(cudaStream_t stream, F&& queue, int reps) {
@@ -249,7 +224,7 @@ int main(int argc, char** argv) {
       }
     }
     if (!kwm::lm::cuda::device_available()) throw std::runtime_error("no CUDA device visible");
-    const kwm::lm::GptConfig config = bench_config();
+    const kwm::lm::GptConfig config = kwm::lm::bench::lm_gpu_10m_model();
     const auto start = kwm::lm::GptParameters<double>::init(config, 1);
     const kwm::lm::TokenBatch data = kwm::lm::bench::random_batch(config, batch, 2);
     const double tokens = static_cast<double>(data.tokens());
@@ -260,7 +235,8 @@ int main(int argc, char** argv) {
     kwm::lm::cuda::GptTransposeCuda pass(start.cast<float>());
     pass.set_tensor_math(math);
     double nll = 0.0;
-    const double pass_s = seconds_per_call([&] { nll = pass.run(data); }, 2, reps);
+    const double pass_s =
+        kwm::lm::bench::device_seconds_per_call([&] { nll = pass.run(data); }, 2, reps);
     std::printf("forward+transpose: %.3f ms, %.0f tokens/s (mean NLL %.4f)\n", 1e3 * pass_s,
                 tokens / pass_s, nll / tokens);
 
@@ -271,7 +247,8 @@ int main(int argc, char** argv) {
     kwm::lm::cuda::KwmLinearizedCuda kwm(learner, start);
     kwm.set_tensor_math(math);
     kwm::lm::StepReport last;
-    const double step_s = seconds_per_call([&] { last = kwm.step(data); }, 2, reps);
+    const double step_s =
+        kwm::lm::bench::device_seconds_per_call([&] { last = kwm.step(data); }, 2, reps);
     std::printf(
         "kwm-linearized step: %.3f ms, %.0f tokens/s (last NLL before %.4f, block skips %lld, "
         "jitter retries %lld)\n",

@@ -50,19 +50,6 @@ std::string int32_le_bytes(const std::vector<std::int32_t>& tokens) {
   return bytes;
 }
 
-// The GPT the config describes, with the tokenizer's vocabulary (as kwm train resolves it).
-lm::GptConfig exported_gpt_config(const LmRunConfig& config, int vocab_size,
-                                  const std::string& source) {
-  YAML::Node model = YAML::Clone(config.model);
-  model.remove("type");
-  model["vocab_size"] = vocab_size;
-  try {
-    return lm::parse_gpt_config(model);
-  } catch (const std::invalid_argument& e) {
-    throw UserError(source + ": model: " + e.what());
-  }
-}
-
 nlohmann::json split_json(const std::string& file, const LmSplit& split) {
   const auto n = static_cast<std::int64_t>(split.tokens.size());
   return {
@@ -110,7 +97,7 @@ int run_tokens(const TokensOptions& opt, Communicator& world) {
 
   const LmData data = prepare_lm_data(world, config, opt.config_path);
   const int vocab = data.tokenizer->vocab_size();
-  const lm::GptConfig gpt = exported_gpt_config(config, vocab, opt.config_path);
+  const lm::GptConfig gpt = gpt_config_of(config, vocab, opt.config_path);
   const int length = config.train.length == 0 ? gpt.context : config.train.length;
   if (length > gpt.context)
     throw UserError(opt.config_path + ": train.length " + std::to_string(length) +

@@ -133,4 +133,15 @@ LmRunConfig parse_lm_run_config(YAML::Node root, const std::string& source) {
   return c;
 }
 
+lm::GptConfig gpt_config_of(const LmRunConfig& config, int vocab_size, const std::string& source) {
+  YAML::Node model = YAML::Clone(config.model);
+  model.remove("type");
+  model["vocab_size"] = vocab_size;
+  try {
+    return lm::parse_gpt_config(model);
+  } catch (const std::invalid_argument& e) {
+    throw UserError(source + ": model: " + e.what());
+  }
+}
+
 }  // namespace kwm::launch

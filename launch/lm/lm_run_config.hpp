@@ -59,4 +59,8 @@ bool is_language_model_config(const YAML::Node& root);
 // and the GPT keys (parse_gpt_config checks those once the tokenizer fixes vocab_size).
 LmRunConfig parse_lm_run_config(YAML::Node root, const std::string& source);
 
+// The GPT the config's model section describes, with the tokenizer's vocabulary (what kwm train
+// and kwm tokens build); UserError naming `source` and the problem.
+lm::GptConfig gpt_config_of(const LmRunConfig& config, int vocab_size, const std::string& source);
+
 }  // namespace kwm::launch

@@ -57,17 +57,6 @@ lm::LmCollectives collectives_of(Communicator& world) {
   return c;
 }
 
-lm::GptConfig gpt_config_of(const LmRunConfig& config, int vocab_size, const std::string& source) {
-  YAML::Node model = YAML::Clone(config.model);
-  model.remove("type");
-  model["vocab_size"] = vocab_size;
-  try {
-    return lm::parse_gpt_config(model);
-  } catch (const std::invalid_argument& e) {
-    throw UserError(source + ": model: " + e.what());
-  }
-}
-
 // learner.device: cuda: the GPU learner (see docs/gpu-lm.md). Several ranks: one GPU each, the
 // device sums through NCCL or the host (lm_device_collectives.hpp).
 std::unique_ptr<lm::LanguageLearner> make_cuda_learner(const LmRunConfig& config,
