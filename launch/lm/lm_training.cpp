@@ -30,6 +30,7 @@
 #include "launch/user_error.hpp"
 
 #ifdef KWM_HAVE_LM_CUDA
+#include "core/lm/cuda/ensemble_cuda_learner.hpp"
 #include "core/lm/cuda/gpt_forward_cuda.hpp"
 #include "core/lm/cuda/kwm_linearized_cuda_learner.hpp"
 #include "core/lm/cuda/rls_head_cuda_learner.hpp"
@@ -77,10 +78,14 @@ std::unique_ptr<lm::LanguageLearner> make_cuda_learner(const LmRunConfig& config
     if (type == "rls-head")
       return lm::cuda::make_rls_head_cuda_learner(config.learner, gpt, config.train.seed,
                                                   collectives_of(world));
+    if (type == "kwm-ensemble")
+      return lm::cuda::make_ensemble_cuda_learner(config.learner, gpt, config.train.seed,
+                                                  collectives_of(world));
     if (type != "kwm-linearized")
       throw std::invalid_argument(
-          "learner.device: cuda implements learner.type kwm-linearized and rls-head; got '" + type +
-          "'");
+          "learner.device: cuda implements learner.type kwm-linearized, rls-head and "
+          "kwm-ensemble; got '" +
+          type + "'");
     return lm::cuda::make_kwm_linearized_cuda_learner(config.learner, gpt, config.train.seed,
                                                       collectives_of(world), device.make);
   } catch (const std::invalid_argument& e) {
