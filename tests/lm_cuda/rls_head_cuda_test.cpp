@@ -3,8 +3,9 @@
 // prequential NLL of every step, the head's change, the information A, pbar, the body left exactly
 // at its start, the checkpoint keys, shapes and counters; checkpoints that cross devices both ways
 // and resume bit for bit on the GPU; the safeguards (non-finite logits, a factorisation that stays
-// indefinite through the whole jitter schedule). Errors are max|a - b| / max|b|. The device tests
-// skip without a CUDA device; the refusals are checked everywhere.
+// indefinite through the whole jitter schedule); several ranks emulated by threads on one GPU.
+// Errors are max|a - b| / max|b|. The device tests skip without a CUDA device; the refusals are
+// checked everywhere.
 //
 // The bounds below are not from a device run (this file has not been run on a GPU yet;
 // docs/gpu-lm.md, "rls-head on the GPU"). They sit 30x or more above what an Eigen fp32 emulation
@@ -18,11 +19,13 @@
 #include <iostream>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "core/lm/cuda/gpt_forward_cuda.hpp"
 #include "core/lm/cuda/rls_head_cuda_learner.hpp"
 #include "core/lm/learners/learner_factory.hpp"
 #include "tests/lm/lm_test_support.hpp"
+#include "tests/lm_baselines/lm_test_support.hpp"
 #include "tests/lm_cuda/lm_cuda_test_support.hpp"
 
 namespace kwm::lm::rls_head_cuda_test {
@@ -255,17 +258,76 @@ TEST(LmCudaRlsHead, SafeguardsSkipAsTheCpuLearnerDoes) {
 }
 
 // No device needed: what the factory refuses before it touches one.
-TEST(LmCudaRlsHead, RefusesOtherTypesSeveralRanksAndAMissingDevice) {
+// Several ranks on one GPU: R threads, each a rank with its own learner and stream, the device
+// buffers summed through the host (ThreadCollectives, sums in rank order). The batch's 4 sequences
+// split over the ranks (3 ranks: 1, 1 and 2, so the token counts differ); 3 steps against the CPU
+// learner on the whole batch, and every rank ends with the same parameters bit for bit.
+TEST(LmCudaRlsHead, EmulatedRanksMatchTheCpuLearner) {
+  KWM_REQUIRE_CUDA_DEVICE();
+  const auto cpu = cpu_rls();
+  const GptParameters<double> start = cpu->parameters();
+  for (int s = 0; s < 3; ++s) cpu->step(rls_batch(s));
+  const LearnerState want = cpu->state();
+  for (const int ranks : {2, 3}) {
+    std::vector<GptParameters<double>> parameters(static_cast<std::size_t>(ranks));
+    std::vector<LearnerState> states(static_cast<std::size_t>(ranks));
+    std::vector<std::string> errors(static_cast<std::size_t>(ranks));
+    testing::run_ranks(ranks, [&](int rank, LmCollectives collectives) {
+      const auto r = static_cast<std::size_t>(rank);
+      try {
+        const auto gpu = cuda::make_rls_head_cuda_learner(YAML::Load(kRlsLearner), rls_model(),
+                                                          kRlsSeed, collectives);
+        const int first = 4 * rank / ranks;
+        const int count = 4 * (rank + 1) / ranks - first;
+        for (int s = 0; s < 3; ++s) {
+          if (gpu->step(testing::share_of(rls_batch(s), first, count)).skipped)
+            errors[r] = "step " + std::to_string(s) + " skipped";
+        }
+        parameters[r] = gpu->parameters();
+        states[r] = gpu->state();
+      } catch (const std::exception& e) {
+        errors[r] = e.what();
+      }
+    });
+    for (int rank = 0; rank < ranks; ++rank)
+      ASSERT_EQ(errors[static_cast<std::size_t>(rank)], "") << ranks << " ranks, rank " << rank;
+    for (int rank = 1; rank < ranks; ++rank) {
+      const LearnerState& s = states[static_cast<std::size_t>(rank)];
+      EXPECT_EQ(parameters[static_cast<std::size_t>(rank)].flatten(), parameters[0].flatten())
+          << ranks << " ranks, rank " << rank;
+      EXPECT_TRUE(s.tensors.empty()) << "rank " << rank << " wrote tensors";  // rank 0 owns all
+      EXPECT_EQ(s.counters, want.counters) << "rank " << rank;
+    }
+    const LearnerState& have = states[0];
+    expect_same_keys(have, want);
+    const double head = head_change_error(start, parameters[0], cpu->parameters());
+    const double information =
+        relative_to(have.tensors.at("head.information"), want.tensors.at("head.information"));
+    const double mean = relative_to(have.tensors.at("head.mean_probability"),
+                                    want.tensors.at("head.mean_probability"));
+    EXPECT_LT(head, kHeadChangeBound) << ranks << " ranks";
+    EXPECT_LT(information, kInformationBound) << ranks << " ranks";
+    EXPECT_LT(mean, kMeanBound) << ranks << " ranks";
+    std::cout << "[ measured ] rls-head on " << ranks
+              << " emulated ranks, 3 steps of 4 x 16 against the CPU: head change " << head
+              << ", information " << information << ", pbar " << mean << "\n";
+  }
+}
+
+TEST(LmCudaRlsHead, RefusesOtherTypesRanksWithoutCollectivesAndAMissingDevice) {
   EXPECT_THROW(
       cuda::make_rls_head_cuda_learner(YAML::Load("{type: kwm-linearized}"), rls_model(), 1, {}),
       std::invalid_argument);
+  // Several ranks are fine with their collectives; without them the learner would train on one
+  // rank's data only.
   LmCollectives two;
   two.ranks = 2;
   try {
     cuda::make_rls_head_cuda_learner(YAML::Load(kRlsLearner), rls_model(), 1, two);
-    FAIL() << "built a CUDA rls-head learner for 2 ranks";
+    FAIL() << "built a CUDA rls-head learner for 2 ranks without collectives";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("rls-head on one rank"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("2 ranks need all_reduce_sum"), std::string::npos)
+        << e.what();
   }
   EXPECT_THROW(cuda::make_rls_head_cuda_learner(YAML::Load("{type: rls-head, delta: 0}"),
                                                 rls_model(), 1, {}),

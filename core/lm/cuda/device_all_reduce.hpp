@@ -16,6 +16,9 @@
 namespace kwm::lm::cuda {
 
 using DeviceAllReduce = std::function<void(float* device, std::size_t count)>;
+// Builds the device all-reduce of a multi-rank run on a learner's stream (launch/ makes it from an
+// NCCL communicator); empty: the learner's host-staged sums.
+using DeviceAllReduceMaker = std::function<DeviceAllReduce(cudaStream_t)>;
 
 // Copies the buffer to the host, sums it over ranks with the host collectives (in double), and
 // copies the result back: correct on any layout but bounded by PCIe and MPI bandwidth. Needs

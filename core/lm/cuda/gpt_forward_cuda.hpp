@@ -32,6 +32,8 @@ class GptForwardCuda {
   ~GptForwardCuda();
 
   DeviceGptParameters& parameters() { return parameters_; }
+  // The stream every call queues on (device_forward's DeviceForward::stream).
+  cudaStream_t stream() const { return stream_; }
 
   // fp32 (the default) or TF32 tensor-core GEMMs for the following calls.
   void set_tensor_math(TensorMath math) { math_ = math; }

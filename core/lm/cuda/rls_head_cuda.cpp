@@ -1,6 +1,7 @@
 // The rls-head step on the device: forward pass, innovation, pbar, statistics, Sherman-Morrison,
 // Cholesky factor and solve queued on the forward pass's stream; one host wait for the loss and
-// the flags; then the accepted head, information and pbar move.
+// the flags (several ranks: one more, for the host sum of the skip flag, tokens and sum p); then
+// the accepted head, information and pbar move.
 #include "core/lm/cuda/rls_head_cuda.hpp"
 
 #include <algorithm>
@@ -16,15 +17,18 @@
 #include "core/lm/cuda/host_checks.hpp"
 #include "core/lm/cuda/rls_head_kernels.cuh"
 #include "core/lm/cuda/transpose_kernels.cuh"
+#include "core/lm/learners/block_placement.hpp"
+#include "core/lm/learners/rank_collectives.hpp"
 
 namespace kwm::lm::cuda {
 namespace {
 
-// The device copy of `start` after the config checks (they come first: nothing is uploaded for a
-// config the step would refuse).
-GptParameters<float> rls_head_fp32_start(const RlsHeadConfig& config,
+// The device copy of `start` after the config and rank checks (they come first: nothing is
+// uploaded for a config the step would refuse).
+GptParameters<float> rls_head_fp32_start(const RlsHeadConfig& config, const LmCollectives& host,
                                          const GptParameters<double>& start) {
   config.validate();
+  validate_collectives(host, "rls-head on CUDA");
   if (start.config.tied_head)
     throw std::invalid_argument("rls-head on CUDA: the model needs an untied head");
   return start.cast<float>();
@@ -42,38 +46,49 @@ enum RlsStatus : int {
 
 }  // namespace
 
-RlsHeadCuda::RlsHeadCuda(const RlsHeadConfig& config, const GptParameters<double>& start)
-    : config_(config), model_(rls_head_fp32_start(config, start)) {
+RlsHeadCuda::RlsHeadCuda(const RlsHeadConfig& config, const GptParameters<double>& start,
+                         const LmCollectives& host)
+    : config_(config), host_(host), model_(rls_head_fp32_start(config, host, start)) {
   KWM_CUSOLVER_CHECK(cusolverDnCreate(&solver_));
   const DeviceLinear& head = model_.parameters().head();
   vocab_ = head.rows;
   features_ = head.cols;
   inputs_ = features_ + (head.bias != nullptr ? 1 : 0);
   const std::int64_t m = inputs_;
-  std::vector<float> prior(as_size(m * m), 0.0f);
-  for (std::int64_t i = 0; i < m; ++i)
-    prior[as_size(i * m + i)] = static_cast<float>(1.0 / config_.initial_variance);
-  information_.reserve(prior.size());
-  KWM_CUDA_CHECK(cudaMemcpy(information_.data(), prior.data(), prior.size() * sizeof(float),
-                            cudaMemcpyHostToDevice));
-  updated_.reserve(prior.size());
-  factor_.reserve(prior.size());
+  // The CPU learner's placement of its one block (rank 0 for any rank count).
+  owner_ = place_blocks_lpt({std::pow(static_cast<double>(m), 3.0)}, host_.ranks)[0];
+  updated_.reserve(as_size(m * m));
   cross_.reserve(as_size(m * vocab_));
   step_.reserve(as_size(m * vocab_));
   mean_probability_.reserve(as_size(vocab_));
   candidate_mean_.reserve(as_size(vocab_));
   sherman_morrison_.reserve(as_size(2 * vocab_ + m));
   status_.reserve(kStatusWords);
-  int workspace = 0;
-  KWM_CUSOLVER_CHECK(cusolverDnSpotrf_bufferSize(solver_, CUBLAS_FILL_MODE_LOWER,
-                                                 static_cast<int>(m), factor_.data(),
-                                                 static_cast<int>(m), &workspace));
-  solver_workspace_.reserve(as_size(std::max(workspace, 1)));
+  if (owns()) {
+    std::vector<float> prior(as_size(m * m), 0.0f);
+    for (std::int64_t i = 0; i < m; ++i)
+      prior[as_size(i * m + i)] = static_cast<float>(1.0 / config_.initial_variance);
+    information_.reserve(prior.size());
+    KWM_CUDA_CHECK(cudaMemcpy(information_.data(), prior.data(), prior.size() * sizeof(float),
+                              cudaMemcpyHostToDevice));
+    factor_.reserve(prior.size());
+    int workspace = 0;
+    KWM_CUSOLVER_CHECK(cusolverDnSpotrf_bufferSize(solver_, CUBLAS_FILL_MODE_LOWER,
+                                                   static_cast<int>(m), factor_.data(),
+                                                   static_cast<int>(m), &workspace));
+    solver_workspace_.reserve(as_size(std::max(workspace, 1)));
+  }
+  if (host_.ranks > 1) reduce_ = host_staged_all_reduce(host_, model_.stream());
   KWM_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 RlsHeadCuda::~RlsHeadCuda() {
   if (solver_ != nullptr) cusolverDnDestroy(solver_);
+}
+
+std::size_t RlsHeadCuda::reduced_floats() const {
+  if (host_.ranks == 1) return 0;
+  return as_size(inputs_ * inputs_ + 2 * inputs_ * vocab_);
 }
 
 void RlsHeadCuda::reserve(std::int64_t columns) {
@@ -101,53 +116,158 @@ StepReport RlsHeadCuda::step(const TokenBatch& batch) {
   KWM_CUSOLVER_CHECK(cusolverDnSetStream(solver_, stream));
   int* status = status_.data();
   KWM_CUDA_CHECK(cudaMemsetAsync(status, 0, kStatusWords * sizeof(int), stream));
-  // Innovation e = onehot - p over the logits (in place), the NLL in double.
+  // Innovation e = onehot - p over the logits (in place), the NLL in double; sum_n p_n per row.
   kernels::flag_nonfinite(pass.logits, vocab * n, status + kNonfiniteLogits, stream);
   kernels::softmax_innovation(pass.logits, pass.targets, nll_.data(), nll_.data() + n, vocab, n,
                               stream);
   const float* e = pass.logits;
-  // pbar' and the Sherman-Morrison vectors of G' = diag(pbar' + delta) - pbar' pbar'^T.
+  kernels::probability_row_sums(e, pass.targets, probability_sums_.data(), vocab, n, stream);
+  // This rank's raw statistics: U = sum [x; 1][x; 1]^T (its lower triangle; the rest stays zero)
+  // and D^T = [x; 1] e^T (m x vocab). A full SGEMM rather than SSYRK, as in kwm_linearized_cuda
+  // (SSYRK ran far below SGEMM's rate).
+  const float one = 1.0f, zero = 0.0f;
+  const float* x = pass.hidden;
+  KWM_CUDA_CHECK(cudaMemsetAsync(updated_.data(), 0, as_size(m * m) * sizeof(float), stream));
+  KWM_CUBLAS_CHECK(cuda_detail::gemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, d, d, n, &one, x, d, x, d,
+                                     &zero, updated_.data(), m));
+  KWM_CUBLAS_CHECK(cuda_detail::gemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, d, vocab, n, &one, x, d, e,
+                                     vocab, &zero, cross_.data(), m));
+  if (m > d) {  // the bias input: the x 1 row, the token count in the corner, the e 1 row of D^T
+    KWM_CUBLAS_CHECK(cublasSgemv_64(blas, CUBLAS_OP_N, d, n, &one, x, d, ones_.data(), 1, &zero,
+                                    updated_.data() + d, m));
+    kernels::add_diagonal(updated_.data() + d * m + d, static_cast<float>(n), 1, m, stream);
+    KWM_CUBLAS_CHECK(cublasSgemv_64(blas, CUBLAS_OP_N, vocab, n, &one, e, vocab, ones_.data(), 1,
+                                    &zero, cross_.data() + d, m));
+  }
+  double tokens = static_cast<double>(n);
+  std::int64_t chunks = kernels::probability_chunks(n);
+  if (host_.ranks > 1) {
+    if (!sum_batch_over_ranks(pass, n, report, tokens)) return report;
+    chunks = 1;  // probability_sums_ now holds the totals over ranks
+  }
+  // pbar' and the Sherman-Morrison vectors of G' = diag(pbar' + delta) - pbar' pbar'^T (every
+  // rank: pbar is replicated).
   double* inverse_diagonal = sherman_morrison_.data();
   double* u = inverse_diagonal + vocab;
-  double* scale = u + vocab;
-  kernels::probability_row_sums(e, pass.targets, probability_sums_.data(), vocab, n, stream);
-  kernels::mean_probability_update(
-      probability_sums_.data(), mean_probability_.data(), candidate_mean_.data(), inverse_diagonal,
-      u, vocab, n, has_mean_probability_, config_.probability_ema, config_.delta, stream);
-  // A' = lambda A + sum [x; 1][x; 1]^T (+ (1 - lambda) I / v): the lower triangle is A'. A full
-  // SGEMM rather than SSYRK, as in kwm_linearized_cuda (SSYRK ran far below SGEMM's rate).
-  const float one = 1.0f, zero = 0.0f;
-  const auto lambda = static_cast<float>(config_.forgetting);
-  const float* x = pass.hidden;
-  KWM_CUDA_CHECK(cudaMemcpyAsync(updated_.data(), information_.data(),
-                                 as_size(m * m) * sizeof(float), cudaMemcpyDeviceToDevice, stream));
-  KWM_CUBLAS_CHECK(cuda_detail::gemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, d, d, n, &one, x, d, x, d,
-                                     &lambda, updated_.data(), m));
-  const bool bias = m > d;
-  if (bias) {
-    KWM_CUBLAS_CHECK(cublasSgemv_64(blas, CUBLAS_OP_N, d, n, &one, x, d, ones_.data(), 1, &lambda,
-                                    updated_.data() + d, m));
-    float* corner = updated_.data() + d * m + d;
-    KWM_CUBLAS_CHECK(cublasSscal_64(blas, 1, &lambda, corner, 1));
-    kernels::add_diagonal(corner, static_cast<float>(n), 1, m, stream);
+  kernels::mean_probability_update(probability_sums_.data(), chunks, mean_probability_.data(),
+                                   candidate_mean_.data(), inverse_diagonal, u, vocab, tokens,
+                                   has_mean_probability_, config_.probability_ema, config_.delta,
+                                   stream);
+  if (owns()) queue_solve(stream, blas, status);
+  // The host wait: the loss and every flag.
+  std::vector<int> flags(kStatusWords, 0);
+  double total = 0.0;
+  KWM_CUDA_CHECK(cudaMemcpyAsync(flags.data(), status, flags.size() * sizeof(int),
+                                 cudaMemcpyDeviceToHost, stream));
+  KWM_CUDA_CHECK(
+      cudaMemcpyAsync(&total, nll_.data() + n, sizeof(double), cudaMemcpyDeviceToHost, stream));
+  KWM_CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (host_.ranks == 1) {  // several ranks decided this in sum_batch_over_ranks
+    if (flags[kNonfiniteLogits] != 0 || !std::isfinite(total)) {
+      report.nll_before = std::numeric_limits<double>::quiet_NaN();
+      report.skipped = true;
+      ++skips_;
+      return report;
+    }
+    report.nll_before = total / static_cast<double>(n);
   }
+  // The owner decides (with the jitter retries); the outcome is summed so every rank agrees.
+  double outcome[2] = {0.0, 0.0};  // refused, jitter attempts
+  if (owns()) {
+    const bool statistics_ok = flags[kNonfiniteStatistics] == 0;
+    bool applied = statistics_ok && flags[kFactorInfo] == 0 && flags[kNonfiniteStep] == 0 &&
+                   flags[kSolveInfo] == 0;
+    int attempts = 0;
+    if (statistics_ok && flags[kFactorInfo] > 0) {
+      KWM_CUDA_CHECK(cudaMemsetAsync(status + kNonfiniteStep, 0, sizeof(int), stream));
+      applied = retry_with_jitter(stream, status + kNonfiniteStep, status + kFactorInfo,
+                                  status + kSolveInfo, attempts);
+    }
+    outcome[0] = applied ? 0.0 : 1.0;
+    outcome[1] = static_cast<double>(attempts);
+  }
+  sum_over_ranks(host_, outcome, 2);
+  jitter_retries_ += static_cast<std::int64_t>(outcome[1]);
+  if (outcome[0] > 0.0) {  // head, information and pbar stay as they were
+    report.skipped = true;
+    ++skips_;
+    return report;
+  }
+  if (host_.ranks > 1) {  // the owner's step to every rank, exactly: x + 0 + ... = x
+    if (!owns())
+      KWM_CUDA_CHECK(cudaMemsetAsync(step_.data(), 0, as_size(m * vocab) * sizeof(float), stream));
+    reduce_(step_.data(), as_size(m * vocab));
+  }
+  apply(blas);
+  ++steps_;
+  return report;
+}
+
+// Several ranks: this rank's sum_n p_n, its skip flag and token count through one host sum (in
+// double), then U and D^T through the device all-reduce. False (and the report says skipped) when
+// some rank's logits or loss are not finite: the CPU learner's any_rank check, before any sum.
+bool RlsHeadCuda::sum_batch_over_ranks(const GptForwardCuda::DeviceForward& pass, std::int64_t n,
+                                       StepReport& report, double& tokens) {
+  const cudaStream_t stream = pass.stream;
+  const std::int64_t m = inputs_, vocab = vocab_;
+  // The row totals over the chunks (tokens 1, no previous pbar) into candidate_mean_, scratch in
+  // the Sherman-Morrison vectors (both are written again before they are read).
+  double* scratch = sherman_morrison_.data();
+  kernels::mean_probability_update(probability_sums_.data(), kernels::probability_chunks(n),
+                                   mean_probability_.data(), candidate_mean_.data(), scratch,
+                                   scratch + vocab, vocab, 1.0, false, 0.0, config_.delta, stream);
+  std::vector<double> shared(as_size(vocab + 2), 0.0);  // [nonfinite, tokens, sum_n p_n]
+  int nonfinite = 0;
+  double total = 0.0;
+  KWM_CUDA_CHECK(cudaMemcpyAsync(&nonfinite, status_.data() + kNonfiniteLogits, sizeof(int),
+                                 cudaMemcpyDeviceToHost, stream));
+  KWM_CUDA_CHECK(
+      cudaMemcpyAsync(&total, nll_.data() + n, sizeof(double), cudaMemcpyDeviceToHost, stream));
+  KWM_CUDA_CHECK(cudaMemcpyAsync(shared.data() + 2, candidate_mean_.data(),
+                                 as_size(vocab) * sizeof(double), cudaMemcpyDeviceToHost, stream));
+  KWM_CUDA_CHECK(cudaStreamSynchronize(stream));
+  const bool bad = nonfinite != 0 || !std::isfinite(total);
+  report.nll_before =
+      bad ? std::numeric_limits<double>::quiet_NaN() : total / static_cast<double>(n);
+  shared[0] = bad ? 1.0 : 0.0;
+  shared[1] = static_cast<double>(n);
+  sum_over_ranks(host_, shared.data(), shared.size());
+  if (shared[0] > 0.0) {
+    report.skipped = true;
+    ++skips_;
+    return false;
+  }
+  tokens = shared[1];
+  // Pageable source: the copy is staged before the call returns, so `shared` may go.
+  KWM_CUDA_CHECK(cudaMemcpyAsync(probability_sums_.data(), shared.data() + 2,
+                                 as_size(vocab) * sizeof(double), cudaMemcpyHostToDevice, stream));
+  reduce_(updated_.data(), as_size(m * m));
+  reduce_(cross_.data(), as_size(m * vocab));
+  return true;
+}
+
+// The owner: A' = lambda A + (1 - lambda) I / v + U in place of the summed U, C = (G'^-1 D)^T in
+// place of the summed D^T, then A' = F F^T and S = A'^-1 C, with their flags.
+void RlsHeadCuda::queue_solve(cudaStream_t stream, cublasHandle_t blas, int* status) {
+  const std::int64_t m = inputs_, vocab = vocab_;
+  const float one = 1.0f;
+  const auto lambda = static_cast<float>(config_.forgetting);
+  KWM_CUBLAS_CHECK(cublasSgeam(blas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(m),
+                               static_cast<int>(m), &lambda, information_.data(),
+                               static_cast<int>(m), &one, updated_.data(), static_cast<int>(m),
+                               updated_.data(), static_cast<int>(m)));
   if (config_.forgetting < 1.0) {
     kernels::add_diagonal(updated_.data(),
                           static_cast<float>((1.0 - config_.forgetting) / config_.initial_variance),
                           m, m, stream);
   }
-  // C = D^T = [x; 1] e^T (m x vocab), then every row of it gets G'^-1 (a column of D).
-  KWM_CUBLAS_CHECK(cuda_detail::gemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, d, vocab, n, &one, x, d, e,
-                                     vocab, &zero, cross_.data(), m));
-  if (bias) {
-    KWM_CUBLAS_CHECK(cublasSgemv_64(blas, CUBLAS_OP_N, vocab, n, &one, e, vocab, ones_.data(), 1,
-                                    &zero, cross_.data() + d, m));
-  }
+  double* inverse_diagonal = sherman_morrison_.data();
+  double* u = inverse_diagonal + vocab;
+  double* scale = u + vocab;
   kernels::apply_mean_field_inverse(cross_.data(), m, vocab, m, candidate_mean_.data(),
                                     inverse_diagonal, u, scale, stream);
   kernels::flag_nonfinite(updated_.data(), m * m, status + kNonfiniteStatistics, stream);
   kernels::flag_nonfinite(cross_.data(), m * vocab, status + kNonfiniteStatistics, stream);
-  // A' = F F^T, S = A'^-1 C.
   KWM_CUDA_CHECK(cudaMemcpyAsync(factor_.data(), updated_.data(), as_size(m * m) * sizeof(float),
                                  cudaMemcpyDeviceToDevice, stream));
   KWM_CUSOLVER_CHECK(cusolverDnSpotrf(solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(m),
@@ -160,43 +280,14 @@ StepReport RlsHeadCuda::step(const TokenBatch& batch) {
                                       static_cast<int>(vocab), factor_.data(), static_cast<int>(m),
                                       step_.data(), static_cast<int>(m), status + kSolveInfo));
   kernels::flag_nonfinite(step_.data(), m * vocab, status + kNonfiniteStep, stream);
-  // The one host wait: the loss and every flag.
-  std::vector<int> flags(kStatusWords, 0);
-  double total = 0.0;
-  KWM_CUDA_CHECK(cudaMemcpyAsync(flags.data(), status, flags.size() * sizeof(int),
-                                 cudaMemcpyDeviceToHost, stream));
-  KWM_CUDA_CHECK(
-      cudaMemcpyAsync(&total, nll_.data() + n, sizeof(double), cudaMemcpyDeviceToHost, stream));
-  KWM_CUDA_CHECK(cudaStreamSynchronize(stream));
-  if (flags[kNonfiniteLogits] != 0 || !std::isfinite(total)) {
-    report.nll_before = std::numeric_limits<double>::quiet_NaN();
-    report.skipped = true;
-    ++skips_;
-    return report;
-  }
-  report.nll_before = total / static_cast<double>(n);
-  const bool statistics_ok = flags[kNonfiniteStatistics] == 0;
-  bool applied = statistics_ok && flags[kFactorInfo] == 0 && flags[kNonfiniteStep] == 0 &&
-                 flags[kSolveInfo] == 0;
-  if (statistics_ok && flags[kFactorInfo] > 0) {
-    KWM_CUDA_CHECK(cudaMemsetAsync(status + kNonfiniteStep, 0, sizeof(int), stream));
-    applied = retry_with_jitter(stream, status + kNonfiniteStep, status + kFactorInfo,
-                                status + kSolveInfo);
-  }
-  if (!applied) {  // head, information and pbar stay as they were
-    report.skipped = true;
-    ++skips_;
-    return report;
-  }
-  apply(blas);
-  ++steps_;
-  return report;
 }
 
 // The escalating jitter of shared_row_information's jittered_llt (j = initial_relative *
 // trace(A')/m * growth^k), one host wait per attempt: a rare path, the prior keeps A' positive
-// definite unless the statistics are degenerate. A success keeps the jitter in A'.
-bool RlsHeadCuda::retry_with_jitter(cudaStream_t stream, int* flag, int* info, int* solve_info) {
+// definite unless the statistics are degenerate. A success keeps the jitter in A'. The attempts
+// made are added to `attempts`.
+bool RlsHeadCuda::retry_with_jitter(cudaStream_t stream, int* flag, int* info, int* solve_info,
+                                    int& attempts) {
   const std::int64_t m = inputs_, vocab = vocab_;
   const std::size_t bytes = as_size(m * m) * sizeof(float);
   std::vector<float> diagonal(as_size(m));
@@ -209,7 +300,7 @@ bool RlsHeadCuda::retry_with_jitter(cudaStream_t stream, int* flag, int* info, i
   const double mean_diagonal = trace / static_cast<double>(m);
   double j = config_.jitter.initial_relative * (mean_diagonal > 0.0 ? mean_diagonal : 1.0);
   for (int k = 0; k < config_.jitter.max_retries; ++k, j *= config_.jitter.growth) {
-    ++jitter_retries_;
+    ++attempts;
     KWM_CUDA_CHECK(
         cudaMemcpyAsync(factor_.data(), updated_.data(), bytes, cudaMemcpyDeviceToDevice, stream));
     kernels::add_diagonal(factor_.data(), static_cast<float>(j), m, m, stream);
@@ -235,7 +326,8 @@ bool RlsHeadCuda::retry_with_jitter(cudaStream_t stream, int* flag, int* info, i
   return false;
 }
 
-// [W b] += S^T, A <- A', pbar <- pbar' (queued; the buffers of the candidates become current).
+// [W b] += S^T, A <- A' (the owner), pbar <- pbar' (queued; the candidates' buffers become
+// current).
 void RlsHeadCuda::apply(cublasHandle_t blas) {
   DeviceGptParameters& p = model_.parameters();
   const DeviceLinear& head = p.head();
@@ -250,7 +342,7 @@ void RlsHeadCuda::apply(cublasHandle_t blas) {
     KWM_CUBLAS_CHECK(
         cublasSaxpy_64(blas, vocab, &one, step_.data() + d, m, p.writable(head.bias), 1));
   }
-  std::swap(information_, updated_);
+  if (owns()) std::swap(information_, updated_);
   std::swap(mean_probability_, candidate_mean_);
   has_mean_probability_ = true;
 }
@@ -280,6 +372,9 @@ Eigen::MatrixXd RlsHeadCuda::head() {
 }
 
 Eigen::MatrixXd RlsHeadCuda::information() {
+  if (!owns())
+    throw std::logic_error("rls-head on CUDA: rank " + std::to_string(host_.rank) +
+                           " does not own the head block (rank " + std::to_string(owner_) + ")");
   Matrix<float> out(inputs_, inputs_);
   KWM_CUDA_CHECK(cudaDeviceSynchronize());
   KWM_CUDA_CHECK(cudaMemcpy(out.data(), information_.data(),
@@ -299,7 +394,7 @@ Eigen::VectorXd RlsHeadCuda::mean_probability() {
 }
 
 void RlsHeadCuda::set_parameters(const GptParameters<double>& parameters) {
-  const GptParameters<float> values = rls_head_fp32_start(config_, parameters);
+  const GptParameters<float> values = rls_head_fp32_start(config_, host_, parameters);
   KWM_CUDA_CHECK(cudaDeviceSynchronize());  // no queued step still reads the old values
   model_.parameters().upload(values);       // same config required; waits for the copy
 }
@@ -310,6 +405,9 @@ void RlsHeadCuda::set_information(const Eigen::MatrixXd& information) {
                                 std::to_string(information.rows()) + " x " +
                                 std::to_string(information.cols()) + ", expected " +
                                 std::to_string(inputs_) + " x " + std::to_string(inputs_));
+  if (!owns())
+    throw std::logic_error("rls-head on CUDA: rank " + std::to_string(host_.rank) +
+                           " does not own the head block (rank " + std::to_string(owner_) + ")");
   const Matrix<float> values = information.cast<float>();  // the lower triangle is what counts
   KWM_CUDA_CHECK(cudaDeviceSynchronize());
   KWM_CUDA_CHECK(cudaMemcpy(information_.data(), values.data(),

@@ -7,16 +7,12 @@
 #include "core/lm/gpt_forward.hpp"
 #include "core/lm/learners/augmented_linear.hpp"
 #include "core/lm/learners/learner_state_keys.hpp"
+#include "core/lm/learners/rank_collectives.hpp"
 
 namespace kwm::lm::cuda {
 namespace {
 
-GptParameters<double> rls_head_untied_start(const GptConfig& model, std::uint64_t seed,
-                                            const LmCollectives& collectives) {
-  if (!collectives.single_process())
-    throw std::invalid_argument(
-        "learner.device: cuda runs rls-head on one rank (one GPU); this run has " +
-        std::to_string(collectives.ranks) + " ranks (use learner.device: cpu for several)");
+GptParameters<double> rls_head_untied_start(const GptConfig& model, std::uint64_t seed) {
   if (!device_available())
     throw std::runtime_error("learner.device: cuda: no CUDA device is visible");
   GptConfig untied = model;
@@ -28,8 +24,8 @@ GptParameters<double> rls_head_untied_start(const GptConfig& model, std::uint64_
 
 RlsHeadCudaLearner::RlsHeadCudaLearner(const RlsHeadConfig& config, const GptConfig& model,
                                        std::uint64_t seed, const LmCollectives& collectives)
-    : host_(rls_head_untied_start(model, seed, collectives)) {
-  device_ = std::make_unique<RlsHeadCuda>(config, host_);
+    : rank_(collectives.rank), host_(rls_head_untied_start(model, seed)) {
+  device_ = std::make_unique<RlsHeadCuda>(config, host_, collectives);
   // The device holds fp32; the host copy shows what the device holds from the start.
   host_ = device_->parameters();
 }
@@ -50,9 +46,11 @@ const GptParameters<double>& RlsHeadCudaLearner::parameters() const {
 
 LearnerState RlsHeadCudaLearner::state() const {
   LearnerState s;
-  s.tensors["parameters"] = parameters().flatten();
-  s.tensors["head.mean_probability"] = device_->mean_probability();
-  s.tensors["head.information"] = device_->information();
+  if (rank_ == 0) {  // replicated values: one copy, as the CPU learner writes them
+    s.tensors["parameters"] = parameters().flatten();
+    s.tensors["head.mean_probability"] = device_->mean_probability();
+  }
+  if (device_->owns()) s.tensors["head.information"] = device_->information();
   s.counters["steps"] = device_->steps();
   s.counters["skips"] = device_->skips();
   s.counters["jitter_retries"] = device_->jitter_retries();
@@ -68,7 +66,8 @@ void RlsHeadCudaLearner::restore(const LearnerState& s) {
   if (mean == s.tensors.end())
     throw std::invalid_argument("learner state: tensor 'head.mean_probability' is missing");
   if (mean->second.size() != 0) state_tensor(s, "head.mean_probability", vocab, 1);
-  const Eigen::MatrixXd& information = state_tensor(s, "head.information", m, m);
+  const Eigen::MatrixXd* information =
+      device_->owns() ? &state_tensor(s, "head.information", m, m) : nullptr;
   const std::int64_t steps = state_counter(s, "steps");
   const std::int64_t skips = state_counter(s, "skips");
   const std::int64_t retries = state_counter(s, "jitter_retries");
@@ -76,7 +75,7 @@ void RlsHeadCudaLearner::restore(const LearnerState& s) {
   GptParameters<double> restored = GptParameters<double>::zeros(host_.config);
   restored.unflatten(flat.col(0));
   device_->set_parameters(restored);
-  device_->set_information(information);
+  if (information != nullptr) device_->set_information(*information);
   device_->set_mean_probability(mean->second.size() == 0 ? Eigen::VectorXd()
                                                          : Eigen::VectorXd(mean->second.col(0)));
   device_->set_counters(steps, skips, retries);
@@ -92,16 +91,18 @@ void RlsHeadCudaLearner::shift_head_bias(const Eigen::VectorXd& delta) {
   host_current_ = true;
 }
 
-std::unique_ptr<LanguageLearner> make_rls_head_cuda_learner(const YAML::Node& learner,
-                                                            const GptConfig& model,
-                                                            std::uint64_t seed,
-                                                            const LmCollectives& collectives) {
+std::unique_ptr<LanguageLearner> make_rls_head_cuda_learner(
+    const YAML::Node& learner, const GptConfig& model, std::uint64_t seed,
+    const LmCollectives& collectives, const DeviceAllReduceMaker& device_all_reduce) {
   const std::string type = learner && learner["type"] ? learner["type"].as<std::string>() : "";
   if (type != "rls-head")
     throw std::invalid_argument("make_rls_head_cuda_learner: learner.type must be rls-head; got '" +
                                 type + "'");
-  return std::make_unique<RlsHeadCudaLearner>(parse_rls_head_config(learner), model, seed,
-                                              collectives);
+  const RlsHeadConfig config = parse_rls_head_config(learner);
+  validate_collectives(collectives, "rls-head on CUDA");  // before any device work
+  auto made = std::make_unique<RlsHeadCudaLearner>(config, model, seed, collectives);
+  if (collectives.ranks > 1 && device_all_reduce) made->use_device_all_reduce(device_all_reduce);
+  return made;
 }
 
 }  // namespace kwm::lm::cuda

@@ -34,12 +34,12 @@ __global__ void rls_probability_sums_kernel(const float* innovation, const std::
 
 __global__ void rls_mean_probability_kernel(const double* partial, const double* pbar,
                                             double* pbar_out, double* inverse_diagonal, double* u,
-                                            Index vocab, Index columns, Index chunks,
+                                            Index vocab, double tokens, Index chunks,
                                             bool has_previous, double ema, double delta) {
   for (Index v = global_thread(); v < vocab; v += grid_threads()) {
     double sum = 0.0;
     for (Index c = 0; c < chunks; ++c) sum += partial[v + c * vocab];
-    const double batch_mean = sum / static_cast<double>(columns);
+    const double batch_mean = sum / tokens;
     const double mean = has_previous ? ema * pbar[v] + (1.0 - ema) * batch_mean : batch_mean;
     const double inverse = 1.0 / (mean + delta);
     pbar_out[v] = mean;
@@ -94,12 +94,13 @@ void probability_row_sums(const float* innovation, const std::int32_t* targets, 
   KWM_CUDA_CHECK_LAUNCH();
 }
 
-void mean_probability_update(const double* partial, const double* pbar, double* pbar_out,
-                             double* inverse_diagonal, double* u, Index vocab, Index columns,
-                             bool has_previous, double ema, double delta, cudaStream_t stream) {
+void mean_probability_update(const double* partial, Index chunks, const double* pbar,
+                             double* pbar_out, double* inverse_diagonal, double* u, Index vocab,
+                             double tokens, bool has_previous, double ema, double delta,
+                             cudaStream_t stream) {
   rls_mean_probability_kernel<<<grid_for(vocab), kThreads, 0, stream>>>(
-      partial, pbar, pbar_out, inverse_diagonal, u, vocab, columns, probability_chunks(columns),
-      has_previous, ema, delta);
+      partial, pbar, pbar_out, inverse_diagonal, u, vocab, tokens, chunks, has_previous, ema,
+      delta);
   KWM_CUDA_CHECK_LAUNCH();
 }
 

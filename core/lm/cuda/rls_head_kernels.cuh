@@ -23,12 +23,15 @@ Index probability_chunks(Index columns);
 void probability_row_sums(const float* innovation, const std::int32_t* targets, double* partial,
                           Index vocab, Index columns, cudaStream_t stream);
 
-// Per row v: batch mean m_v = sum_c partial(v, c) / columns; pbar_out_v = m_v when !has_previous,
-// else ema pbar_v + (1 - ema) m_v; then inverse_diagonal_v = 1 / (pbar_out_v + delta) and
-// u_v = inverse_diagonal_v pbar_out_v (the Sherman-Morrison vectors of the new pbar).
-void mean_probability_update(const double* partial, const double* pbar, double* pbar_out,
-                             double* inverse_diagonal, double* u, Index vocab, Index columns,
-                             bool has_previous, double ema, double delta, cudaStream_t stream);
+// Per row v: batch mean m_v = sum_c partial(v, c) / tokens over the `chunks` columns of partial
+// (probability_chunks(N) after probability_row_sums; 1 for sums already totalled over ranks);
+// pbar_out_v = m_v when !has_previous, else ema pbar_v + (1 - ema) m_v; then inverse_diagonal_v =
+// 1 / (pbar_out_v + delta) and u_v = inverse_diagonal_v pbar_out_v (the Sherman-Morrison vectors
+// of the new pbar). With tokens 1 and !has_previous, pbar_out is the row totals themselves.
+void mean_probability_update(const double* partial, Index chunks, const double* pbar,
+                             double* pbar_out, double* inverse_diagonal, double* u, Index vocab,
+                             double tokens, bool has_previous, double ema, double delta,
+                             cudaStream_t stream);
 
 // x is the transposed cross statistic D^T (rows x vocab, leading dimension ld): in place,
 // x(j, :) <- (G^-1 x(j, :)^T)^T, i.e. every row of D^T (a column of D) gets G^-1. `scale` holds
