@@ -30,6 +30,8 @@
 #include "launch/user_error.hpp"
 
 #ifdef KWM_HAVE_LM_CUDA
+#include <cuda_runtime.h>
+
 #include "core/lm/cuda/ensemble_cuda_learner.hpp"
 #include "core/lm/cuda/gpt_forward_cuda.hpp"
 #include "core/lm/cuda/kwm_linearized_cuda_learner.hpp"
@@ -77,7 +79,7 @@ std::unique_ptr<lm::LanguageLearner> make_cuda_learner(const LmRunConfig& config
     const std::string type = config.learner["type"] ? config.learner["type"].as<std::string>() : "";
     if (type == "rls-head")
       return lm::cuda::make_rls_head_cuda_learner(config.learner, gpt, config.train.seed,
-                                                  collectives_of(world));
+                                                  collectives_of(world), device.make);
     if (type == "kwm-ensemble")
       return lm::cuda::make_ensemble_cuda_learner(config.learner, gpt, config.train.seed,
                                                   collectives_of(world));
@@ -98,6 +100,30 @@ std::unique_ptr<lm::LanguageLearner> make_cuda_learner(const LmRunConfig& config
                   "-DKWM_ENABLE_CUDA=ON where nvcc is installed)");
 #endif
 }
+
+#ifdef KWM_HAVE_LM_CUDA
+// Several ranks on CUDA (issue 7's bytes per step): the floats each rank's device all-reduces
+// carry per step, for the learners that report them.
+void log_device_all_reduce(const lm::LanguageLearner& learner) {
+  std::size_t floats = 0;
+  if (const auto* l = dynamic_cast<const lm::cuda::KwmLinearizedCudaLearner*>(&learner))
+    floats = l->reduced_floats();
+  else if (const auto* r = dynamic_cast<const lm::cuda::RlsHeadCudaLearner*>(&learner))
+    floats = r->reduced_floats();
+  else
+    return;
+  spdlog::info("device all-reduce payload per step: {} floats = {} bytes per rank", floats,
+               floats * sizeof(float));
+}
+
+// Device memory in use on this rank's current GPU: cudaMemGetInfo's total - free, i.e. every
+// allocation and context of every process on that GPU (one rank per GPU: this rank's).
+double device_memory_in_use() {
+  std::size_t free = 0, total = 0;
+  if (cudaMemGetInfo(&free, &total) != cudaSuccess) return 0.0;
+  return static_cast<double>(total - free);
+}
+#endif
 
 std::unique_ptr<lm::LanguageLearner> make_learner(const LmRunConfig& config,
                                                   const lm::GptConfig& gpt, Communicator& world,
@@ -218,6 +244,11 @@ int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
       "rank(s); unigram validation loss {:.4f} nats",
       data.train.tokens.size(), data.validation.tokens.size(), data.test.tokens.size(), total_steps,
       config.train.batch, length, world.size(), unigram_nll);
+#ifdef KWM_HAVE_LM_CUDA
+  const bool on_cuda = config.learner_device == "cuda";
+  if (on_cuda && world.size() > 1 && writer) log_device_all_reduce(*learner);
+  double memory_peak = 0.0;  // the largest device_memory_in_use() after a step or the scoring
+#endif
 
   LmCheckpointMeta progress;
   progress.config_yaml = config_yaml;
@@ -298,6 +329,9 @@ int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
   while (progress.step < total_steps) {
     const lm::TokenBatch batch = loader->next();
     const lm::StepReport report = learner->step(batch);
+#ifdef KWM_HAVE_LM_CUDA
+    if (on_cuda) memory_peak = std::max(memory_peak, device_memory_in_use());
+#endif
     // Loss over every rank's share, measured before the update (prequential).
     double sums[5] = {report.nll_before * static_cast<double>(report.tokens),
                       static_cast<double>(report.tokens), report.skipped ? 1.0 : 0.0,
@@ -359,6 +393,20 @@ int run_lm_train(const LmTrainOptions& opt, Communicator& world) {
     save_lm_model(config.run_dir / "model.h5",
                   {learner->parameters(), data.tokenizer->fingerprint(), learner->name()});
   }
+#ifdef KWM_HAVE_LM_CUDA
+  if (on_cuda) {  // every rank's peak, logged once
+    memory_peak = std::max(memory_peak, device_memory_in_use());
+    std::vector<double> peaks(static_cast<std::size_t>(world.size()));
+    world.all_gather(&memory_peak, 1, peaks.data());
+    std::string by_rank;
+    for (const double bytes : peaks) by_rank += fmt::format(" {:.1f}", bytes / (1024.0 * 1024.0));
+    if (writer)
+      spdlog::info(
+          "device memory in use (cudaMemGetInfo total - free, largest after a step or the final "
+          "scoring), MiB by rank:{}",
+          by_rank);
+  }
+#endif
   world.barrier();
   nlohmann::json result = {
       {"command", "train"},
