@@ -6,13 +6,15 @@
 #     the one-GPU run's (fp32 sums in another order), with the same steps and tokens;
 #   - its step-6 checkpoint, written at R ranks, resumed at 1 rank on the GPU and at 3 ranks on the
 #     CPU, ends within TOL of the uninterrupted R-rank run (resume on another rank count and device).
-# Exits 77 (skip) when kwm reports no CUDA device or no CUDA build.
-# usage: cli_ranks_check.sh KWM SOURCE_DIR MPIEXEC [TOL]
+# Exits 77 (skip) when kwm reports no CUDA device or no CUDA build. Arguments after TOL are added
+# to every run (e.g. --set learner.type=rls-head: the same checks for that learner).
+# usage: cli_ranks_check.sh KWM SOURCE_DIR MPIEXEC [TOL [--set KEY=VALUE ...]]
 kwm=$1 src=$2 mpiexec=$3 tol=${4:-1e-4}
+extra=("${@:5}")
 source "$src/tests/lm_cuda/cli_common.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
-base=(--set train.checkpoint_every=3 --set train.keep_last=0 --run-dir "$work/run")
+base=(--set train.checkpoint_every=3 --set train.keep_last=0 "${extra[@]}" --run-dir "$work/run")
 gpu=(--set learner.device=cuda "${base[@]}")
 
 # mtrain RANKS ARGS...: kwm train under mpirun, which must succeed; stderr in $work/train.err.
@@ -67,4 +69,4 @@ for ranks in 2 4; do
     rm -rf "$work/a" "$work/b" "$work/run"
   done
 done
-echo "ok: learner.device cuda at 2 and 4 ranks (${gpus:-0} GPUs) within $tol of one GPU"
+echo "ok: learner.device cuda at 2 and 4 ranks (${gpus:-0} GPUs) within $tol of one GPU ${extra[*]}"
