@@ -26,7 +26,7 @@ has() { [[ " $PARTS " == *" $1 "* ]]; }
     -DCMAKE_CUDA_ARCHITECTURES=90 -DKWM_WARNINGS_AS_ERRORS=ON -DCMAKE_CXX_FLAGS=-march=native \
     2>&1 | grep -E "KWM|Error|error" | head
   time timeout 300 cmake --build "$BUILD" -j16 --target kwm lm_cuda_test lm_cuda_train_bench \
-    lm_cuda_roofline_bench lm_cuda_rls_head_bench 2>&1 | grep -E "error|FAILED|warning" | head -30
+    lm_cuda_roofline_bench lm_cuda_rls_head_bench lm_cuda_ensemble_bench 2>&1 | grep -E "error|FAILED|warning" | head -30
 } > "$OUT/build.log" 2>&1
 B=$BUILD/bench/lm_cuda
 if has test; then
@@ -49,6 +49,7 @@ if has bench; then
     done
     timeout 60 "$B/lm_cuda_rls_head_bench" --batch 32 --reps 20
     timeout 60 "$B/lm_cuda_rls_head_bench" --batch 64 --reps 20
+    timeout 90 "$B/lm_cuda_ensemble_bench" --batch 32 --reps 10
   } > "$OUT/bench.log" 2>&1
 fi
 if has torch; then

@@ -1,0 +1,132 @@
+// One kwm-ensemble step of the ~11.6M-parameter benchmark GPT (configs/lm_gpu_10m.yaml's model:
+// vocab 4096, context 256, d 256, 12 layers, 4 heads, MLP 1024, untied head with bias) with its
+// forward passes on the GPU in fp32 (EnsembleCuda), in tokens per second of wall time. Learner:
+// configs/lm_tiny_ensemble.yaml's settings (32 members on a rank-4 adapter of the head, r 3,
+// centred q 0.003, initial std 0.1). Three timings, each the mean over --reps calls after --warmup
+// untimed ones, token upload and host waits included:
+//   forward+loss   GptForwardCuda::total_nll: one forward pass, what any step needs at least
+//   predictions    EnsembleCuda::predict: the shared body pass, then the J members' and the mean's
+//                  heads and per-token observables, copied to the host
+//   step           EnsembleCuda::step: the host forecast (inflation, process noise from the CPU
+//                  learner's streams), the predictions, the J x J analysis and its application
+// Random tokens, GPT-2 init (seed 1).
+// Run: lm_cuda_ensemble_bench [--batch B] [--reps R] [--warmup W] [--members J] [--rank r]
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+
+#include "bench/lm_cuda/bench_support.hpp"
+#include "core/backend/cuda/cuda_check.hpp"
+#include "core/lm/cuda/ensemble_cuda.hpp"
+#include "core/lm/cuda/gpt_forward_cuda.hpp"
+
+namespace {
+
+using EnsembleClock = std::chrono::steady_clock;
+
+kwm::lm::GptConfig ensemble_bench_config() {
+  kwm::lm::GptConfig c;
+  c.vocab_size = 4096;
+  c.context = 256;
+  c.d_model = 256;
+  c.n_layers = 12;
+  c.n_heads = 4;
+  c.tied_head = false;
+  c.head_bias = true;
+  return c;
+}
+
+// Seconds per call of f (device synchronised at the end), after `warmup` untimed calls.
+template <typename F>
+double ensemble_seconds_per_call(F&& f, int warmup, int reps) {
+  for (int i = 0; i < warmup; ++i) f();
+  KWM_CUDA_CHECK(cudaDeviceSynchronize());
+  const auto start = EnsembleClock::now();
+  for (int i = 0; i < reps; ++i) f();
+  KWM_CUDA_CHECK(cudaDeviceSynchronize());
+  return std::chrono::duration<double>(EnsembleClock::now() - start).count() / reps;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    int batch = 32, reps = 10, warmup = 2, members = 32, rank = 4;
+    for (int i = 1; i < argc; ++i) {
+      const std::string flag = argv[i];
+      if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
+      const int value = kwm::lm::bench::positive_int(argv[++i], flag);
+      if (flag == "--batch") {
+        batch = value;
+      } else if (flag == "--reps") {
+        reps = value;
+      } else if (flag == "--warmup") {
+        warmup = value;
+      } else if (flag == "--members") {
+        members = value;
+      } else if (flag == "--rank") {
+        rank = value;
+      } else {
+        throw std::invalid_argument("unknown flag " + flag +
+                                    " (use --batch, --reps, --warmup, --members, --rank)");
+      }
+    }
+    if (!kwm::lm::cuda::device_available()) throw std::runtime_error("no CUDA device visible");
+    const kwm::lm::GptConfig config = ensemble_bench_config();
+    kwm::lm::EnsembleConfig learner;  // configs/lm_tiny_ensemble.yaml
+    learner.members = members;
+    learner.subspace.kind = kwm::lm::SubspaceKind::lora;
+    learner.subspace.blocks = 0;
+    learner.subspace.rank = rank;
+    learner.initial_std = 0.1;
+    learner.observation = kwm::lm::EnsembleObservation::nll_residual;
+    learner.observation_noise = 3.0;
+    learner.process_noise = 0.003;
+    learner.process_noise_mode = kwm::lm::EnsembleConfig::ProcessNoiseMode::centered;
+    const kwm::lm::TokenBatch data = kwm::lm::bench::random_batch(config, batch, 2);
+    const double tokens = static_cast<double>(data.tokens());
+
+    kwm::lm::cuda::EnsembleCuda ensemble(learner, config, 1);
+    std::printf(
+        "model: %lld parameters; batch %d x %d = %.0f tokens; %d members on lora(%d, 0): %lld "
+        "coordinates\n",
+        static_cast<long long>(kwm::lm::parameter_count(config)), batch, config.context, tokens,
+        members, rank, static_cast<long long>(ensemble.subspace().dimension()));
+
+    const auto start = kwm::lm::GptParameters<double>::init(config, 1);
+    double forward_s = 0.0;
+    {
+      kwm::lm::cuda::GptForwardCuda forward(start.cast<float>());
+      double total = 0.0;
+      forward_s = ensemble_seconds_per_call([&] { total = forward.total_nll(data); }, warmup, reps);
+      std::printf("forward+loss: %.3f ms, %.0f tokens/s (mean NLL %.4f)\n", 1e3 * forward_s,
+                  tokens / forward_s, total / tokens);
+    }
+    const Eigen::VectorXd mean = ensemble.members().rowwise().mean();
+    const double predict_s = ensemble_seconds_per_call(
+        [&] { ensemble.predict(data, ensemble.members(), mean); }, warmup, reps);
+    std::printf("predictions (body + %d heads + observables): %.3f ms, groups of %d points\n",
+                members + 1, 1e3 * predict_s, ensemble.group_size());
+    kwm::lm::StepReport last;
+    const double step_s =
+        ensemble_seconds_per_call([&] { last = ensemble.step(data); }, warmup, reps);
+    std::printf(
+        "kwm-ensemble step: %.3f ms, %.0f tokens/s, %lld forward passes per step (prequential NLL "
+        "of the last step %.4f, skipped %d; %lld steps)\n",
+        1e3 * step_s, tokens / step_s, static_cast<long long>(last.forward_passes), last.nll_before,
+        last.skipped ? 1 : 0, static_cast<long long>(ensemble.steps()));
+    std::printf("step minus predictions (host forecast and analysis): %.3f ms\n",
+                1e3 * (step_s - predict_s));
+    std::printf(
+        "RESULT kwm-ensemble batch=%d members=%d tokens=%.0f forward_ms=%.3f predict_ms=%.3f "
+        "step_ms=%.3f step_tok_s=%.0f forward_passes=%lld\n",
+        batch, members, tokens, 1e3 * forward_s, 1e3 * predict_s, 1e3 * step_s, tokens / step_s,
+        static_cast<long long>(last.forward_passes));
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lm_cuda_ensemble_bench: %s\n", e.what());
+    return 1;
+  }
+}
