@@ -15,7 +15,7 @@ export NCCL_NVLS_ENABLE=0
 carry=$PWD/build/sp-carry
 export PKG_CONFIG_PATH=$carry/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
 export LD_LIBRARY_PATH=$carry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-BUILD=build/issue7
+BUILD=${BUILD:-build/issue7}
 has() { [[ " $PARTS " == *" $1 "* ]]; }
 {
   date -u
@@ -34,7 +34,7 @@ if has test; then
   echo "test exit $?" >> "$OUT/test.log"
 fi
 if has cli; then
-  (cd "$BUILD" && timeout 240 ctest -R lm_cuda_cli --output-on-failure -V) > "$OUT/ctest.log" 2>&1
+  (cd "$BUILD" && timeout 420 ctest -R lm_cuda_cli --output-on-failure -V) > "$OUT/ctest.log" 2>&1
   echo "ctest exit $?" >> "$OUT/ctest.log"
 fi
 if has bench; then
