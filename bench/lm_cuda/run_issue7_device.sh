@@ -5,10 +5,11 @@
 # and TF32 pass GEMMs) and the rls-head step against PyTorch AdamW on the same model and batches;
 # the roofline. Everything under $OUT, packed into $OUT/issue7.tar.gz (few files come back).
 # Carry build/sp-carry (tests/lm_cuda/make_sp_carry.sh; the image has no SentencePiece).
-# usage: OUT=/some/dir [PARTS="test cli bench torch roofline"] bash bench/lm_cuda/run_issue7_device.sh
+# usage: OUT=/some/dir [PARTS="test cli|cli_core bench torch roofline"] [BATCHES="32 64"] bash bench/lm_cuda/run_issue7_device.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/kwm-issue7-out}
 PARTS=${PARTS:-"test cli bench torch roofline"}
+BATCHES=${BATCHES:-"32 64"}
 mkdir -p "$OUT"
 export PATH=/usr/local/cuda/bin:$PATH
 export NCCL_NVLS_ENABLE=0
@@ -16,7 +17,10 @@ carry=$PWD/build/sp-carry
 export PKG_CONFIG_PATH=$carry/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
 export LD_LIBRARY_PATH=$carry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 BUILD=${BUILD:-build/issue7}
-has() { [[ " $PARTS " == *" $1 "* ]]; }
+# A part runs when asked for and while the call has time left (LIMIT seconds, default 540, under
+# the device tool's 600); pack after each, so a call cut short still returns what finished.
+has() { [[ " $PARTS " == *" $1 "* ]] && [ "$SECONDS" -lt "${LIMIT:-540}" ]; }
+pack() { tar czf "$OUT/issue7.tar.gz" --exclude=issue7.tar.gz -C "$OUT" .; }
 {
   date -u
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
@@ -32,36 +36,46 @@ B=$BUILD/bench/lm_cuda
 if has test; then
   timeout 150 "$BUILD/tests/lm_cuda/lm_cuda_test" > "$OUT/test.log" 2>&1
   echo "test exit $?" >> "$OUT/test.log"
+  pack
 fi
-if has cli; then
-  (cd "$BUILD" && timeout 420 ctest -R lm_cuda_cli --output-on-failure -V) > "$OUT/ctest.log" 2>&1
+if has cli || has cli_core; then
+  # cli_core: kwm-linearized's resume and rank scripts only (the other learners' rank logic is
+  # also covered by lm_cuda_test's emulated-rank tests).
+  pattern=lm_cuda_cli
+  has cli || pattern='lm_cuda_cli_(resume|ranks)$'
+  (cd "$BUILD" && timeout 420 ctest -R "$pattern" --output-on-failure -V) > "$OUT/ctest.log" 2>&1
   echo "ctest exit $?" >> "$OUT/ctest.log"
+  pack
 fi
 if has bench; then
   {
     for math in fp32 tf32; do
-      for b in 32 64; do
+      for b in $BATCHES; do
         extra=""
         [ "$b" = 32 ] && [ "$math" = fp32 ] && extra="--breakdown 1"
         # shellcheck disable=SC2086
         timeout 60 "$B/lm_cuda_train_bench" --batch "$b" --reps 10 --tensor-math "$math" $extra
       done
     done
-    timeout 60 "$B/lm_cuda_rls_head_bench" --batch 32 --reps 20
-    timeout 60 "$B/lm_cuda_rls_head_bench" --batch 64 --reps 20
+    for b in $BATCHES; do
+      timeout 60 "$B/lm_cuda_rls_head_bench" --batch "$b" --reps 20
+    done
     timeout 90 "$B/lm_cuda_ensemble_bench" --batch 32 --reps 10
   } > "$OUT/bench.log" 2>&1
+  pack
 fi
 if has torch; then
-  timeout 200 python3 bench/lm_cuda/torch_gpt_step.py --batch 32 64 --reps 20 > "$OUT/torch.log" 2>&1
+  # shellcheck disable=SC2086
+  timeout 200 python3 bench/lm_cuda/torch_gpt_step.py --batch $BATCHES --reps 20 > "$OUT/torch.log" 2>&1
   echo "torch exit $?" >> "$OUT/torch.log"
+  pack
 fi
 if has roofline; then
   timeout 150 "$B/lm_cuda_roofline_bench" --batch 32 --reps 10 --json "$OUT/roofline.json" \
     > "$OUT/roofline.log" 2>&1
   echo "roofline exit $?" >> "$OUT/roofline.log"
 fi
-tar czf "$OUT/issue7.tar.gz" --exclude=issue7.tar.gz -C "$OUT" .
+pack
 tail -5 "$OUT/build.log"
 [ -f "$OUT/test.log" ] && grep -E "FAILED|PASSED|Failure|exit" "$OUT/test.log" | head -20
 [ -f "$OUT/ctest.log" ] && grep -E "Test +#|ok:|FAIL|exit|tests passed" "$OUT/ctest.log" | head -20
