@@ -1,9 +1,9 @@
 // TF32 tensor-core GEMMs (TensorMath::tf32, core/lm/cuda/tensor_math.hpp) in the GPT passes and
 // the GPU learner, against the CPU fp64 reference, with looser bounds than fp32's: TF32 rounds
 // the GEMM inputs to a 10-bit mantissa (unit roundoff 2^-11, about 4.9e-4) and accumulates in
-// fp32, so a relative error near 1e-3 is expected where fp32 measures 1e-6. The bounds below are
-// first bounds, not yet measured on a GPU: the errors are printed, to be tightened from the first
-// device run. Also checked: tf32 really changes the results (by more than fp32 rounding can
+// fp32, so a relative error near 1e-3 is expected where fp32 measures 1e-6. The errors are
+// printed; the first device run (H100, 2026-12-07) measured them, and the values are next to each
+// bound below. Also checked: tf32 really changes the results (by more than fp32 rounding can
 // explain), switching back to fp32 gives the fp32 results bit for bit, and the shared cuBLAS
 // handle stays in the default (fp32) math mode, so the learner's statistics stay fp32. The device
 // tests skip without a CUDA device (and without TF32 tensor cores, compute capability < 8.0);
@@ -48,8 +48,10 @@ int tf32_compute_capability() {
   return major;
 }
 
-// First bounds for TF32 against fp64 (see the top of the file): logits and every J^T e / dz / a
-// tensor as max|a - b| / max|b|; the total NLL relative.
+// Bounds for TF32 against fp64 (see the top of the file): logits and every J^T e / dz / a
+// tensor as max|a - b| / max|b|; the total NLL relative. Measured on the H100 (2026-12-07): logits
+// 9.1e-4, transposed pass 1.9e-3 (dz of site 14; the bound is 5x above it, not 10x, kept as
+// the first choice), total NLL 3.5e-6.
 constexpr double kTf32LogitBound = 1e-2;
 constexpr double kTf32TransposeBound = 1e-2;
 constexpr double kTf32LossBound = 1e-3;
@@ -156,13 +158,16 @@ TEST(LmCudaTensorMath, Tf32TransposeMatchesFp64WithinTheTf32BoundAndKeepsTheHand
             << loss_error << " relative\n";
 }
 
+// The learner's parameter change after two TF32 steps against fp64. Measured on the H100
+// (2026-12-07): 9.8e-4 (blocks.1.fc.bias); bound 10x or more above it (the first bound was 0.25).
+constexpr double kTf32LearnerChangeBound = 1e-2;
 // The learner test's settings (kwm_linearized_cuda_learner_test.cpp), without the braces.
 const char* const kTf32LearnerKeys =
     "type: kwm-linearized, initial_variance: 0.5, forgetting: 0.95, noise: {variance: 4.0}";
 
 // Through the factory kwm train uses (learner.tensor_math: tf32): two steps against the CPU fp64
 // learner from the same seed. The prequential NLL is bounded like the pass's; the parameter
-// change only loosely (a first bound: the fp32 learner's change error is amplified by the solve,
+// change by kTf32LearnerChangeBound (the fp32 learner's change error is amplified by the solve,
 // 1.9e-4 over two steps at fp32, and TF32's inputs are 8000x coarser); both are printed.
 TEST(LmCudaTensorMath, Tf32LearnerStepsTrackTheFp64Learner) {
   KWM_REQUIRE_TF32_DEVICE();
@@ -201,7 +206,7 @@ TEST(LmCudaTensorMath, Tf32LearnerStepsTrackTheFp64Learner) {
       worst_name = w[k].name;
     }
   }
-  EXPECT_LT(worst, 0.25) << worst_name;
+  EXPECT_LT(worst, kTf32LearnerChangeBound) << worst_name;
   std::cout << "[ measured ] tf32 learner, 2 steps of 4 x 16 against fp64: prequential NLL "
             << worst_loss << " relative, parameter change " << worst << " (" << worst_name << ")\n";
 }
