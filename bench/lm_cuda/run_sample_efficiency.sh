@@ -2,7 +2,8 @@
 # One device call (GPU machine with an H200 and a 16-core host, repository root) for issue 7's
 # sample-efficiency comparison on configs/lm_gpu_10m.yaml: validation loss against tokens, wall
 # time and forward passes for
-#   kwm-linearized on the GPU (kwm train, learner.device: cuda), rls-head on the GPU when this
+#   kwm-linearized, and kwm-ensemble with the tiny config's lora subspace, on the GPU (kwm
+#   train, learner.device: cuda), rls-head on the GPU when this
 #   kwm build accepts it (otherwise its refusal is recorded and the run skipped),
 #   PyTorch AdamW (bf16 autocast, fused, torch.compile) and PyTorch MeZO on the same tokens
 #   (bench/lm_cuda/torch_sample_efficiency.py), one run per learning rate of the grids below,
@@ -167,6 +168,11 @@ done
 config_with_learner "$W/rls_head_gpu.yaml" "$(learner_block configs/lm_tiny_rls_head.yaml)
   device: cuda"
 kwm_gpu rls-head-gpu rls-head "$W/rls_head_gpu.yaml"
+# 3b. kwm-ensemble on the GPU (configs/lm_tiny_ensemble.yaml's learner: its lora head subspace
+# runs on the device; the ensemble-versus-MeZO forward-pass comparison needs this run).
+config_with_learner "$W/ensemble_gpu.yaml" "$(learner_block configs/lm_tiny_ensemble.yaml)
+  device: cuda"
+kwm_gpu kwm-ensemble-gpu kwm-ensemble "$W/ensemble_gpu.yaml"
 
 # 4. The forward-only learners on the CPU (kwm-ensemble, mezo; the tiny configs' learner
 # settings), batch CPU_RANKS x 256 over CPU_RANKS ranks, each stopped by its time limit.
