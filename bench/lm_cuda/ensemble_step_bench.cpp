@@ -22,35 +22,6 @@
 #include "core/lm/cuda/ensemble_cuda.hpp"
 #include "core/lm/cuda/gpt_forward_cuda.hpp"
 
-namespace {
-
-using EnsembleClock = std::chrono::steady_clock;
-
-kwm::lm::GptConfig ensemble_bench_config() {
-  kwm::lm::GptConfig c;
-  c.vocab_size = 4096;
-  c.context = 256;
-  c.d_model = 256;
-  c.n_layers = 12;
-  c.n_heads = 4;
-  c.tied_head = false;
-  c.head_bias = true;
-  return c;
-}
-
-// Seconds per call of f (device synchronised at the end), after `warmup` untimed calls.
-template <typename F>
-double ensemble_seconds_per_call(F&& f, int warmup, int reps) {
-  for (int i = 0; i < warmup; ++i) f();
-  KWM_CUDA_CHECK(cudaDeviceSynchronize());
-  const auto start = EnsembleClock::now();
-  for (int i = 0; i < reps; ++i) f();
-  KWM_CUDA_CHECK(cudaDeviceSynchronize());
-  return std::chrono::duration<double>(EnsembleClock::now() - start).count() / reps;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   try {
     int batch = 32, reps = 10, warmup = 2, members = 32, rank = 4;
@@ -74,7 +45,7 @@ int main(int argc, char** argv) {
       }
     }
     if (!kwm::lm::cuda::device_available()) throw std::runtime_error("no CUDA device visible");
-    const kwm::lm::GptConfig config = ensemble_bench_config();
+    const kwm::lm::GptConfig config = kwm::lm::bench::lm_gpu_10m_model();
     kwm::lm::EnsembleConfig learner;  // configs/lm_tiny_ensemble.yaml
     learner.members = members;
     learner.subspace.kind = kwm::lm::SubspaceKind::lora;
@@ -100,18 +71,19 @@ int main(int argc, char** argv) {
     {
       kwm::lm::cuda::GptForwardCuda forward(start.cast<float>());
       double total = 0.0;
-      forward_s = ensemble_seconds_per_call([&] { total = forward.total_nll(data); }, warmup, reps);
+      forward_s = kwm::lm::bench::device_seconds_per_call([&] { total = forward.total_nll(data); },
+                                                          warmup, reps);
       std::printf("forward+loss: %.3f ms, %.0f tokens/s (mean NLL %.4f)\n", 1e3 * forward_s,
                   tokens / forward_s, total / tokens);
     }
     const Eigen::VectorXd mean = ensemble.members().rowwise().mean();
-    const double predict_s = ensemble_seconds_per_call(
+    const double predict_s = kwm::lm::bench::device_seconds_per_call(
         [&] { ensemble.predict(data, ensemble.members(), mean); }, warmup, reps);
     std::printf("predictions (body + %d heads + observables): %.3f ms, groups of %d points\n",
                 members + 1, 1e3 * predict_s, ensemble.group_size());
     kwm::lm::StepReport last;
     const double step_s =
-        ensemble_seconds_per_call([&] { last = ensemble.step(data); }, warmup, reps);
+        kwm::lm::bench::device_seconds_per_call([&] { last = ensemble.step(data); }, warmup, reps);
     std::printf(
         "kwm-ensemble step: %.3f ms, %.0f tokens/s, %lld forward passes per step (prequential NLL "
         "of the last step %.4f, skipped %d; %lld steps)\n",
