@@ -11,7 +11,6 @@
 //                  learner's streams), the predictions, the J x J analysis and its application
 // Random tokens, GPT-2 init (seed 1).
 // Run: lm_cuda_ensemble_bench [--batch B] [--reps R] [--warmup W] [--members J] [--rank r]
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <stdexcept>
