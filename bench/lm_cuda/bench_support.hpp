@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <map>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -67,6 +68,28 @@ inline int positive_int(const char* text, const std::string& flag) {
     throw std::invalid_argument(flag + " needs a positive integer; got '" + text + "'");
   }
   return static_cast<int>(value);
+}
+
+// Reads the command line as `--flag value` pairs: a flag of `ints` takes a positive integer
+// (positive_int), a flag of `texts` any string. std::invalid_argument for a flag without a value
+// or one of neither map (the message lists the known flags).
+inline void parse_flags(int argc, char** argv, const std::map<std::string, int*>& ints,
+                        const std::map<std::string, std::string*>& texts = {}) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
+    const char* value = argv[++i];
+    if (const auto t = texts.find(flag); t != texts.end()) {
+      *t->second = value;
+    } else if (const auto n = ints.find(flag); n != ints.end()) {
+      *n->second = positive_int(value, flag);
+    } else {
+      std::string known;
+      for (const auto& [name, target] : ints) known += (known.empty() ? "" : ", ") + name;
+      for (const auto& [name, target] : texts) known += (known.empty() ? "" : ", ") + name;
+      throw std::invalid_argument("unknown flag " + flag + " (use " + known + ")");
+    }
+  }
 }
 
 }  // namespace kwm::lm::bench

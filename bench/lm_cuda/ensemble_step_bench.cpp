@@ -24,25 +24,12 @@
 int main(int argc, char** argv) {
   try {
     int batch = 32, reps = 10, warmup = 2, members = 32, rank = 4;
-    for (int i = 1; i < argc; ++i) {
-      const std::string flag = argv[i];
-      if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
-      const int value = kwm::lm::bench::positive_int(argv[++i], flag);
-      if (flag == "--batch") {
-        batch = value;
-      } else if (flag == "--reps") {
-        reps = value;
-      } else if (flag == "--warmup") {
-        warmup = value;
-      } else if (flag == "--members") {
-        members = value;
-      } else if (flag == "--rank") {
-        rank = value;
-      } else {
-        throw std::invalid_argument("unknown flag " + flag +
-                                    " (use --batch, --reps, --warmup, --members, --rank)");
-      }
-    }
+    kwm::lm::bench::parse_flags(argc, argv,
+                                {{"--batch", &batch},
+                                 {"--reps", &reps},
+                                 {"--warmup", &warmup},
+                                 {"--members", &members},
+                                 {"--rank", &rank}});
     if (!kwm::lm::cuda::device_available()) throw std::runtime_error("no CUDA device visible");
     const kwm::lm::GptConfig config = kwm::lm::bench::lm_gpu_10m_model();
     kwm::lm::EnsembleConfig learner;  // configs/lm_tiny_ensemble.yaml

@@ -46,23 +46,11 @@ double seconds_per_call(F&& f, int warmup, int reps) {
 int main(int argc, char** argv) {
   try {
     int gpu_batch = 32, cpu_batch = 4, reps = 20, cpu_reps = 3;
-    for (int i = 1; i < argc; ++i) {
-      const std::string flag = argv[i];
-      if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
-      const int value = kwm::lm::bench::positive_int(argv[++i], flag);
-      if (flag == "--gpu-batch") {
-        gpu_batch = value;
-      } else if (flag == "--cpu-batch") {
-        cpu_batch = value;
-      } else if (flag == "--reps") {
-        reps = value;
-      } else if (flag == "--cpu-reps") {
-        cpu_reps = value;
-      } else {
-        throw std::invalid_argument("unknown flag " + flag +
-                                    " (--gpu-batch, --cpu-batch, --reps, --cpu-reps)");
-      }
-    }
+    kwm::lm::bench::parse_flags(argc, argv,
+                                {{"--gpu-batch", &gpu_batch},
+                                 {"--cpu-batch", &cpu_batch},
+                                 {"--reps", &reps},
+                                 {"--cpu-reps", &cpu_reps}});
     if (!kwm::lm::cuda::device_available()) {
       std::fprintf(stderr, "no CUDA device visible\n");
       return 1;

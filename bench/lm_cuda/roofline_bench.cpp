@@ -579,27 +579,10 @@ int main(int argc, char** argv) {
   try {
     int batch = 32, reps = 10, gemm_n = 8192, copy_mib = 1024;
     std::string json_path;
-    for (int i = 1; i < argc; ++i) {
-      const std::string flag = argv[i];
-      if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
-      if (flag == "--json") {
-        json_path = argv[++i];
-        continue;
-      }
-      const int value = kwm::lm::bench::positive_int(argv[++i], flag);
-      if (flag == "--batch") {
-        batch = value;
-      } else if (flag == "--reps") {
-        reps = value;
-      } else if (flag == "--gemm-n") {
-        gemm_n = value;
-      } else if (flag == "--copy-mib") {
-        copy_mib = value;
-      } else {
-        throw std::invalid_argument("unknown flag " + flag +
-                                    " (use --batch, --reps, --gemm-n, --copy-mib, --json PATH)");
-      }
-    }
+    kwm::lm::bench::parse_flags(
+        argc, argv,
+        {{"--batch", &batch}, {"--reps", &reps}, {"--gemm-n", &gemm_n}, {"--copy-mib", &copy_mib}},
+        {{"--json", &json_path}});
     if (!kwm::lm::cuda::device_available()) throw std::runtime_error("no CUDA device visible");
     const std::int64_t columns = static_cast<std::int64_t>(batch) * 256;  // context 256
 

@@ -199,30 +199,13 @@ void breakdown(std::int64_t columns) {
 int main(int argc, char** argv) {
   try {
     int batch = 32, reps = 10, with_breakdown = 0;
-    auto math = kwm::lm::cuda::TensorMath::fp32;
-    for (int i = 1; i < argc; ++i) {
-      const std::string flag = argv[i];
-      if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
-      if (flag == "--tensor-math") {
-        const std::string name = argv[++i];
-        if (name != "fp32" && name != "tf32")
-          throw std::invalid_argument("--tensor-math must be fp32 or tf32; got '" + name + "'");
-        math = kwm::lm::cuda::parse_tensor_math(name);
-        continue;
-      }
-      const int value = kwm::lm::bench::positive_int(argv[++i], flag);
-      if (flag == "--batch") {
-        batch = value;
-      } else if (flag == "--reps") {
-        reps = value;
-      } else if (flag == "--breakdown") {
-        with_breakdown = value;
-      } else {
-        throw std::invalid_argument(
-            "unknown flag " + flag +
-            " (use --batch, --reps, --breakdown 1, --tensor-math fp32|tf32)");
-      }
-    }
+    std::string math_text = "fp32";
+    kwm::lm::bench::parse_flags(
+        argc, argv, {{"--batch", &batch}, {"--reps", &reps}, {"--breakdown", &with_breakdown}},
+        {{"--tensor-math", &math_text}});
+    if (math_text != "fp32" && math_text != "tf32")
+      throw std::invalid_argument("--tensor-math must be fp32 or tf32; got '" + math_text + "'");
+    const auto math = kwm::lm::cuda::parse_tensor_math(math_text);
     if (!kwm::lm::cuda::device_available()) throw std::runtime_error("no CUDA device visible");
     const kwm::lm::GptConfig config = kwm::lm::bench::lm_gpu_10m_model();
     const auto start = kwm::lm::GptParameters<double>::init(config, 1);

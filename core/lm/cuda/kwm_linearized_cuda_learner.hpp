@@ -63,10 +63,6 @@ class KwmLinearizedCudaLearner final : public LanguageLearner {
   Eigen::VectorXd energy_;              // noise_energy, carried through checkpoints unchanged
 };
 
-// Builds the device all-reduce of a multi-rank run on the learner's stream (launch/ makes it from
-// an NCCL communicator); empty: the host-staged sums.
-using DeviceAllReduceMaker = std::function<DeviceAllReduce(cudaStream_t)>;
-
 // learner.type must be kwm-linearized (its keys as parse_kwm_linearized_config reads them), plus
 // the optional tensor_math: fp32 | tf32 (default fp32; anything else throws
 // std::invalid_argument naming learner.tensor_math).
