@@ -4,9 +4,9 @@
 #include <cmath>
 
 #include "core/backend/cuda/cuda_check.hpp"
-#include "core/lm/cuda/block_reduce.cuh"
 #include "core/lm/cuda/ensemble_kernels.cuh"
 #include "core/lm/cuda/launch.cuh"
+#include "core/lm/cuda/log_sum_exp.cuh"
 
 namespace kwm::lm::cuda::kernels {
 namespace {
@@ -59,17 +59,9 @@ __global__ void token_observables_kernel(const float* logits, const std::int32_t
   __shared__ double partial_sum[32];
   const Index c = blockIdx.x;
   const float* column = logits + c * vocab;
-  float max = -INFINITY;
-  for (Index v = threadIdx.x; v < vocab; v += blockDim.x) max = fmaxf(max, column[v]);
-  max = block_reduce(max, MaxOp{}, partial_max);
-  double sum = 0.0;
-  for (Index v = threadIdx.x; v < vocab; v += blockDim.x) {
-    sum += static_cast<double>(expf(column[v] - max));
-  }
-  sum = block_reduce(sum, SumOp{}, partial_sum);
+  const ColumnLogSumExp lse = column_log_sum_exp(column, vocab, partial_max, partial_sum);
   if (threadIdx.x != 0) return;
-  const double nll =
-      log(sum) - (static_cast<double>(column[targets[c % tokens]]) - static_cast<double>(max));
+  const double nll = lse.nll(column[targets[c % tokens]]);
   const Index g = c / tokens;
   if (g >= observed_points || observed == static_cast<int>(TokenObservable::nll)) {
     out[c] = nll;

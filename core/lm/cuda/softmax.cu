@@ -4,6 +4,7 @@
 #include "core/lm/cuda/block_reduce.cuh"
 #include "core/lm/cuda/kernels.cuh"
 #include "core/lm/cuda/launch.cuh"
+#include "core/lm/cuda/log_sum_exp.cuh"
 
 namespace kwm::lm::cuda::kernels {
 namespace {
@@ -39,17 +40,8 @@ __global__ void token_nll_kernel(const float* logits, const std::int32_t* target
   __shared__ double partial_sum[32];
   const Index n = blockIdx.x;
   const float* column = logits + n * vocab;
-  float max = -INFINITY;
-  for (Index v = threadIdx.x; v < vocab; v += blockDim.x) max = fmaxf(max, column[v]);
-  max = block_reduce(max, MaxOp{}, partial_max);
-  double sum = 0.0;
-  for (Index v = threadIdx.x; v < vocab; v += blockDim.x) {
-    sum += static_cast<double>(expf(column[v] - max));
-  }
-  sum = block_reduce(sum, SumOp{}, partial_sum);
-  if (threadIdx.x == 0) {
-    nll[n] = log(sum) - (static_cast<double>(column[targets[n]]) - static_cast<double>(max));
-  }
+  const ColumnLogSumExp lse = column_log_sum_exp(column, vocab, partial_max, partial_sum);
+  if (threadIdx.x == 0) nll[n] = lse.nll(column[targets[n]]);
 }
 
 // One block: each thread sums a strided subset in order, then the block reduction.
