@@ -2,7 +2,7 @@
 # One device call (GPU machine, repo root) covering issue 7's GPU code at once: one Release build
 # (CUDA sm_90, warnings as errors) of kwm, lm_cuda_test and the GPU benchmarks; the conformance
 # tests; the kwm train GPU scripts (resume, rls-head resume, several ranks); the KWM step (fp32
-# and TF32 pass GEMMs) and the rls-head step against PyTorch AdamW on the same model and batches;
+# and TF32 pass GEMMs, fp32 and TF32 statistics, with its phase breakdown) and the rls-head step against PyTorch AdamW on the same model and batches;
 # the roofline. Everything under $OUT, packed into $OUT/issue7.tar.gz (few files come back).
 # Carry build/sp-carry (tests/lm_cuda/make_sp_carry.sh; the image has no SentencePiece).
 # usage: OUT=/some/dir [PARTS="test cli|cli_core bench torch roofline"] [BATCHES="32 64"] bash bench/lm_cuda/run_issue7_device.sh
@@ -49,12 +49,14 @@ if has cli || has cli_core; then
 fi
 if has bench; then
   {
-    for math in fp32 tf32; do
+    # pass GEMMs : statistics GEMMs; each with the phase breakdown after its timed calls
+    for maths in fp32:fp32 tf32:fp32 tf32:tf32; do
       for b in $BATCHES; do
         extra=""
-        [ "$b" = 32 ] && [ "$math" = fp32 ] && extra="--breakdown 1"
+        [ "$b" = 32 ] && [ "$maths" = fp32:fp32 ] && extra="--breakdown 1"
         # shellcheck disable=SC2086
-        timeout 60 "$B/lm_cuda_train_bench" --batch "$b" --reps 10 --tensor-math "$math" $extra
+        timeout 60 "$B/lm_cuda_train_bench" --batch "$b" --reps 10 --tensor-math "${maths%%:*}" \
+          --statistics-math "${maths#*:}" --phases 1 $extra
       done
     done
     for b in $BATCHES; do

@@ -157,6 +157,12 @@ torch_run() {
 
 # 1. kwm-linearized on the GPU (the config's learner).
 kwm_gpu kwm-linearized-gpu kwm-linearized "$CONFIG" --set learner.device=cuda
+# 1b. kwm-ensemble on the GPU (configs/lm_tiny_ensemble.yaml's learner: its lora head subspace
+# runs on the device; the ensemble-versus-MeZO forward-pass comparison needs this run;
+# before the PyTorch runs, so the call's time limit cannot crowd it out).
+config_with_learner "$W/ensemble_gpu.yaml" "$(learner_block configs/lm_tiny_ensemble.yaml)
+  device: cuda"
+kwm_gpu kwm-ensemble-gpu kwm-ensemble "$W/ensemble_gpu.yaml"
 # 2. PyTorch AdamW and MeZO on the same tokens.
 compile=()
 [ "${TORCH_COMPILE:-1}" = 1 ] && compile=(--compile)
@@ -168,11 +174,6 @@ done
 config_with_learner "$W/rls_head_gpu.yaml" "$(learner_block configs/lm_tiny_rls_head.yaml)
   device: cuda"
 kwm_gpu rls-head-gpu rls-head "$W/rls_head_gpu.yaml"
-# 3b. kwm-ensemble on the GPU (configs/lm_tiny_ensemble.yaml's learner: its lora head subspace
-# runs on the device; the ensemble-versus-MeZO forward-pass comparison needs this run).
-config_with_learner "$W/ensemble_gpu.yaml" "$(learner_block configs/lm_tiny_ensemble.yaml)
-  device: cuda"
-kwm_gpu kwm-ensemble-gpu kwm-ensemble "$W/ensemble_gpu.yaml"
 
 # 4. The forward-only learners on the CPU (kwm-ensemble, mezo; the tiny configs' learner
 # settings), batch CPU_RANKS x 256 over CPU_RANKS ranks, each stopped by its time limit.

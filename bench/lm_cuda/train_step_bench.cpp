@@ -6,9 +6,12 @@
 // host waits the step itself makes; the clock stops after a device synchronise. Random tokens,
 // GPT-2 init (seed 1). The PyTorch counterpart is bench/lm_cuda/torch_gpt_step.py.
 // Run: lm_cuda_train_bench [--batch B] [--reps R] [--breakdown 1] [--tensor-math fp32|tf32]
+//                          [--statistics-math fp32|tf32] [--phases 1]
 // (breakdown: the learner's SSYRK/SGEMM/potrf/potrs pieces alone at the batch's shapes;
 // tensor-math: the GPT pass's GEMMs in fp32, the default, or on TF32 tensor cores, in both the
-// pass and the step; the learner's statistics and solves stay fp32, core/lm/cuda/tensor_math.hpp)
+// pass and the step; statistics-math: the same for the learner's x x^T products, whose factors
+// and solves stay fp32 (core/lm/cuda/tensor_math.hpp); phases: after the timed calls, R more
+// steps with KwmLinearizedCuda's event timing on, their mean device time per phase)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -198,22 +201,33 @@ void breakdown(std::int64_t columns) {
 
 int main(int argc, char** argv) {
   try {
-    int batch = 32, reps = 10, with_breakdown = 0;
-    std::string math_text = "fp32";
+    int batch = 32, reps = 10, with_breakdown = 0, with_phases = 0;
+    std::string math_text = "fp32", statistics_text = "fp32";
     kwm::lm::bench::parse_flags(
-        argc, argv, {{"--batch", &batch}, {"--reps", &reps}, {"--breakdown", &with_breakdown}},
-        {{"--tensor-math", &math_text}});
-    if (math_text != "fp32" && math_text != "tf32")
-      throw std::invalid_argument("--tensor-math must be fp32 or tf32; got '" + math_text + "'");
-    const auto math = kwm::lm::cuda::parse_tensor_math(math_text);
+        argc, argv,
+        {{"--batch", &batch},
+         {"--reps", &reps},
+         {"--breakdown", &with_breakdown},
+         {"--phases", &with_phases}},
+        {{"--tensor-math", &math_text}, {"--statistics-math", &statistics_text}});
+    const auto math_flag = [](const std::string& flag, const std::string& text) {
+      if (text != "fp32" && text != "tf32")
+        throw std::invalid_argument(flag + " must be fp32 or tf32; got '" + text + "'");
+      return kwm::lm::cuda::parse_tensor_math(text);
+    };
+    const auto math = math_flag("--tensor-math", math_text);
+    const auto statistics_math = math_flag("--statistics-math", statistics_text);
     if (!kwm::lm::cuda::device_available()) throw std::runtime_error("no CUDA device visible");
     const kwm::lm::GptConfig config = kwm::lm::bench::lm_gpu_10m_model();
     const auto start = kwm::lm::GptParameters<double>::init(config, 1);
     const kwm::lm::TokenBatch data = kwm::lm::bench::random_batch(config, batch, 2);
     const double tokens = static_cast<double>(data.tokens());
     const char* math_name = kwm::lm::cuda::tensor_math_name(math);
-    std::printf("model: %lld parameters; batch %d x %d = %.0f tokens; pass GEMMs %s\n",
-                static_cast<long long>(start.size()), batch, config.context, tokens, math_name);
+    const char* statistics_name = kwm::lm::cuda::tensor_math_name(statistics_math);
+    std::printf(
+        "model: %lld parameters; batch %d x %d = %.0f tokens; pass GEMMs %s, statistics GEMMs %s\n",
+        static_cast<long long>(start.size()), batch, config.context, tokens, math_name,
+        statistics_name);
 
     kwm::lm::cuda::GptTransposeCuda pass(start.cast<float>());
     pass.set_tensor_math(math);
@@ -229,6 +243,7 @@ int main(int argc, char** argv) {
     learner.noise_variance = 1.0;
     kwm::lm::cuda::KwmLinearizedCuda kwm(learner, start);
     kwm.set_tensor_math(math);
+    kwm.set_statistics_math(statistics_math);
     kwm::lm::StepReport last;
     const double step_s =
         kwm::lm::bench::device_seconds_per_call([&] { last = kwm.step(data); }, 2, reps);
@@ -238,9 +253,33 @@ int main(int argc, char** argv) {
         1e3 * step_s, tokens / step_s, last.nll_before, static_cast<long long>(kwm.block_skips()),
         static_cast<long long>(kwm.jitter_retries()));
     std::printf(
-        "RESULT kwm math=%s batch=%d tokens=%.0f pass_ms=%.3f pass_tok_s=%.0f step_ms=%.3f "
-        "step_tok_s=%.0f\n",
-        math_name, batch, tokens, 1e3 * pass_s, tokens / pass_s, 1e3 * step_s, tokens / step_s);
+        "RESULT kwm math=%s statistics=%s batch=%d tokens=%.0f pass_ms=%.3f pass_tok_s=%.0f "
+        "step_ms=%.3f step_tok_s=%.0f\n",
+        math_name, statistics_name, batch, tokens, 1e3 * pass_s, tokens / pass_s, 1e3 * step_s,
+        tokens / step_s);
+    if (with_phases != 0) {
+      kwm.set_phase_timing(true);
+      kwm::lm::cuda::KwmLinearizedCuda::Phases sum;
+      for (int r = 0; r < reps; ++r) {
+        (void)kwm.step(data);
+        const auto& p = kwm.last_phases();
+        sum.overlapped = p.overlapped;
+        sum.forward_ms += p.forward_ms / reps;
+        sum.backward_ms += p.backward_ms / reps;
+        sum.statistics_ms += p.statistics_ms / reps;
+        sum.factors_ms += p.factors_ms / reps;
+        sum.solves_ms += p.solves_ms / reps;
+        sum.apply_ms += p.apply_ms / reps;
+        sum.total_ms += p.total_ms / reps;
+      }
+      kwm.set_phase_timing(false);
+      std::printf(
+          "phases (device ms, mean of %d timed steps; statistics and factors %s): forward %.3f, "
+          "backward %.3f, statistics %.3f, factors %.3f, solves %.3f, apply %.3f, total %.3f\n",
+          reps, sum.overlapped ? "beside the backward pass" : "after the pass", sum.forward_ms,
+          sum.backward_ms, sum.statistics_ms, sum.factors_ms, sum.solves_ms, sum.apply_ms,
+          sum.total_ms);
+    }
     if (with_breakdown != 0) breakdown(data.tokens());
     return 0;
   } catch (const std::exception& e) {

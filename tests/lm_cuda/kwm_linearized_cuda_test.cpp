@@ -4,14 +4,20 @@
 // Errors: max|a - b| / max|b| of the change (the parameters themselves agree far closer, since
 // the step is small next to them). Tolerances are stated below; measured on an H200 (2026-11-28,
 // docs/gpu-lm.md): parameter change at most 1.9e-4, information at most 5.4e-7, so the bounds
-// leave 5x and 18x headroom. Skipped without a CUDA device.
+// leave 5x and 18x headroom. With TF32 statistics (set_statistics_math) the information is the
+// Gram matrix of TF32-rounded inputs: bounds from TF32's unit roundoff (2^-11, about 4.9e-4), and
+// every linear block's information must still factor. Also: a skipped step (non-finite loss)
+// leaves the information untouched although its statistics were queued beside the pass, and the
+// phase timing reports a consistent breakdown. Skipped without a CUDA device.
 #include <gtest/gtest.h>
 
 #include <iostream>
+#include <limits>
 #include <string>
 
 #include "core/lm/cuda/gpt_forward_cuda.hpp"
 #include "core/lm/cuda/kwm_linearized_cuda.hpp"
+#include "core/lm/cuda/tensor_math.hpp"
 #include "core/lm/learners/kwm_linearized_learner.hpp"
 #include "tests/lm/lm_test_support.hpp"
 #include "tests/lm_cuda/lm_cuda_test_support.hpp"
@@ -22,6 +28,17 @@ namespace {
 constexpr double kStepTolerance = 1e-3;         // parameter change, fp32 against fp64
 constexpr double kInformationTolerance = 1e-5;  // information matrices
 constexpr double kStepLossTolerance = 1e-6;     // prequential NLL, relative
+// TF32 statistics: the information carries TF32's input rounding (relative 2^-11 per factor of
+// each product) and the step inherits it through the solve.
+constexpr double kTf32StatisticsStepTolerance = 1e-2;
+constexpr double kTf32StatisticsInformationTolerance = 5e-3;
+// ... and must differ from the fp32 information by more than fp32 rounding, or TF32 was not used.
+constexpr double kFp32InformationResolution = 1e-5;
+
+struct Tolerances {
+  double step = kStepTolerance;
+  double information = kInformationTolerance;
+};
 
 KwmLinearizedConfig learner_config() {
   KwmLinearizedConfig c;
@@ -36,12 +53,19 @@ double relative(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
   return (a - b).cwiseAbs().maxCoeff() / (scale > 0.0 ? scale : 1.0);
 }
 
-void expect_steps_match(const KwmLinearizedConfig& config, const GptConfig& model, int batch,
-                        int length, const std::string& what) {
+// Returns the worst information error (for the TF32 test's "really applied" check).
+double expect_steps_match(const KwmLinearizedConfig& config, const GptConfig& model, int batch,
+                          int length, const std::string& what,
+                          cuda::TensorMath statistics = cuda::TensorMath::fp32,
+                          Tolerances bounds = {}) {
   KwmLinearizedLearner cpu(config, model, 7, LmCollectives{});
   const GptParameters<double> start = cpu.parameters();
   cuda::KwmLinearizedCuda gpu(config, start);
-  ASSERT_EQ(gpu.block_names(), cpu.block_names());
+  gpu.set_statistics_math(statistics);
+  if (gpu.block_names() != cpu.block_names()) {
+    ADD_FAILURE() << what << ": the GPU learner's blocks differ from the CPU learner's";
+    return 0.0;
+  }
   for (int s = 0; s < 2; ++s) {
     const TokenBatch data = testing::random_batch(model, batch, length, 100 + s);
     const StepReport want = cpu.step(data);
@@ -64,7 +88,7 @@ void expect_steps_match(const KwmLinearizedConfig& config, const GptConfig& mode
     const Eigen::MatrixXd want_change = map(after[k]) - map(before[k]);
     const Eigen::MatrixXd have_change = map(have[k]) - map(before[k]);
     const double e = relative(have_change, want_change);
-    EXPECT_LT(e, kStepTolerance) << what << ": change of " << after[k].name;
+    EXPECT_LT(e, bounds.step) << what << ": change of " << after[k].name;
     if (e > worst) {
       worst = e;
       worst_name = after[k].name;
@@ -74,13 +98,18 @@ void expect_steps_match(const KwmLinearizedConfig& config, const GptConfig& mode
   double worst_information = 0.0;
   for (std::size_t b = 0; b < gpu.block_names().size(); ++b) {
     const std::string key = gpu.block_names()[b] + ".information";
-    const double e = relative(gpu.information(b), state.tensors.at(key));
-    EXPECT_LT(e, kInformationTolerance) << what << ": " << key;
+    const Eigen::MatrixXd information = gpu.information(b);
+    const double e = relative(information, state.tensors.at(key));
+    EXPECT_LT(e, bounds.information) << what << ": " << key;
     worst_information = std::max(worst_information, e);
+    if (information.rows() == information.cols() && information.rows() > 1) {
+      EXPECT_EQ(information.llt().info(), Eigen::Success) << what << ": " << key << " not SPD";
+    }
   }
   std::cout << "[ measured ] " << what << " (2 steps of " << batch << " x " << length
             << "): parameter change " << worst << " (" << worst_name << "), information "
             << worst_information << "\n";
+  return worst_information;
 }
 
 TEST(LmCudaKwmLinearized, TwoStepsMatchTheFp64CpuLearner) {
@@ -97,6 +126,74 @@ TEST(LmCudaKwmLinearized, NoHeadBiasAndFrozenEmbeddingsAndNormsMatch) {
   frozen.update_embeddings = false;
   frozen.update_layer_norms = false;
   expect_steps_match(frozen, model, 4, 16, "small, head without bias, frozen embeddings/norms");
+}
+
+TEST(LmCudaKwmLinearized, Tf32StatisticsTrackTheFp64LearnerAndStayPositiveDefinite) {
+  KWM_REQUIRE_CUDA_DEVICE();
+  GptConfig model;
+  const double worst = expect_steps_match(
+      learner_config(), model, 3, model.context, "tiny, TF32 statistics", cuda::TensorMath::tf32,
+      {kTf32StatisticsStepTolerance, kTf32StatisticsInformationTolerance});
+  EXPECT_GT(worst, kFp32InformationResolution) << "the information equals fp32's: TF32 not used";
+}
+
+// A non-finite loss skips the step: the statistics and factors queued beside the pass are
+// discarded (the information stays the prior), and the next finite step matches the CPU learner
+// taking that step first.
+TEST(LmCudaKwmLinearized, SkippedStepLeavesTheInformationAndTheNextStepMatches) {
+  KWM_REQUIRE_CUDA_DEVICE();
+  GptConfig model = testing::small_config(false);
+  model.context = 16;
+  KwmLinearizedLearner cpu(learner_config(), model, 7, LmCollectives{});
+  const GptParameters<double> start = cpu.parameters();
+  cuda::KwmLinearizedCuda gpu(learner_config(), start);
+  GptParameters<double> broken = start;
+  broken.head.weight(0, 0) = std::numeric_limits<double>::quiet_NaN();
+  gpu.set_parameters(broken);
+  const TokenBatch data = testing::random_batch(model, 4, 16, 120);
+  EXPECT_TRUE(gpu.step(data).skipped);
+  EXPECT_EQ(gpu.skips(), 1);
+  const LearnerState prior = cpu.state();
+  for (std::size_t b = 0; b < gpu.block_names().size(); ++b) {
+    const std::string key = gpu.block_names()[b] + ".information";
+    EXPECT_EQ(relative(gpu.information(b), prior.tensors.at(key)), 0.0) << key;
+  }
+  gpu.set_parameters(start);
+  const StepReport want = cpu.step(data);
+  const StepReport have = gpu.step(data);
+  EXPECT_FALSE(have.skipped);
+  EXPECT_LT(std::abs(have.nll_before - want.nll_before) / want.nll_before, kStepLossTolerance);
+  const auto w = cpu.parameters().tensors();
+  const auto h = gpu.parameters().tensors();
+  const auto s = start.tensors();
+  for (std::size_t k = 0; k < w.size(); ++k) {
+    const auto map = [](const auto& t) {
+      return Eigen::Map<const Eigen::MatrixXd>(t.data, t.rows, t.cols);
+    };
+    EXPECT_LT(relative(map(h[k]) - map(s[k]), map(w[k]) - map(s[k])), kStepTolerance) << w[k].name;
+  }
+}
+
+TEST(LmCudaKwmLinearized, PhaseTimingReportsEveryPhaseOfAStep) {
+  KWM_REQUIRE_CUDA_DEVICE();
+  GptConfig model = testing::small_config(false);
+  model.context = 16;
+  KwmLinearizedLearner cpu(learner_config(), model, 7, LmCollectives{});
+  cuda::KwmLinearizedCuda gpu(learner_config(), cpu.parameters());
+  gpu.set_phase_timing(true);
+  (void)gpu.step(testing::random_batch(model, 4, 16, 130));
+  const auto& p = gpu.last_phases();
+  EXPECT_TRUE(p.overlapped) << "one rank: the statistics run beside the backward pass";
+  for (const double ms :
+       {p.forward_ms, p.backward_ms, p.statistics_ms, p.factors_ms, p.solves_ms, p.apply_ms}) {
+    EXPECT_GE(ms, 0.0);
+    EXPECT_LE(ms, p.total_ms);
+  }
+  EXPECT_GT(p.total_ms, 0.0);
+  EXPECT_GE(p.total_ms + 1e-3, p.forward_ms + p.backward_ms + p.solves_ms + p.apply_ms)
+      << "the pass, the solves and the moves follow one another on the pass's stream";
+  gpu.set_phase_timing(false);
+  (void)gpu.step(testing::random_batch(model, 4, 16, 131));  // no timing: nothing read, no throw
 }
 
 TEST(LmCudaKwmLinearized, RefusesWhatItDoesNotImplement) {

@@ -299,7 +299,7 @@ void GptTransposeCuda::backward() {
   embedding_transpose(g_.data());
 }
 
-double GptTransposeCuda::run(const TokenBatch& batch) {
+double GptTransposeCuda::run(const TokenBatch& batch, const std::function<void()>& after_forward) {
   const GptConfig& c = parameters_.config();
   validate_batch(c, batch);
   check_targets(c, batch);
@@ -330,6 +330,7 @@ double GptTransposeCuda::run(const TokenBatch& batch) {
   KWM_CUDA_CHECK(
       cudaMemcpyAsync(csr_.data(), plan.data(), plan.size() * 4, cudaMemcpyHostToDevice, stream_));
   forward(batch);
+  if (after_forward) after_forward();
   backward();
   double total = 0.0;
   KWM_CUDA_CHECK(cudaMemcpyAsync(&total, nll_.data() + columns_, sizeof(double),

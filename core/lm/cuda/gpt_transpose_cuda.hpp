@@ -16,6 +16,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/lm/cuda/device_buffer.hpp"
@@ -43,7 +44,11 @@ class GptTransposeCuda {
   // Forward with cache, innovation and transposed-Jacobian pass; returns the total NLL (nats,
   // computed in double from the fp32 logits; a host wait). Throws std::invalid_argument on a bad
   // batch (validate_batch's messages, targets outside the vocabulary, a wrong target count).
-  double run(const TokenBatch& batch);
+  // after_forward, if given, is called once the forward pass and the innovation are queued and
+  // before the transposed pass is: the learner records an event there and starts, on a stream of
+  // its own, the work that needs only the forward cache (input(site), layer_norm_cache(i)), which
+  // the transposed pass reads but never writes.
+  double run(const TokenBatch& batch, const std::function<void()>& after_forward = {});
 
   // After run(): host copies for tests. linear_output(s) is dz_s (d_out x N), linear_input(s)
   // is a_s (d_in x N), parameter_transpose() is J_theta^T e (the head's share added into the

@@ -1,14 +1,15 @@
-// The kwm-linearized step on the device: every block's raw statistics queued on one stream, summed
-// over ranks, then each owner's information updates, batched Cholesky factors and solves; one host
+// The kwm-linearized step on the device: every block's raw statistics (on one rank beside the
+// transposed pass, on a stream of their own), summed over ranks, then each owner's information
+// updates and batched Cholesky factors; the cross terms and solves once the pass is done; one host
 // wait for the flags, then the accepted blocks move and (several ranks) the parameters are shared.
 #include "core/lm/cuda/kwm_linearized_cuda.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
 #include <stdexcept>
 
-#include "core/backend/cuda/blas_dispatch.hpp"
 #include "core/backend/cuda/cuda_check.hpp"
 #include "core/lm/cuda/host_checks.hpp"
 #include "core/lm/cuda/transpose_kernels.cuh"
@@ -165,12 +166,65 @@ KwmLinearizedCuda::KwmLinearizedCuda(const KwmLinearizedConfig& config,
   for (const Block& b : blocks_) names_.push_back(b.name);
   solver_workspace_.reserve(as_size(std::max(workspace, 1)));
   plan_batches();
-  if (host_.ranks > 1) reduce_ = host_staged_all_reduce(host_, model_.stream());
+  if (host_.ranks > 1) {
+    reduce_ = host_staged_all_reduce(host_, model_.stream());
+  } else {  // the statistics and factors overlap the transposed pass (see the header)
+    KWM_CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
+    KWM_CUBLAS_CHECK(cublasCreate(&side_blas_));
+    KWM_CUBLAS_CHECK(cublasSetStream(side_blas_, side_));
+    KWM_CUBLAS_CHECK(cublasSetMathMode(side_blas_, CUBLAS_DEFAULT_MATH));
+    KWM_CUSOLVER_CHECK(cusolverDnSetStream(solver_, side_));
+  }
+  KWM_CUDA_CHECK(cudaEventCreateWithFlags(&forward_done_, cudaEventDisableTiming));
+  KWM_CUDA_CHECK(cudaEventCreateWithFlags(&learner_done_, cudaEventDisableTiming));
   KWM_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 KwmLinearizedCuda::~KwmLinearizedCuda() {
+  set_phase_timing(false);
+  if (forward_done_ != nullptr) cudaEventDestroy(forward_done_);
+  if (learner_done_ != nullptr) cudaEventDestroy(learner_done_);
+  if (side_blas_ != nullptr) cublasDestroy(side_blas_);
+  if (side_ != nullptr) cudaStreamDestroy(side_);
   if (solver_ != nullptr) cusolverDnDestroy(solver_);
+}
+
+void KwmLinearizedCuda::set_phase_timing(bool on) {
+  if (on == !marks_.empty()) return;
+  if (!on) {
+    for (cudaEvent_t e : marks_) cudaEventDestroy(e);
+    marks_.clear();
+    return;
+  }
+  marks_.assign(static_cast<std::size_t>(Mark::end) + 1, nullptr);
+  for (cudaEvent_t& e : marks_) KWM_CUDA_CHECK(cudaEventCreate(&e));
+}
+
+void KwmLinearizedCuda::mark(Mark at, cudaStream_t stream) {
+  if (!marks_.empty())
+    KWM_CUDA_CHECK(cudaEventRecord(marks_[static_cast<std::size_t>(at)], stream));
+}
+
+// After the step's last host wait: every mark's time from the step's start.
+void KwmLinearizedCuda::read_phases() {
+  if (marks_.empty()) return;
+  KWM_CUDA_CHECK(cudaEventSynchronize(marks_.back()));
+  const auto at = [&](Mark m) {
+    float ms = 0.0f;
+    KWM_CUDA_CHECK(cudaEventElapsedTime(&ms, marks_.front(), marks_[static_cast<std::size_t>(m)]));
+    return static_cast<double>(ms);
+  };
+  Phases p;
+  p.overlapped = side_ != nullptr;
+  p.forward_ms = at(Mark::forward);
+  p.backward_ms = at(Mark::backward) - p.forward_ms;
+  const double statistics_start = p.overlapped ? at(Mark::forward) : at(Mark::backward);
+  p.statistics_ms = at(Mark::statistics) - statistics_start;
+  p.factors_ms = at(Mark::factors) - at(Mark::statistics);
+  p.solves_ms = at(Mark::solves) - std::max(at(Mark::backward), at(Mark::factors));
+  p.apply_ms = at(Mark::end) - at(Mark::apply_begin);
+  p.total_ms = at(Mark::end);
+  phases_ = p;
 }
 
 // Owned linear blocks grouped by size for cusolverDnSpotrfBatched and by (size, outputs) for
@@ -238,8 +292,8 @@ std::size_t KwmLinearizedCuda::reduced_floats() const {
 
 // This rank's raw statistics of one block into its moments slice (zeroed by step()).
 void KwmLinearizedCuda::queue_moments(Block& b) {
-  const cudaStream_t stream = model_.stream();
-  const cublasHandle_t blas = model_.blas();
+  const cudaStream_t stream = learner_stream();
+  const cublasHandle_t blas = learner_blas();
   const std::int64_t n = model_.columns();
   const float one = 1.0f, zero = 0.0f;
   if (b.kind == Kind::layer_norm) {  // sum xhat^2 and sum xhat per coordinate
@@ -260,8 +314,8 @@ void KwmLinearizedCuda::queue_moments(Block& b) {
   const std::int64_t d = b.layer.cols, m = b.inputs;
   const float* x = model_.input(b.site);
   const auto inverse_r = static_cast<float>(1.0 / config_.noise_variance);
-  KWM_CUBLAS_CHECK(cuda_detail::gemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, d, d, n, &inverse_r, x, d, x,
-                                     d, &zero, b.moments, m));
+  KWM_CUBLAS_CHECK(gemm(blas, statistics_math_, CUBLAS_OP_N, CUBLAS_OP_T, d, d, n, &inverse_r, x, d,
+                        x, d, &zero, b.moments, m));
   if (b.layer.bias != nullptr) {
     KWM_CUBLAS_CHECK(cublasSgemv_64(blas, CUBLAS_OP_N, d, n, &inverse_r, x, d, model_.ones(), 1,
                                     &zero, b.moments + d, m));
@@ -271,15 +325,14 @@ void KwmLinearizedCuda::queue_moments(Block& b) {
   }
 }
 
-// Owner: L' = lambda L + (1 - lambda) L0 + S in place of the summed S, B = (1/r) a dz^T from the
-// summed J^T e, and the copy of L' that the batched potrf factors.
-void KwmLinearizedCuda::queue_linear(Block& b, int* flag) {
-  const cudaStream_t stream = model_.stream();
-  const cublasHandle_t blas = model_.blas();
-  const std::int64_t d = b.layer.cols, rows = b.layer.rows, m = b.inputs;
+// Owner: L' = lambda L + (1 - lambda) L0 + S in place of the summed S, and the copy of L' that
+// the batched potrf factors (learner stream: needs only the forward pass's statistics).
+void KwmLinearizedCuda::queue_information(Block& b, int* flag) {
+  const cudaStream_t stream = learner_stream();
+  const cublasHandle_t blas = learner_blas();
+  const std::int64_t m = b.inputs;
   const auto lambda = static_cast<float>(config_.forgetting);
-  const auto inverse_r = static_cast<float>(1.0 / config_.noise_variance);
-  const float one = 1.0f, zero = 0.0f;
+  const float one = 1.0f;
   KWM_CUBLAS_CHECK(cublasSgeam(blas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(m),
                                static_cast<int>(m), &lambda, b.information.data(),
                                static_cast<int>(m), &one, b.moments, static_cast<int>(m), b.moments,
@@ -289,6 +342,18 @@ void KwmLinearizedCuda::queue_linear(Block& b, int* flag) {
                           static_cast<float>((1.0 - config_.forgetting) / config_.initial_variance),
                           m, m, stream);
   }
+  kernels::flag_nonfinite(b.moments, m * m, flag, stream);
+  KWM_CUDA_CHECK(cudaMemcpyAsync(b.factor.data(), b.moments, as_size(m * m) * sizeof(float),
+                                 cudaMemcpyDeviceToDevice, stream));
+}
+
+// Owner: B = (1/r) a dz^T from the (summed) J^T e of the transposed pass (the pass's stream).
+void KwmLinearizedCuda::queue_cross(Block& b, int* flag) {
+  const cudaStream_t stream = model_.stream();
+  const cublasHandle_t blas = model_.blas();
+  const std::int64_t d = b.layer.cols, rows = b.layer.rows, m = b.inputs;
+  const auto inverse_r = static_cast<float>(1.0 / config_.noise_variance);
+  const float zero = 0.0f;
   // B = (1/r) [x; 1] dz^T (m x d_out) is the transpose of the pass's J_[W b]^T e = dz [x; 1]^T:
   // transposed and scaled (no second product over the N columns).
   DeviceGptParameters& p = model_.parameters();
@@ -302,10 +367,7 @@ void KwmLinearizedCuda::queue_linear(Block& b, int* flag) {
     KWM_CUBLAS_CHECK(cublasScopy_64(blas, rows, bias_t, 1, b.cross.data() + d, m));
     KWM_CUBLAS_CHECK(cublasSscal_64(blas, rows, &inverse_r, b.cross.data() + d, m));
   }
-  kernels::flag_nonfinite(b.moments, m * m, flag, stream);
   kernels::flag_nonfinite(b.cross.data(), m * rows, flag, stream);
-  KWM_CUDA_CHECK(cudaMemcpyAsync(b.factor.data(), b.moments, as_size(m * m) * sizeof(float),
-                                 cudaMemcpyDeviceToDevice, stream));
 }
 
 void KwmLinearizedCuda::queue_embedding(Block& b, int* flag) {
@@ -337,17 +399,53 @@ void KwmLinearizedCuda::queue_layer_norm(Block& b, double tokens, int* flag, int
       model_.stream());
 }
 
-// F F^T = L' for every owned linear block (one potrf call per size), then B <- F^-T F^-1 B (two
-// triangular solves per shape), each in place on the block's step.
-void KwmLinearizedCuda::queue_factors() {
-  const cudaStream_t stream = model_.stream();
-  const cublasHandle_t blas = model_.blas();
+// Learner stream: this rank's raw statistics, zeroing the status words first.
+void KwmLinearizedCuda::queue_statistics(const TokenBatch& batch) {
+  const cudaStream_t stream = learner_stream();
+  const GptConfig& c = model_.parameters().config();
+  KWM_CUDA_CHECK(cudaMemsetAsync(status_.data(), 0, status_.capacity() * sizeof(int), stream));
+  KWM_CUDA_CHECK(cudaMemsetAsync(statistics_.data(), 0, statistics_size_ * sizeof(float), stream));
+  std::vector<float> counts(as_size(c.vocab_size + c.context), 0.0f);
+  for (const std::int32_t t : batch.inputs) counts[as_size(t)] += 1.0f;
+  for (int t = 0; t < batch.length; ++t)
+    counts[as_size(c.vocab_size + t)] = static_cast<float>(batch.batch);
+  for (Block& b : blocks_) {
+    if (!active(b)) continue;
+    if (b.kind == Kind::token_embedding || b.kind == Kind::position_embedding) {
+      // Pageable source: the copy is staged before cudaMemcpyAsync returns, so `counts` may go.
+      const float* rows = counts.data() + (b.kind == Kind::token_embedding ? 0 : c.vocab_size);
+      KWM_CUDA_CHECK(cudaMemcpyAsync(b.moments, rows, as_size(b.inputs) * sizeof(float),
+                                     cudaMemcpyHostToDevice, stream));
+    }
+    queue_moments(b);
+  }
+  mark(Mark::statistics, stream);
+}
+
+// Learner stream, owners: every linear block's L' and its factor F F^T = L' (one batched potrf
+// per size); then learner_done_ for the pass's stream to wait on.
+void KwmLinearizedCuda::queue_information_and_factors() {
+  const StatusLayout layout{blocks_.size()};
+  for (std::size_t k = 0; k < blocks_.size(); ++k) {
+    Block& b = blocks_[k];
+    if (b.kind == Kind::linear && active(b) && owned(b))
+      queue_information(b, status_.data() + layout.flag(k));
+  }
   for (Batch& batch : factor_batches_) {
     KWM_CUSOLVER_CHECK(cusolverDnSpotrfBatched(
         solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(batch.m), batch.factors.data(),
         static_cast<int>(batch.m), blocks_[batch.blocks.front()].factor_info,
         static_cast<int>(batch.blocks.size())));
   }
+  mark(Mark::factors, learner_stream());
+  KWM_CUDA_CHECK(cudaEventRecord(learner_done_, learner_stream()));
+}
+
+// The pass's stream: B <- F^-T F^-1 B (two triangular solves per shape), each in place on the
+// block's step.
+void KwmLinearizedCuda::queue_solves() {
+  const cudaStream_t stream = model_.stream();
+  const cublasHandle_t blas = model_.blas();
   const float one = 1.0f;
   for (Batch& batch : solve_batches_) {
     for (const std::size_t k : batch.blocks) {
@@ -370,7 +468,7 @@ void KwmLinearizedCuda::queue_factors() {
 // rare path: the prior keeps L' positive definite unless the statistics are degenerate). Returns
 // the attempts made through `attempts`.
 bool KwmLinearizedCuda::retry_with_jitter(Block& b, int* flag, int* solve_info, int& attempts) {
-  const cudaStream_t stream = model_.stream();
+  const cudaStream_t stream = learner_stream();  // solver_'s; every wait below is on it
   const std::int64_t m = b.inputs, rows = b.layer.rows;
   const std::size_t bytes = as_size(m * m) * sizeof(float);
   std::vector<float> diagonal(as_size(m));
@@ -487,11 +585,25 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
   StepReport report;
   report.tokens = batch.tokens();
   report.forward_passes = 1;
-  const double total = model_.run(batch);
+  const cudaStream_t stream = model_.stream();
+  mark(Mark::begin, stream);
+  // One rank: the statistics and factors start on the learner stream as soon as the forward
+  // cache is queued, beside the transposed pass (speculatively: a skipped step discards them).
+  const double total = model_.run(batch, [&] {
+    mark(Mark::forward, stream);
+    if (side_ == nullptr) return;
+    KWM_CUDA_CHECK(cudaEventRecord(forward_done_, stream));
+    KWM_CUDA_CHECK(cudaStreamWaitEvent(side_, forward_done_, 0));
+    queue_statistics(batch);
+    queue_information_and_factors();
+  });
+  mark(Mark::backward, stream);
   // One host sum decides the skip on every rank and gives the token count the layer norms use.
   double shared[2] = {std::isfinite(total) ? 0.0 : 1.0, static_cast<double>(batch.tokens())};
   sum_over_ranks(host_, shared, 2);
   if (shared[0] > 0.0) {
+    // The next pass must not overwrite the forward cache the learner stream may still read.
+    if (side_ != nullptr) KWM_CUDA_CHECK(cudaStreamWaitEvent(stream, learner_done_, 0));
     report.nll_before = std::numeric_limits<double>::quiet_NaN();
     report.skipped = true;
     ++skips_;
@@ -499,34 +611,18 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
   }
   report.nll_before = total / static_cast<double>(batch.tokens());
   report.transposed_jacobian_passes = 1;
-  const GptConfig& c = model_.parameters().config();
-  const cudaStream_t stream = model_.stream();
 
-  // This rank's raw statistics, then their sums over ranks (with J^T e, which the pass left in
-  // model_.transpose()).
-  KWM_CUDA_CHECK(cudaMemsetAsync(statistics_.data(), 0, statistics_size_ * sizeof(float), stream));
-  std::vector<float> counts(as_size(c.vocab_size + c.context), 0.0f);
-  for (const std::int32_t t : batch.inputs) counts[as_size(t)] += 1.0f;
-  for (int t = 0; t < batch.length; ++t)
-    counts[as_size(c.vocab_size + t)] = static_cast<float>(batch.batch);
-  for (Block& b : blocks_) {
-    if (!active(b)) continue;
-    if (b.kind == Kind::token_embedding || b.kind == Kind::position_embedding) {
-      const float* rows = counts.data() + (b.kind == Kind::token_embedding ? 0 : c.vocab_size);
-      KWM_CUDA_CHECK(cudaMemcpyAsync(b.moments, rows, as_size(b.inputs) * sizeof(float),
-                                     cudaMemcpyHostToDevice, stream));
-    }
-    queue_moments(b);
-  }
-  if (host_.ranks > 1) {
+  if (side_ == nullptr) {  // several ranks: statistics, their sums (with J^T e), L' and factors
+    queue_statistics(batch);
     reduce_(statistics_.data(), statistics_size_);
     reduce_(model_.transpose().data(), as_size(model_.parameters().size()));
+    queue_information_and_factors();
   }
+  KWM_CUDA_CHECK(cudaStreamWaitEvent(stream, learner_done_, 0));
 
-  // Owners: information updates and candidates, then the batched factors and solves.
+  // Owners: the cross terms and the diagonal blocks' candidates, then the batched solves.
   const std::size_t count = blocks_.size();
   const StatusLayout layout{count};
-  KWM_CUDA_CHECK(cudaMemsetAsync(status_.data(), 0, status_.capacity() * sizeof(int), stream));
   int* status_device = status_.data();
   for (std::size_t k = 0; k < count; ++k) {
     Block& b = blocks_[k];
@@ -541,11 +637,11 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
         queue_layer_norm(b, shared[1], flag, status_device + layout.norm_retries());
         break;
       case Kind::linear:
-        queue_linear(b, flag);
+        queue_cross(b, flag);
         break;
     }
   }
-  queue_factors();
+  queue_solves();
   for (std::size_t k = 0; k < count; ++k) {
     Block& b = blocks_[k];
     if (b.kind == Kind::linear && owned(b))
@@ -555,7 +651,9 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
   std::vector<int> status(status_.capacity(), 0);
   KWM_CUDA_CHECK(cudaMemcpyAsync(status.data(), status_device, status.size() * sizeof(int),
                                  cudaMemcpyDeviceToHost, stream));
+  mark(Mark::solves, stream);
   KWM_CUDA_CHECK(cudaStreamSynchronize(stream));
+  mark(Mark::apply_begin, stream);
 
   // Owners decide and move their blocks; refusals and retries are summed so all ranks count alike.
   std::vector<double> outcome(count + 1, 0.0);  // per block 1 = refused; then jitter retries
@@ -584,6 +682,8 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
     if (outcome[k] > 0.0) ++block_skips_;
   jitter_retries_ += static_cast<std::int64_t>(outcome[count]);
   if (host_.ranks > 1) share_parameters();
+  mark(Mark::end, stream);
+  read_phases();
   ++steps_;
   return report;
 }

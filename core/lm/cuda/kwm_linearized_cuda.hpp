@@ -14,6 +14,10 @@
 // two device all-reduces; each block's owner (place_blocks_lpt on the CPU learner's costs) forms
 // L', factors, solves and moves the block; then every rank zeroes the blocks it does not own and
 // one all-reduce of the parameters hands every rank the owners' values exactly (x + 0 = x).
+// Streams: on one rank the statistics, L' and the batched factors need only the forward cache, so
+// they run on a second stream while the transposed pass runs on the first (GptTransposeCuda::run's
+// after_forward); only the cross terms, solves and moves wait for both. With several ranks the
+// statistics are all-reduced first, so everything stays on the pass's stream in order.
 // Safeguards as the CPU learner: a non-finite NLL on any rank skips the step everywhere (an
 // all-reduced flag); non-finite statistics or step, or a factorisation that fails even after the
 // escalating jitter (core/kalman's jittered_cholesky schedule), skip that block (it stays
@@ -32,6 +36,7 @@
 #include "core/lm/cuda/device_all_reduce.hpp"
 #include "core/lm/cuda/device_buffer.hpp"
 #include "core/lm/cuda/gpt_transpose_cuda.hpp"
+#include "core/lm/cuda/tensor_math.hpp"
 #include "core/lm/learners/kwm_linearized_learner.hpp"
 #include "core/lm/learners/language_learner.hpp"
 
@@ -82,6 +87,30 @@ class KwmLinearizedCuda {
                     std::int64_t jitter_retries);
   // TF32 or fp32 GEMMs in the GPT pass (GptTransposeCuda); the statistics and solves stay fp32.
   void set_tensor_math(TensorMath math) { model_.set_tensor_math(math); }
+  // TF32 or fp32 for the x x^T products of the linear blocks' statistics (the one GEMM of the
+  // learner). With TF32 each input is rounded to a 10-bit mantissa once and the products of two
+  // such values are exact in fp32, so S is the fp32-accumulated Gram matrix of the rounded inputs:
+  // still symmetric positive semi-definite, an information for slightly perturbed inputs rather
+  // than an indefinite approximation. The factors, solves and information stay fp32.
+  void set_statistics_math(TensorMath math) { statistics_math_ = math; }
+  TensorMath statistics_math() const { return statistics_math_; }
+
+  // Device time of the last step's phases (CUDA events; only while set_phase_timing(true), which
+  // adds one host wait per step). With one rank the statistics and factors overlap the backward
+  // pass, so the phases do not add up to total_ms.
+  struct Phases {
+    bool overlapped = false;     // statistics and factors on their own stream
+    double forward_ms = 0.0;     // step start to the forward pass and innovation queued
+    double backward_ms = 0.0;    // transposed pass (from the end of the forward pass)
+    double statistics_ms = 0.0;  // moments (and their all-reduce with several ranks)
+    double factors_ms = 0.0;     // L' and the batched potrf
+    double solves_ms = 0.0;      // from both branches done: cross terms, embeddings, layer
+                                 // norms, triangular solves, flags and their copy to the host
+    double apply_ms = 0.0;       // moving the accepted blocks (and sharing the parameters)
+    double total_ms = 0.0;
+  };
+  void set_phase_timing(bool on);
+  const Phases& last_phases() const { return phases_; }
   std::int64_t steps() const { return steps_; }
   std::int64_t skips() const { return skips_; }
   std::int64_t block_skips() const { return block_skips_; }
@@ -118,11 +147,21 @@ class KwmLinearizedCuda {
   bool active(const Block& block) const;
   bool owned(const Block& block) const { return block.owner == host_.rank; }
   void plan_batches();
+  // The learner's stream and cuBLAS handle for the statistics and factors: the second stream
+  // with one rank, the pass's with several.
+  cudaStream_t learner_stream() const { return side_ != nullptr ? side_ : model_.stream(); }
+  cublasHandle_t learner_blas() const { return side_ != nullptr ? side_blas_ : model_.blas(); }
+  void queue_statistics(const TokenBatch& batch);
+  void queue_information_and_factors();
   void queue_moments(Block& block);
-  void queue_linear(Block& block, int* flag);
+  void queue_information(Block& block, int* flag);
+  void queue_cross(Block& block, int* flag);
   void queue_embedding(Block& block, int* flag);
   void queue_layer_norm(Block& block, double tokens, int* flag, int* retries);
-  void queue_factors();
+  void queue_solves();
+  enum class Mark { begin, forward, backward, statistics, factors, solves, apply_begin, end };
+  void mark(Mark at, cudaStream_t stream);
+  void read_phases();
   bool retry_with_jitter(Block& block, int* flag, int* solve_info, int& attempts);
   void apply(Block& block);
   void share_parameters();
@@ -131,7 +170,13 @@ class KwmLinearizedCuda {
   LmCollectives host_;
   GptTransposeCuda model_;
   DeviceAllReduce reduce_;
-  cusolverDnHandle_t solver_ = nullptr;
+  cusolverDnHandle_t solver_ = nullptr;  // on learner_stream()
+  cudaStream_t side_ = nullptr;          // one rank: the statistics' and factors' stream
+  cublasHandle_t side_blas_ = nullptr;
+  cudaEvent_t forward_done_ = nullptr, learner_done_ = nullptr;
+  TensorMath statistics_math_ = TensorMath::fp32;
+  std::vector<cudaEvent_t> marks_;  // timed events, one per Mark, while phase timing is on
+  Phases phases_;
   std::vector<Block> blocks_;
   std::vector<std::string> names_;
   std::vector<Batch> factor_batches_, solve_batches_;
