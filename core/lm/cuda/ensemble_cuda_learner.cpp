@@ -19,16 +19,12 @@ EnsembleCudaLearner::EnsembleCudaLearner(const EnsembleConfig& config, const Gpt
     : device_(std::make_unique<EnsembleCuda>(config, model, seed, std::move(collectives))) {}
 
 StepReport EnsembleCudaLearner::step(const TokenBatch& batch) {
-  mean_current_ = false;
+  mean_.mark_stale();
   return device_->step(batch);
 }
 
 const GptParameters<double>& EnsembleCudaLearner::parameters() const {
-  if (!mean_current_) {
-    mean_ = device_->mean_parameters();
-    mean_current_ = true;
-  }
-  return mean_;
+  return mean_.get([this](GptParameters<double>& mean) { mean = device_->mean_parameters(); });
 }
 
 LearnerState EnsembleCudaLearner::state() const {
@@ -62,14 +58,14 @@ void EnsembleCudaLearner::restore(const LearnerState& s) {
   Eigen::MatrixXd restored(n, j_total);
   for (int j = 0; j < j_total; ++j) restored.col(j) = state_tensor(s, ensemble_member_key(j), n, 1);
   device_->restore(base.col(0), std::move(restored), step, std::bit_cast<std::uint64_t>(seed));
-  mean_current_ = false;
+  mean_.mark_stale();
 }
 
 void EnsembleCudaLearner::shift_head_bias(const Eigen::VectorXd& delta) {
   GptParameters<double> shift = parameters().zeros_like();
   add_to_head_bias(shift, delta, name());
   device_->shift_base(shift.flatten());
-  mean_current_ = false;
+  mean_.mark_stale();
 }
 
 std::unique_ptr<LanguageLearner> make_ensemble_cuda_learner(const YAML::Node& learner,

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "core/lm/cuda/ensemble_cuda.hpp"
+#include "core/lm/cuda/lazy_host_parameters.hpp"
 #include "core/lm/gpt_config.hpp"
 #include "core/lm/learners/ensemble_config.hpp"
 #include "core/lm/learners/language_learner.hpp"
@@ -44,8 +45,7 @@ class EnsembleCudaLearner final : public LanguageLearner {
 
  private:
   std::unique_ptr<EnsembleCuda> device_;
-  mutable GptParameters<double> mean_;
-  mutable bool mean_current_ = false;
+  LazyHostParameters mean_;  // theta(mean), computed by parameters() after a change
 };
 
 // learner.type must be kwm-ensemble (its keys as parse_ensemble_config reads them).

@@ -27,26 +27,22 @@ KwmLinearizedCudaLearner::KwmLinearizedCudaLearner(const KwmLinearizedConfig& co
                                                    const LmCollectives& collectives,
                                                    TensorMath math)
     : math_(math), rank_(collectives.rank), host_(untied_start(model, seed)) {
-  device_ = std::make_unique<KwmLinearizedCuda>(config, host_, collectives);
+  device_ = std::make_unique<KwmLinearizedCuda>(config, host_.last_synced(), collectives);
   device_->set_tensor_math(math);
   // The device holds fp32; the host copy shows what the device holds from the start.
-  host_ = device_->parameters();
+  host_.set(device_->parameters());
   energy_ = Eigen::VectorXd::Constant(static_cast<Eigen::Index>(device_->block_names().size()),
                                       std::numeric_limits<double>::quiet_NaN());
 }
 
 StepReport KwmLinearizedCudaLearner::step(const TokenBatch& batch) {
-  validate_batch(host_.config, batch);
-  host_current_ = false;
+  validate_batch(host_.last_synced().config, batch);
+  host_.mark_stale();
   return device_->step(batch);
 }
 
 const GptParameters<double>& KwmLinearizedCudaLearner::parameters() const {
-  if (!host_current_) {
-    host_ = device_->parameters();
-    host_current_ = true;
-  }
-  return host_;
+  return host_.get([this](GptParameters<double>& host) { host = device_->parameters(); });
 }
 
 LearnerState KwmLinearizedCudaLearner::state() const {
@@ -67,7 +63,8 @@ LearnerState KwmLinearizedCudaLearner::state() const {
 
 void KwmLinearizedCudaLearner::restore(const LearnerState& s) {
   const std::vector<std::string>& names = device_->block_names();
-  const auto n = static_cast<Eigen::Index>(host_.size());
+  const GptConfig& config = host_.last_synced().config;
+  const auto n = static_cast<Eigen::Index>(host_.last_synced().size());
   const Eigen::MatrixXd& flat = state_tensor(s, "parameters", n, 1);
   const Eigen::MatrixXd& energy =
       state_tensor(s, "noise_energy", static_cast<Eigen::Index>(names.size()), 1);
@@ -82,21 +79,21 @@ void KwmLinearizedCudaLearner::restore(const LearnerState& s) {
   const std::int64_t block_skips = state_counter(s, "block_skips");
   const std::int64_t retries = state_counter(s, "jitter_retries");
   // Everything checked: commit.
-  GptParameters<double> restored = GptParameters<double>::zeros(host_.config);
+  GptParameters<double> restored = GptParameters<double>::zeros(config);
   restored.unflatten(flat.col(0));
   device_->set_parameters(restored);
   for (std::size_t b = 0; b < names.size(); ++b)
     if (information[b] != nullptr) device_->set_information(b, *information[b]);
   device_->set_counters(steps, skips, block_skips, retries);
   energy_ = energy.col(0);
-  host_current_ = false;  // re-read: the device rounded the values to fp32
+  host_.mark_stale();  // re-read: the device rounded the values to fp32
 }
 
 void KwmLinearizedCudaLearner::shift_head_bias(const Eigen::VectorXd& delta) {
   GptParameters<double> shifted = parameters();
   add_to_head_bias(shifted, delta, name());
   device_->set_parameters(shifted);
-  host_current_ = false;
+  host_.mark_stale();
 }
 
 std::unique_ptr<LanguageLearner> make_kwm_linearized_cuda_learner(

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/lm/cuda/kwm_linearized_cuda.hpp"
+#include "core/lm/cuda/lazy_host_parameters.hpp"
 #include "core/lm/cuda/tensor_math.hpp"
 #include "core/lm/gpt_config.hpp"
 #include "core/lm/learners/kwm_linearized_learner.hpp"
@@ -58,9 +59,8 @@ class KwmLinearizedCudaLearner final : public LanguageLearner {
   std::unique_ptr<KwmLinearizedCuda> device_;
   TensorMath math_ = TensorMath::fp32;
   int rank_ = 0;
-  mutable GptParameters<double> host_;  // the device mean as of the last sync
-  mutable bool host_current_ = true;    // false after a step until parameters() syncs
-  Eigen::VectorXd energy_;              // noise_energy, carried through checkpoints unchanged
+  LazyHostParameters host_;  // the device mean, synced by parameters() after a change
+  Eigen::VectorXd energy_;   // noise_energy, carried through checkpoints unchanged
 };
 
 // learner.type must be kwm-linearized (its keys as parse_kwm_linearized_config reads them), plus

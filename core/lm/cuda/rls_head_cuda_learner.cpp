@@ -25,23 +25,21 @@ GptParameters<double> rls_head_untied_start(const GptConfig& model, std::uint64_
 RlsHeadCudaLearner::RlsHeadCudaLearner(const RlsHeadConfig& config, const GptConfig& model,
                                        std::uint64_t seed, const LmCollectives& collectives)
     : rank_(collectives.rank), host_(rls_head_untied_start(model, seed)) {
-  device_ = std::make_unique<RlsHeadCuda>(config, host_, collectives);
+  device_ = std::make_unique<RlsHeadCuda>(config, host_.last_synced(), collectives);
   // The device holds fp32; the host copy shows what the device holds from the start.
-  host_ = device_->parameters();
+  host_.set(device_->parameters());
 }
 
 StepReport RlsHeadCudaLearner::step(const TokenBatch& batch) {
-  validate_batch(host_.config, batch);
-  host_current_ = false;
+  validate_batch(host_.last_synced().config, batch);
+  host_.mark_stale();
   return device_->step(batch);
 }
 
 const GptParameters<double>& RlsHeadCudaLearner::parameters() const {
-  if (!host_current_) {
-    set_augmented_weight(host_.head, device_->head());
-    host_current_ = true;
-  }
-  return host_;
+  // Only the head: the body never changes on the device.
+  return host_.get(
+      [this](GptParameters<double>& host) { set_augmented_weight(host.head, device_->head()); });
 }
 
 LearnerState RlsHeadCudaLearner::state() const {
@@ -58,9 +56,10 @@ LearnerState RlsHeadCudaLearner::state() const {
 }
 
 void RlsHeadCudaLearner::restore(const LearnerState& s) {
-  const auto n = static_cast<Eigen::Index>(host_.size());
+  const GptConfig& config = host_.last_synced().config;
+  const auto n = static_cast<Eigen::Index>(host_.last_synced().size());
   const Eigen::Index m = device_->inputs();
-  const Eigen::Index vocab = host_.config.vocab_size;
+  const Eigen::Index vocab = config.vocab_size;
   const Eigen::MatrixXd& flat = state_tensor(s, "parameters", n, 1);
   const auto mean = s.tensors.find("head.mean_probability");
   if (mean == s.tensors.end())
@@ -72,23 +71,21 @@ void RlsHeadCudaLearner::restore(const LearnerState& s) {
   const std::int64_t skips = state_counter(s, "skips");
   const std::int64_t retries = state_counter(s, "jitter_retries");
   // Everything checked: commit.
-  GptParameters<double> restored = GptParameters<double>::zeros(host_.config);
+  GptParameters<double> restored = GptParameters<double>::zeros(config);
   restored.unflatten(flat.col(0));
   device_->set_parameters(restored);
   if (information != nullptr) device_->set_information(*information);
   device_->set_mean_probability(mean->second.size() == 0 ? Eigen::VectorXd()
                                                          : Eigen::VectorXd(mean->second.col(0)));
   device_->set_counters(steps, skips, retries);
-  host_ = device_->parameters();  // the device rounded the values to fp32
-  host_current_ = true;
+  host_.set(device_->parameters());  // the device rounded the values to fp32
 }
 
 void RlsHeadCudaLearner::shift_head_bias(const Eigen::VectorXd& delta) {
   GptParameters<double> shifted = parameters();
   add_to_head_bias(shifted, delta, name());
   device_->set_parameters(shifted);
-  host_ = device_->parameters();
-  host_current_ = true;
+  host_.set(device_->parameters());
 }
 
 std::unique_ptr<LanguageLearner> make_rls_head_cuda_learner(

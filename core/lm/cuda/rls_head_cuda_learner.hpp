@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "core/lm/cuda/lazy_host_parameters.hpp"
 #include "core/lm/cuda/rls_head_cuda.hpp"
 #include "core/lm/gpt_config.hpp"
 #include "core/lm/learners/language_learner.hpp"
@@ -50,8 +51,7 @@ class RlsHeadCudaLearner final : public LanguageLearner {
  private:
   std::unique_ptr<RlsHeadCuda> device_;
   int rank_ = 0;
-  mutable GptParameters<double> host_;  // the device values as of the last sync
-  mutable bool host_current_ = true;    // false after a step until parameters() syncs the head
+  LazyHostParameters host_;  // the device values; parameters() syncs the head after a step
 };
 
 // learner.type must be rls-head (its keys as parse_rls_head_config reads them). Several ranks:
