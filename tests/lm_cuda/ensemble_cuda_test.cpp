@@ -32,6 +32,7 @@
 #include "core/lm/learners/learner_factory.hpp"
 #include "tests/lm/lm_test_support.hpp"
 #include "tests/lm_baselines/lm_test_support.hpp"
+#include "tests/lm_cuda/cross_device_checkpoints.hpp"
 #include "tests/lm_cuda/lm_cuda_test_support.hpp"
 
 namespace kwm::lm::ensemble_cuda_test {
@@ -274,39 +275,30 @@ TEST(LmCudaEnsemble, StepSequenceMatchesTheCpuLearner) {
 
 TEST(LmCudaEnsemble, CheckpointsCrossDevicesBothWays) {
   KWM_REQUIRE_CUDA_DEVICE();
-  const auto cpu = cpu_ensemble(kLoraLearner);
-  const auto gpu = gpu_ensemble(kLoraLearner);
-  const Eigen::MatrixXd start = members_of(cpu->state());
-  const Eigen::VectorXd start_mean = cpu->parameters().flatten();
-  for (int s = 0; s < 2; ++s) {
-    cpu->step(ensemble_batch(s));
-    gpu->step(ensemble_batch(s));
-  }
-  // The states are fp64 on both devices: a restore takes them as they are.
-  const auto gpu_to_cpu = cpu_ensemble(kLoraLearner);
-  gpu_to_cpu->restore(gpu->state());
-  EXPECT_TRUE(same_state(gpu_to_cpu->state(), gpu->state()));
-  const auto cpu_to_gpu = gpu_ensemble(kLoraLearner);
-  cpu_to_gpu->restore(cpu->state());
-  EXPECT_TRUE(same_state(cpu_to_gpu->state(), cpu->state()));
-  EXPECT_TRUE(cpu_to_gpu->parameters().flatten() == cpu->parameters().flatten());
-  const auto gpu_to_gpu = gpu_ensemble(kLoraLearner);
-  gpu_to_gpu->restore(gpu->state());
+  // 2 steps on each device; the states are fp64 on both: a restore takes them as they are.
+  const testing::CrossDeviceCheckpoints c = testing::checkpoint_across_devices(
+      [] { return cpu_ensemble(kLoraLearner); }, [] { return gpu_ensemble(kLoraLearner); },
+      [](int s) { return ensemble_batch(s); }, 2);
+  const Eigen::MatrixXd start = members_of(c.start_state);
+  const Eigen::VectorXd start_mean = c.start.flatten();
+  EXPECT_TRUE(same_state(c.cpu_from_gpu->state(), c.gpu->state()));
+  EXPECT_TRUE(same_state(c.gpu_from_cpu->state(), c.cpu->state()));
+  EXPECT_TRUE(c.gpu_from_cpu->parameters().flatten() == c.cpu->parameters().flatten());
   // Two more steps: CPU -> GPU against the uninterrupted CPU run, GPU -> CPU against the
   // uninterrupted GPU run (each pair differs only by the devices' rounding), GPU -> GPU bitwise.
   const Worst from_cpu =
-      expect_steps_match(*cpu_to_gpu, *cpu, 2, 2, true, start, start_mean, "CPU -> GPU");
+      expect_steps_match(*c.gpu_from_cpu, *c.cpu, 2, 2, true, start, start_mean, "CPU -> GPU");
   const Worst from_gpu =
-      expect_steps_match(*gpu, *gpu_to_cpu, 2, 2, true, start, start_mean, "GPU -> CPU");
-  for (int s = 2; s < 4; ++s) gpu_to_gpu->step(ensemble_batch(s));
-  EXPECT_TRUE(same_state(gpu_to_gpu->state(), gpu->state()));
+      expect_steps_match(*c.gpu, *c.cpu_from_gpu, 2, 2, true, start, start_mean, "GPU -> CPU");
+  c.step_on({c.gpu_from_gpu.get()});
+  EXPECT_TRUE(same_state(c.gpu_from_gpu->state(), c.gpu->state()));
   std::cout << "[ measured ] resumed: CPU -> GPU members " << from_cpu.members << ", mean "
             << from_cpu.mean << "; GPU -> CPU members " << from_gpu.members << ", mean "
             << from_gpu.mean << "\n";
   // A state with another member count is refused, naming both.
-  LearnerState wrong = gpu->state();
+  LearnerState wrong = c.gpu->state();
   wrong.counters["members"] = 5;
-  EXPECT_THROW(gpu_to_gpu->restore(wrong), std::invalid_argument);
+  EXPECT_THROW(c.gpu_from_gpu->restore(wrong), std::invalid_argument);
 }
 
 TEST(LmCudaEnsemble, EmulatedRanksMatchTheCpuLearnerOnAsManyRanks) {

@@ -17,6 +17,7 @@
 #include "core/lm/cuda/kwm_linearized_cuda_learner.hpp"
 #include "core/lm/learners/learner_factory.hpp"
 #include "tests/lm/lm_test_support.hpp"
+#include "tests/lm_cuda/cross_device_checkpoints.hpp"
 #include "tests/lm_cuda/lm_cuda_test_support.hpp"
 
 namespace kwm::lm {
@@ -117,41 +118,23 @@ TEST(LmCudaLearner, StepSequenceMatchesTheCpuLearner) {
 
 TEST(LmCudaLearner, CheckpointsCrossDevicesBothWays) {
   KWM_REQUIRE_CUDA_DEVICE();
-  // Uninterrupted references: 4 steps on each device.
-  const auto cpu = cpu_learner();
-  const auto gpu = gpu_learner();
-  const GptParameters<double> start = cpu->parameters();
-  for (int s = 0; s < 2; ++s) {
-    cpu->step(batch(s));
-    gpu->step(batch(s));
-  }
-  const LearnerState cpu_half = cpu->state();
-  const LearnerState gpu_half = gpu->state();
-  // GPU state into a fresh CPU learner, CPU state into a fresh GPU learner.
-  const auto cpu_from_gpu = cpu_learner();
-  cpu_from_gpu->restore(gpu_half);
-  const auto gpu_from_cpu = gpu_learner();
-  gpu_from_cpu->restore(cpu_half);
-  EXPECT_LT(relative(gpu_from_cpu->parameters().flatten(), cpu->parameters().flatten()),
+  // Uninterrupted references: 4 steps on each device; the states after 2 restored across.
+  const testing::CrossDeviceCheckpoints c =
+      testing::checkpoint_across_devices(cpu_learner, gpu_learner, batch, 2);
+  const GptParameters<double>& start = c.start;
+  EXPECT_LT(relative(c.gpu_from_cpu->parameters().flatten(), c.cpu->parameters().flatten()),
             kRoundingTolerance);
-  EXPECT_EQ(cpu_from_gpu->state().counters, gpu_half.counters);
-  for (int s = 2; s < 4; ++s) {
-    cpu->step(batch(s));
-    gpu->step(batch(s));
-    cpu_from_gpu->step(batch(s));
-    gpu_from_cpu->step(batch(s));
-  }
-  const double cpu_resumed = change_error(start, cpu_from_gpu->parameters(), cpu->parameters());
-  const double gpu_resumed = change_error(start, gpu_from_cpu->parameters(), cpu->parameters());
-  const double gpu_straight = change_error(start, gpu->parameters(), cpu->parameters());
+  EXPECT_EQ(c.cpu_from_gpu->state().counters, c.gpu_half.counters);
+  c.step_on({c.cpu.get(), c.gpu.get(), c.cpu_from_gpu.get(), c.gpu_from_cpu.get()});
+  const double cpu_resumed = change_error(start, c.cpu_from_gpu->parameters(), c.cpu->parameters());
+  const double gpu_resumed = change_error(start, c.gpu_from_cpu->parameters(), c.cpu->parameters());
+  const double gpu_straight = change_error(start, c.gpu->parameters(), c.cpu->parameters());
   EXPECT_LT(cpu_resumed, kChangeTolerance);
   EXPECT_LT(gpu_resumed, kChangeTolerance);
   EXPECT_LT(gpu_straight, kChangeTolerance);
   // A GPU run resumed from its own checkpoint continues exactly (fp32 -> fp64 -> fp32 is exact).
-  const auto gpu_from_gpu = gpu_learner();
-  gpu_from_gpu->restore(gpu_half);
-  for (int s = 2; s < 4; ++s) gpu_from_gpu->step(batch(s));
-  EXPECT_EQ(gpu_from_gpu->parameters().flatten(), gpu->parameters().flatten());
+  c.step_on({c.gpu_from_gpu.get()});
+  EXPECT_EQ(c.gpu_from_gpu->parameters().flatten(), c.gpu->parameters().flatten());
   std::cout << "[ measured ] change after 2 + 2 steps against the uninterrupted CPU run: "
             << "GPU state resumed on the CPU " << cpu_resumed << ", CPU state resumed on the GPU "
             << gpu_resumed << ", GPU uninterrupted " << gpu_straight << "\n";

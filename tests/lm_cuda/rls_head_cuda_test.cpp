@@ -26,6 +26,7 @@
 #include "core/lm/learners/learner_factory.hpp"
 #include "tests/lm/lm_test_support.hpp"
 #include "tests/lm_baselines/lm_test_support.hpp"
+#include "tests/lm_cuda/cross_device_checkpoints.hpp"
 #include "tests/lm_cuda/lm_cuda_test_support.hpp"
 
 namespace kwm::lm::rls_head_cuda_test {
@@ -155,21 +156,13 @@ TEST(LmCudaRlsHead, NoHeadBiasNoForgettingBatchMeanMatches) {
 
 TEST(LmCudaRlsHead, CheckpointsCrossDevicesBothWays) {
   KWM_REQUIRE_CUDA_DEVICE();
-  const auto cpu = cpu_rls();
-  const auto gpu = gpu_rls();
-  const GptParameters<double> start = cpu->parameters();
-  for (int s = 0; s < 2; ++s) {
-    cpu->step(rls_batch(s));
-    gpu->step(rls_batch(s));
-  }
-  const LearnerState cpu_half = cpu->state();
-  const LearnerState gpu_half = gpu->state();
-  // GPU state into a fresh CPU learner, CPU state into a fresh GPU learner.
-  const auto cpu_from_gpu = cpu_rls();
-  cpu_from_gpu->restore(gpu_half);
-  const auto gpu_from_cpu = gpu_rls();
-  gpu_from_cpu->restore(cpu_half);
-  const LearnerState restored = gpu_from_cpu->state();
+  // 2 steps on each device, the states restored across, then 2 more.
+  const testing::CrossDeviceCheckpoints c = testing::checkpoint_across_devices(
+      [] { return cpu_rls(); }, [] { return gpu_rls(); }, [](int s) { return rls_batch(s); }, 2);
+  const GptParameters<double>& start = c.start;
+  const LearnerState& cpu_half = c.cpu_half;
+  const LearnerState& gpu_half = c.gpu_half;
+  const LearnerState restored = c.gpu_from_cpu->state();
   EXPECT_LT(relative_to(restored.tensors.at("parameters"), cpu_half.tensors.at("parameters")),
             kRoundingBound);
   EXPECT_LT(
@@ -179,31 +172,24 @@ TEST(LmCudaRlsHead, CheckpointsCrossDevicesBothWays) {
   EXPECT_EQ(restored.tensors.at("head.mean_probability"),
             cpu_half.tensors.at("head.mean_probability"));
   EXPECT_EQ(restored.counters, cpu_half.counters);
-  EXPECT_EQ(cpu_from_gpu->state().counters, gpu_half.counters);
-  for (int s = 2; s < 4; ++s) {
-    cpu->step(rls_batch(s));
-    gpu->step(rls_batch(s));
-    cpu_from_gpu->step(rls_batch(s));
-    gpu_from_cpu->step(rls_batch(s));
-  }
+  EXPECT_EQ(c.cpu_from_gpu->state().counters, gpu_half.counters);
+  c.step_on({c.cpu.get(), c.gpu.get(), c.cpu_from_gpu.get(), c.gpu_from_cpu.get()});
   const double cpu_resumed =
-      head_change_error(start, cpu_from_gpu->parameters(), cpu->parameters());
+      head_change_error(start, c.cpu_from_gpu->parameters(), c.cpu->parameters());
   const double gpu_resumed =
-      head_change_error(start, gpu_from_cpu->parameters(), cpu->parameters());
-  const double gpu_straight = head_change_error(start, gpu->parameters(), cpu->parameters());
+      head_change_error(start, c.gpu_from_cpu->parameters(), c.cpu->parameters());
+  const double gpu_straight = head_change_error(start, c.gpu->parameters(), c.cpu->parameters());
   EXPECT_LT(cpu_resumed, kHeadChangeBound);
   EXPECT_LT(gpu_resumed, kHeadChangeBound);
   EXPECT_LT(gpu_straight, kHeadChangeBound);
   // A GPU run resumed from its own checkpoint continues exactly (fp32 -> fp64 -> fp32 is exact,
   // pbar is fp64 throughout).
-  const auto gpu_from_gpu = gpu_rls();
-  gpu_from_gpu->restore(gpu_half);
-  for (int s = 2; s < 4; ++s) gpu_from_gpu->step(rls_batch(s));
-  EXPECT_EQ(gpu_from_gpu->parameters().flatten(), gpu->parameters().flatten());
-  EXPECT_EQ(gpu_from_gpu->state().tensors.at("head.information"),
-            gpu->state().tensors.at("head.information"));
-  EXPECT_EQ(gpu_from_gpu->state().tensors.at("head.mean_probability"),
-            gpu->state().tensors.at("head.mean_probability"));
+  c.step_on({c.gpu_from_gpu.get()});
+  EXPECT_EQ(c.gpu_from_gpu->parameters().flatten(), c.gpu->parameters().flatten());
+  EXPECT_EQ(c.gpu_from_gpu->state().tensors.at("head.information"),
+            c.gpu->state().tensors.at("head.information"));
+  EXPECT_EQ(c.gpu_from_gpu->state().tensors.at("head.mean_probability"),
+            c.gpu->state().tensors.at("head.mean_probability"));
   std::cout << "[ measured ] rls-head head change after 2 + 2 steps against the uninterrupted CPU "
             << "run: GPU state resumed on the CPU " << cpu_resumed
             << ", CPU state resumed on the GPU " << gpu_resumed << ", GPU uninterrupted "
