@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kwm train with learner.device: cuda where there is no CUDA device (CI, this project's CPU
 # machines): exit 2 with a message naming the problem, before any run directory is written; a bad
-# learner.device value, and learner.tensor_math: tf32 with the CPU learner, are exit 2 naming the
+# learner.device value, and learner.tensor_math or learner.statistics_math: tf32 with the CPU
+# learner, are exit 2 naming the
 # key. Exits 77 (skip) when a device is present (then
 # cli_resume_check.sh trains on it).
 # usage: cli_no_device_check.sh KWM SOURCE_DIR
@@ -14,6 +15,10 @@ grep -q "learner.device' must be cpu or cuda; got 'tpu'" "$work/train.err" ||
 run --set learner.tensor_math=tf32 --run-dir "$work/bad"
 [ "$status" = 2 ] || fail "learner.tensor_math: tf32 on the CPU exited $status"
 grep -q "learner.tensor_math' tf32 needs learner.device: cuda" "$work/train.err" ||
+  fail "unexpected message: $(cat "$work/train.err")"
+run --set learner.statistics_math=tf32 --run-dir "$work/bad"
+[ "$status" = 2 ] || fail "learner.statistics_math: tf32 on the CPU exited $status"
+grep -q "learner.statistics_math' tf32 needs learner.device: cuda" "$work/train.err" ||
   fail "unexpected message: $(cat "$work/train.err")"
 run --set learner.device=cuda --set train.tokens=96 --run-dir "$work/run"
 if [ "$status" = 0 ]; then

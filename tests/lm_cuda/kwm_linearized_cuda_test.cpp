@@ -163,8 +163,11 @@ TEST(LmCudaKwmLinearized, SkippedStepLeavesTheInformationAndTheNextStepMatches) 
   const StepReport have = gpu.step(data);
   EXPECT_FALSE(have.skipped);
   EXPECT_LT(std::abs(have.nll_before - want.nll_before) / want.nll_before, kStepLossTolerance);
-  const auto w = cpu.parameters().tensors();
-  const auto h = gpu.parameters().tensors();
+  // parameters() returns by value: keep the objects alive while their tensor views are read.
+  const GptParameters<double> want_after = cpu.parameters();
+  const GptParameters<double> have_after = gpu.parameters();
+  const auto w = want_after.tensors();
+  const auto h = have_after.tensors();
   const auto s = start.tensors();
   for (std::size_t k = 0; k < w.size(); ++k) {
     const auto map = [](const auto& t) {

@@ -229,6 +229,55 @@ TEST(LmCudaTensorMath, LearnerRefusesAnUnknownTensorMathNamingTheKey) {
         }
       },
       std::invalid_argument);
+  EXPECT_THROW(
+      {
+        try {
+          (void)cuda::make_kwm_linearized_cuda_learner(
+              YAML::Load("{type: kwm-linearized, statistics_math: fp16}"), model, 1, {});
+        } catch (const std::invalid_argument& e) {
+          EXPECT_NE(std::string(e.what()).find("learner.statistics_math"), std::string::npos)
+              << e.what();
+          throw;
+        }
+      },
+      std::invalid_argument);
+}
+
+// learner.statistics_math: tf32 through the factory: the label says so, and two steps track the
+// fp64 learner within the TF32 learner bound (TF32 pass and TF32 statistics together).
+TEST(LmCudaTensorMath, Tf32StatisticsThroughTheFactoryTrackTheFp64Learner) {
+  KWM_REQUIRE_TF32_DEVICE();
+  GptConfig model = testing::small_config(false);
+  model.context = 16;
+  const std::string keys = kTf32LearnerKeys;
+  auto cpu = make_language_learner(YAML::Load("{" + keys + "}"), model, 7, {});
+  auto gpu = cuda::make_kwm_linearized_cuda_learner(
+      YAML::Load("{" + keys + ", tensor_math: tf32, statistics_math: tf32}"), model, 7, {});
+  EXPECT_NE(gpu->derivative_label().find("TF32 statistics"), std::string::npos)
+      << gpu->derivative_label();
+  const GptParameters<double> start = gpu->parameters();
+  for (int s = 0; s < 2; ++s) {
+    const TokenBatch data = testing::random_batch(model, 4, 16, 170 + s);
+    (void)cpu->step(data);
+    EXPECT_FALSE(gpu->step(data).skipped) << "step " << s;
+  }
+  const auto s = start.tensors();
+  const auto h = gpu->parameters().tensors();
+  const auto w = cpu->parameters().tensors();
+  double worst = 0.0;
+  for (std::size_t k = 0; k < w.size(); ++k) {
+    const auto map = [](const auto& t) {
+      return Eigen::Map<const Eigen::MatrixXd>(t.data, t.rows, t.cols);
+    };
+    const Eigen::MatrixXd want_change = map(w[k]) - map(s[k]);
+    const double scale = std::max(want_change.cwiseAbs().maxCoeff(), 1e-300);
+    const double e = ((map(h[k]) - map(s[k])) - want_change).cwiseAbs().maxCoeff() / scale;
+    EXPECT_LT(e, kTf32LearnerChangeBound) << w[k].name;
+    worst = std::max(worst, e);
+  }
+  std::cout << "[ measured ] tf32 pass + tf32 statistics learner, 2 steps of 4 x 16 against "
+               "fp64: parameter change "
+            << worst << "\n";
 }
 
 }  // namespace

@@ -25,10 +25,14 @@ GptParameters<double> untied_start(const GptConfig& model, std::uint64_t seed) {
 KwmLinearizedCudaLearner::KwmLinearizedCudaLearner(const KwmLinearizedConfig& config,
                                                    const GptConfig& model, std::uint64_t seed,
                                                    const LmCollectives& collectives,
-                                                   TensorMath math)
-    : math_(math), rank_(collectives.rank), host_(untied_start(model, seed)) {
+                                                   TensorMath math, TensorMath statistics_math)
+    : math_(math),
+      statistics_math_(statistics_math),
+      rank_(collectives.rank),
+      host_(untied_start(model, seed)) {
   device_ = std::make_unique<KwmLinearizedCuda>(config, host_.last_synced(), collectives);
   device_->set_tensor_math(math);
+  device_->set_statistics_math(statistics_math);
   // The device holds fp32; the host copy shows what the device holds from the start.
   host_.set(device_->parameters());
   energy_ = Eigen::VectorXd::Constant(static_cast<Eigen::Index>(device_->block_names().size()),
@@ -103,17 +107,21 @@ std::unique_ptr<LanguageLearner> make_kwm_linearized_cuda_learner(
   if (type != "kwm-linearized")
     throw std::invalid_argument(
         "learner.device: cuda implements learner.type kwm-linearized only; got '" + type + "'");
-  // tensor_math is this device's key, not the learner's: read it, then parse the rest.
-  TensorMath math = TensorMath::fp32;
-  YAML::Node keys = learner;
-  if (learner["tensor_math"]) {
-    math = parse_tensor_math(learner["tensor_math"].as<std::string>());
-    keys = YAML::Clone(learner);
-    keys.remove("tensor_math");
-  }
+  // tensor_math and statistics_math are this device's keys, not the learner's: read them, then
+  // parse the rest.
+  YAML::Node keys = YAML::Clone(learner);  // a copy: the caller's section keeps both keys
+  const auto device_key = [&](const char* key) {
+    if (!learner[key]) return TensorMath::fp32;
+    const TensorMath math =
+        parse_tensor_math(learner[key].as<std::string>(), std::string("learner.") + key);
+    keys.remove(key);
+    return math;
+  };
+  const TensorMath math = device_key("tensor_math");
+  const TensorMath statistics_math = device_key("statistics_math");
   validate_collectives(collectives, "kwm-linearized on CUDA");  // before any device work
   auto made = std::make_unique<KwmLinearizedCudaLearner>(parse_kwm_linearized_config(keys), model,
-                                                         seed, collectives, math);
+                                                         seed, collectives, math, statistics_math);
   if (collectives.ranks > 1 && device_all_reduce) made->use_device_all_reduce(device_all_reduce);
   return made;
 }

@@ -30,16 +30,20 @@ class KwmLinearizedCudaLearner final : public LanguageLearner {
   // The same start as KwmLinearizedLearner(config, model, seed, ...): GptParameters::init of the
   // untied model with this seed. Throws std::invalid_argument for adaptive noise,
   // std::runtime_error when no CUDA device is visible. math: the GPT pass's GEMMs in fp32 or TF32
-  // (learner.tensor_math); the statistics, factorisations and solves are fp32 either way.
+  // (learner.tensor_math); statistics_math: the same for the linear blocks' x x^T statistics
+  // (learner.statistics_math, KwmLinearizedCuda::set_statistics_math says why TF32 keeps them
+  // positive semi-definite); the factorisations and solves are fp32 either way.
   KwmLinearizedCudaLearner(const KwmLinearizedConfig& config, const GptConfig& model,
                            std::uint64_t seed, const LmCollectives& collectives,
-                           TensorMath math = TensorMath::fp32);
+                           TensorMath math = TensorMath::fp32,
+                           TensorMath statistics_math = TensorMath::fp32);
 
   std::string name() const override { return "kwm-linearized"; }
   std::string derivative_label() const override {
-    return math_ == TensorMath::tf32
-               ? "linearized (transposed Jacobians), fp32 on CUDA, TF32 GEMMs in the pass"
-               : "linearized (transposed Jacobians), fp32 on CUDA";
+    std::string label = "linearized (transposed Jacobians), fp32 on CUDA";
+    if (math_ == TensorMath::tf32) label += ", TF32 GEMMs in the pass";
+    if (statistics_math_ == TensorMath::tf32) label += ", TF32 statistics";
+    return label;
   }
   StepReport step(const TokenBatch& batch) override;
   const GptParameters<double>& parameters() const override;
@@ -58,14 +62,15 @@ class KwmLinearizedCudaLearner final : public LanguageLearner {
  private:
   std::unique_ptr<KwmLinearizedCuda> device_;
   TensorMath math_ = TensorMath::fp32;
+  TensorMath statistics_math_ = TensorMath::fp32;
   int rank_ = 0;
   LazyHostParameters host_;  // the device mean, synced by parameters() after a change
   Eigen::VectorXd energy_;   // noise_energy, carried through checkpoints unchanged
 };
 
 // learner.type must be kwm-linearized (its keys as parse_kwm_linearized_config reads them), plus
-// the optional tensor_math: fp32 | tf32 (default fp32; anything else throws
-// std::invalid_argument naming learner.tensor_math).
+// the optional tensor_math and statistics_math: fp32 | tf32 (default fp32; anything else throws
+// std::invalid_argument naming the key).
 std::unique_ptr<LanguageLearner> make_kwm_linearized_cuda_learner(
     const YAML::Node& learner, const GptConfig& model, std::uint64_t seed,
     const LmCollectives& collectives, const DeviceAllReduceMaker& device_all_reduce = {});

@@ -19,16 +19,19 @@ inline const char* tensor_math_name(TensorMath math) {
   return math == TensorMath::tf32 ? "tf32" : "fp32";
 }
 
-// The config value of learner.tensor_math: fp32 or tf32.
-inline TensorMath parse_tensor_math(const std::string& name) {
+// The config value of learner.tensor_math (or of `key`, e.g. learner.statistics_math): fp32 or
+// tf32.
+inline TensorMath parse_tensor_math(const std::string& name,
+                                    const std::string& key = "learner.tensor_math") {
   if (name == "fp32") return TensorMath::fp32;
   if (name == "tf32") return TensorMath::tf32;
-  throw std::invalid_argument("key 'learner.tensor_math' must be fp32 or tf32; got '" + name + "'");
+  throw std::invalid_argument("key '" + key + "' must be fp32 or tf32; got '" + name + "'");
 }
 
 // TF32 is chosen per call (cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_TF32), not by the handle's
 // math mode: the pass's cuBLAS handle is shared with KwmLinearizedCuda, which queues its
-// information statistics (x x^T), GEMVs and GEAMs on it, and those must stay fp32. In fp32 mode
+// GEMVs and GEAMs on it, and those must stay fp32 (its x x^T statistics take TF32 only when
+// learner.statistics_math asks, through these same entry points). In fp32 mode
 // these are the very calls the passes made before (cublasSgemm_64 and
 // cublasSgemmStridedBatched_64), so fp32 results are unchanged bit for bit.
 
