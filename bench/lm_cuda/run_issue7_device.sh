@@ -50,6 +50,9 @@ fi
 if has bench; then
   {
     # pass GEMMs : statistics GEMMs; each with the phase breakdown after its timed calls
+    # and the TF32 one once more with the step's graphs off (call by call)
+    timeout 60 "$B/lm_cuda_train_bench" --batch 32 --reps 10 --tensor-math tf32 \
+      --statistics-math tf32 --phases 1 --graphs off
     for maths in fp32:fp32 tf32:fp32 tf32:tf32; do
       for b in $BATCHES; do
         extra=""

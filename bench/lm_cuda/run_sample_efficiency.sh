@@ -2,7 +2,8 @@
 # One device call (GPU machine with an H200 and a 16-core host, repository root) for issue 7's
 # sample-efficiency comparison on configs/lm_gpu_10m.yaml: validation loss against tokens, wall
 # time and forward passes for
-#   kwm-linearized, and kwm-ensemble with the tiny config's lora subspace, on the GPU (kwm
+#   kwm-linearized (fp32, and TF32 pass and statistics), and kwm-ensemble with the tiny config's
+#   lora subspace, on the GPU (kwm
 #   train, learner.device: cuda), rls-head on the GPU when this
 #   kwm build accepts it (otherwise its refusal is recorded and the run skipped),
 #   PyTorch AdamW (bf16 autocast, fused, torch.compile) and PyTorch MeZO on the same tokens
@@ -163,6 +164,10 @@ kwm_gpu kwm-linearized-gpu kwm-linearized "$CONFIG" --set learner.device=cuda
 config_with_learner "$W/ensemble_gpu.yaml" "$(learner_block configs/lm_tiny_ensemble.yaml)
   device: cuda"
 kwm_gpu kwm-ensemble-gpu kwm-ensemble "$W/ensemble_gpu.yaml"
+# 1c. kwm-linearized with TF32 pass and statistics GEMMs (learner.tensor_math, statistics_math):
+# does the faster step learn as the fp32 one does?
+kwm_gpu kwm-linearized-gpu-tf32 kwm-linearized "$CONFIG" --set learner.device=cuda \
+  --set learner.tensor_math=tf32 --set learner.statistics_math=tf32
 # 2. PyTorch AdamW and MeZO on the same tokens.
 compile=()
 [ "${TORCH_COMPILE:-1}" = 1 ] && compile=(--compile)

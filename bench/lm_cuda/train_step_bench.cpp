@@ -6,12 +6,13 @@
 // host waits the step itself makes; the clock stops after a device synchronise. Random tokens,
 // GPT-2 init (seed 1). The PyTorch counterpart is bench/lm_cuda/torch_gpt_step.py.
 // Run: lm_cuda_train_bench [--batch B] [--reps R] [--breakdown 1] [--tensor-math fp32|tf32]
-//                          [--statistics-math fp32|tf32] [--phases 1]
+//                          [--statistics-math fp32|tf32] [--phases 1] [--graphs on|off]
 // (breakdown: the learner's SSYRK/SGEMM/potrf/potrs pieces alone at the batch's shapes;
 // tensor-math: the GPT pass's GEMMs in fp32, the default, or on TF32 tensor cores, in both the
 // pass and the step; statistics-math: the same for the learner's x x^T products, whose factors
 // and solves stay fp32 (core/lm/cuda/tensor_math.hpp); phases: after the timed calls, R more
-// steps with KwmLinearizedCuda's event timing on, their mean device time per phase)
+// steps with KwmLinearizedCuda's event timing on, their mean device time per phase; graphs: the
+// step's fixed call sequences replayed as CUDA graphs, the default, or queued call by call)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -202,14 +203,19 @@ void breakdown(std::int64_t columns) {
 int main(int argc, char** argv) {
   try {
     int batch = 32, reps = 10, with_breakdown = 0, with_phases = 0;
+    std::string graphs_text = "on";
     std::string math_text = "fp32", statistics_text = "fp32";
-    kwm::lm::bench::parse_flags(
-        argc, argv,
-        {{"--batch", &batch},
-         {"--reps", &reps},
-         {"--breakdown", &with_breakdown},
-         {"--phases", &with_phases}},
-        {{"--tensor-math", &math_text}, {"--statistics-math", &statistics_text}});
+    kwm::lm::bench::parse_flags(argc, argv,
+                                {{"--batch", &batch},
+                                 {"--reps", &reps},
+                                 {"--breakdown", &with_breakdown},
+                                 {"--phases", &with_phases}},
+                                {{"--tensor-math", &math_text},
+                                 {"--statistics-math", &statistics_text},
+                                 {"--graphs", &graphs_text}});
+    if (graphs_text != "on" && graphs_text != "off")
+      throw std::invalid_argument("--graphs must be on or off; got '" + graphs_text + "'");
+    const int with_graphs = graphs_text == "on" ? 1 : 0;
     const auto math_flag = [](const std::string& flag, const std::string& text) {
       if (text != "fp32" && text != "tf32")
         throw std::invalid_argument(flag + " must be fp32 or tf32; got '" + text + "'");
@@ -244,6 +250,7 @@ int main(int argc, char** argv) {
     kwm::lm::cuda::KwmLinearizedCuda kwm(learner, start);
     kwm.set_tensor_math(math);
     kwm.set_statistics_math(statistics_math);
+    kwm.set_graphs(with_graphs != 0);
     kwm::lm::StepReport last;
     const double step_s =
         kwm::lm::bench::device_seconds_per_call([&] { last = kwm.step(data); }, 2, reps);
@@ -253,10 +260,13 @@ int main(int argc, char** argv) {
         1e3 * step_s, tokens / step_s, last.nll_before, static_cast<long long>(kwm.block_skips()),
         static_cast<long long>(kwm.jitter_retries()));
     std::printf(
-        "RESULT kwm math=%s statistics=%s batch=%d tokens=%.0f pass_ms=%.3f pass_tok_s=%.0f "
-        "step_ms=%.3f step_tok_s=%.0f\n",
-        math_name, statistics_name, batch, tokens, 1e3 * pass_s, tokens / pass_s, 1e3 * step_s,
-        tokens / step_s);
+        "RESULT kwm math=%s statistics=%s graphs=%d batch=%d tokens=%.0f pass_ms=%.3f "
+        "pass_tok_s=%.0f step_ms=%.3f step_tok_s=%.0f\n",
+        math_name, statistics_name, with_graphs, batch, tokens, 1e3 * pass_s, tokens / pass_s,
+        1e3 * step_s, tokens / step_s);
+    if (with_graphs != 0)
+      std::printf("graphs: %zu captured, %zu refused %s\n", kwm.graphs().captured(),
+                  kwm.graphs().refused(), kwm.graphs().failure().c_str());
     if (with_phases != 0) {
       kwm.set_phase_timing(true);
       kwm::lm::cuda::KwmLinearizedCuda::Phases sum;

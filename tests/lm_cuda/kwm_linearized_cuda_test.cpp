@@ -177,6 +177,35 @@ TEST(LmCudaKwmLinearized, SkippedStepLeavesTheInformationAndTheNextStepMatches) 
   }
 }
 
+// CUDA graphs replay exactly the calls of the eager step: bit-identical parameters and
+// information over batches of changing shape (each shape its own statistics graph).
+TEST(LmCudaKwmLinearized, GraphsGiveTheEagerStepBitForBit) {
+  KWM_REQUIRE_CUDA_DEVICE();
+  GptConfig model = testing::small_config(false);
+  model.context = 16;
+  KwmLinearizedLearner cpu(learner_config(), model, 7, LmCollectives{});
+  const GptParameters<double> start = cpu.parameters();
+  cuda::KwmLinearizedCuda graphed(learner_config(), start);
+  cuda::KwmLinearizedCuda eager(learner_config(), start);
+  eager.set_graphs(false);
+  int seed = 140;
+  for (const int batch : {4, 2, 4}) {
+    const TokenBatch data = testing::random_batch(model, batch, 16, seed++);
+    const StepReport a = graphed.step(data);
+    const StepReport b = eager.step(data);
+    EXPECT_EQ(a.nll_before, b.nll_before);
+  }
+  EXPECT_GT(graphed.graphs().captured(), 0U) << graphed.graphs().failure();
+  EXPECT_EQ(eager.graphs().captured(), 0U);
+  EXPECT_EQ(graphed.parameters().flatten(), eager.parameters().flatten());
+  for (std::size_t b = 0; b < graphed.block_names().size(); ++b)
+    EXPECT_EQ(graphed.information(b), eager.information(b)) << graphed.block_names()[b];
+  std::cout << "[ measured ] graphs: " << graphed.graphs().captured() << " captured, "
+            << graphed.graphs().refused() << " refused"
+            << (graphed.graphs().failure().empty() ? "" : " (" + graphed.graphs().failure() + ")")
+            << "\n";
+}
+
 TEST(LmCudaKwmLinearized, PhaseTimingReportsEveryPhaseOfAStep) {
   KWM_REQUIRE_CUDA_DEVICE();
   GptConfig model = testing::small_config(false);

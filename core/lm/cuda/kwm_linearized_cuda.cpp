@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <stdexcept>
@@ -299,7 +300,6 @@ void KwmLinearizedCuda::queue_moments(Block& b) {
   if (b.kind == Kind::layer_norm) {  // sum xhat^2 and sum xhat per coordinate
     const std::int64_t d = b.inputs;
     const DeviceLayerNormCache& cache = model_.layer_norm_cache(b.site);
-    square_.reserve(as_size(d * n));
     kernels::square(cache.normalized, square_.data(), d * n, stream);
     KWM_CUBLAS_CHECK(cublasSgemv_64(blas, CUBLAS_OP_N, d, n, &one, square_.data(), d, model_.ones(),
                                     1, &zero, b.moments, 1));
@@ -400,11 +400,35 @@ void KwmLinearizedCuda::queue_layer_norm(Block& b, double tokens, int* flag, int
 }
 
 // Learner stream: this rank's raw statistics, zeroing the status words first.
+// Every device pointer of the forward cache the statistics read, and the batch's width: a new
+// value means a new graph (the pass re-slices its workspace per batch shape and may reallocate it).
+StreamGraphs::Key KwmLinearizedCuda::statistics_key() const {
+  StreamGraphs::Key key{1, static_cast<std::uintptr_t>(model_.columns()),
+                        reinterpret_cast<std::uintptr_t>(model_.ones()),
+                        reinterpret_cast<std::uintptr_t>(square_.data()),
+                        static_cast<std::uintptr_t>(statistics_math_)};
+  for (const Block& b : blocks_) {
+    if (!active(b)) continue;
+    if (b.kind == Kind::linear)
+      key.push_back(reinterpret_cast<std::uintptr_t>(model_.input(b.site)));
+    if (b.kind == Kind::layer_norm)
+      key.push_back(reinterpret_cast<std::uintptr_t>(model_.layer_norm_cache(b.site).normalized));
+  }
+  return key;
+}
+
+// Learner stream: this rank's raw statistics, zeroing the status words first (one graph), then the
+// embeddings' row counts from the host (outside it: a pageable copy cannot be captured).
 void KwmLinearizedCuda::queue_statistics(const TokenBatch& batch) {
   const cudaStream_t stream = learner_stream();
   const GptConfig& c = model_.parameters().config();
-  KWM_CUDA_CHECK(cudaMemsetAsync(status_.data(), 0, status_.capacity() * sizeof(int), stream));
-  KWM_CUDA_CHECK(cudaMemsetAsync(statistics_.data(), 0, statistics_size_ * sizeof(float), stream));
+  graphs_.run(statistics_key(), stream, [&] {
+    KWM_CUDA_CHECK(cudaMemsetAsync(status_.data(), 0, status_.capacity() * sizeof(int), stream));
+    KWM_CUDA_CHECK(
+        cudaMemsetAsync(statistics_.data(), 0, statistics_size_ * sizeof(float), stream));
+    for (Block& b : blocks_)
+      if (active(b)) queue_moments(b);
+  });
   std::vector<float> counts(as_size(c.vocab_size + c.context), 0.0f);
   for (const std::int32_t t : batch.inputs) counts[as_size(t)] += 1.0f;
   for (int t = 0; t < batch.length; ++t)
@@ -417,7 +441,6 @@ void KwmLinearizedCuda::queue_statistics(const TokenBatch& batch) {
       KWM_CUDA_CHECK(cudaMemcpyAsync(b.moments, rows, as_size(b.inputs) * sizeof(float),
                                      cudaMemcpyHostToDevice, stream));
     }
-    queue_moments(b);
   }
   mark(Mark::statistics, stream);
 }
@@ -426,17 +449,19 @@ void KwmLinearizedCuda::queue_statistics(const TokenBatch& batch) {
 // per size); then learner_done_ for the pass's stream to wait on.
 void KwmLinearizedCuda::queue_information_and_factors() {
   const StatusLayout layout{blocks_.size()};
-  for (std::size_t k = 0; k < blocks_.size(); ++k) {
-    Block& b = blocks_[k];
-    if (b.kind == Kind::linear && active(b) && owned(b))
-      queue_information(b, status_.data() + layout.flag(k));
-  }
-  for (Batch& batch : factor_batches_) {
-    KWM_CUSOLVER_CHECK(cusolverDnSpotrfBatched(
-        solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(batch.m), batch.factors.data(),
-        static_cast<int>(batch.m), blocks_[batch.blocks.front()].factor_info,
-        static_cast<int>(batch.blocks.size())));
-  }
+  graphs_.run({2}, learner_stream(), [&] {  // every pointer here is the learner's own, fixed
+    for (std::size_t k = 0; k < blocks_.size(); ++k) {
+      Block& b = blocks_[k];
+      if (b.kind == Kind::linear && active(b) && owned(b))
+        queue_information(b, status_.data() + layout.flag(k));
+    }
+    for (Batch& batch : factor_batches_) {
+      KWM_CUSOLVER_CHECK(cusolverDnSpotrfBatched(
+          solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(batch.m), batch.factors.data(),
+          static_cast<int>(batch.m), blocks_[batch.blocks.front()].factor_info,
+          static_cast<int>(batch.blocks.size())));
+    }
+  });
   mark(Mark::factors, learner_stream());
   KWM_CUDA_CHECK(cudaEventRecord(learner_done_, learner_stream()));
 }
@@ -586,6 +611,8 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
   report.tokens = batch.tokens();
   report.forward_passes = 1;
   const cudaStream_t stream = model_.stream();
+  // The layer norms' d x N scratch, grown here: no allocation may happen inside a captured graph.
+  square_.reserve(as_size(model_.parameters().config().d_model * batch.tokens()));
   mark(Mark::begin, stream);
   // One rank: the statistics and factors start on the learner stream as soon as the forward
   // cache is queued, beside the transposed pass (speculatively: a skipped step discards them).
@@ -620,34 +647,40 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
   }
   KWM_CUDA_CHECK(cudaStreamWaitEvent(stream, learner_done_, 0));
 
-  // Owners: the cross terms and the diagonal blocks' candidates, then the batched solves.
+  // Owners: the cross terms and the diagonal blocks' candidates, then the batched solves (one
+  // graph per token count, which the layer-norm kernels take by value).
   const std::size_t count = blocks_.size();
   const StatusLayout layout{count};
   int* status_device = status_.data();
-  for (std::size_t k = 0; k < count; ++k) {
-    Block& b = blocks_[k];
-    if (!active(b) || !owned(b)) continue;
-    int* flag = status_device + layout.flag(k);
-    switch (b.kind) {
-      case Kind::token_embedding:
-      case Kind::position_embedding:
-        queue_embedding(b, flag);
-        break;
-      case Kind::layer_norm:
-        queue_layer_norm(b, shared[1], flag, status_device + layout.norm_retries());
-        break;
-      case Kind::linear:
-        queue_cross(b, flag);
-        break;
+  std::uintptr_t tokens_bits = 0;
+  static_assert(sizeof(tokens_bits) >= sizeof(shared[1]));
+  std::memcpy(&tokens_bits, &shared[1], sizeof(shared[1]));
+  graphs_.run({3, tokens_bits}, stream, [&] {
+    for (std::size_t k = 0; k < count; ++k) {
+      Block& b = blocks_[k];
+      if (!active(b) || !owned(b)) continue;
+      int* flag = status_device + layout.flag(k);
+      switch (b.kind) {
+        case Kind::token_embedding:
+        case Kind::position_embedding:
+          queue_embedding(b, flag);
+          break;
+        case Kind::layer_norm:
+          queue_layer_norm(b, shared[1], flag, status_device + layout.norm_retries());
+          break;
+        case Kind::linear:
+          queue_cross(b, flag);
+          break;
+      }
     }
-  }
-  queue_solves();
-  for (std::size_t k = 0; k < count; ++k) {
-    Block& b = blocks_[k];
-    if (b.kind == Kind::linear && owned(b))
-      kernels::flag_nonfinite(b.step.data(), b.inputs * b.layer.rows,
-                              status_device + layout.step_flag(k), stream);
-  }
+    queue_solves();
+    for (std::size_t k = 0; k < count; ++k) {
+      Block& b = blocks_[k];
+      if (b.kind == Kind::linear && owned(b))
+        kernels::flag_nonfinite(b.step.data(), b.inputs * b.layer.rows,
+                                status_device + layout.step_flag(k), stream);
+    }
+  });
   std::vector<int> status(status_.capacity(), 0);
   KWM_CUDA_CHECK(cudaMemcpyAsync(status.data(), status_device, status.size() * sizeof(int),
                                  cudaMemcpyDeviceToHost, stream));
@@ -655,8 +688,11 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
   KWM_CUDA_CHECK(cudaStreamSynchronize(stream));
   mark(Mark::apply_begin, stream);
 
-  // Owners decide and move their blocks; refusals and retries are summed so all ranks count alike.
+  // Owners decide, then move their blocks; refusals and retries are summed so all ranks count
+  // alike. When every owned block moves (the usual case) the moves are one graph.
   std::vector<double> outcome(count + 1, 0.0);  // per block 1 = refused; then jitter retries
+  std::vector<std::size_t> accepted;
+  std::size_t candidates = 0;
   int retries = status[layout.norm_retries()];
   for (std::size_t k = 0; k < count; ++k) {
     Block& b = blocks_[k];
@@ -670,11 +706,20 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
       KWM_CUDA_CHECK(cudaMemsetAsync(step_flag, 0, sizeof(int), stream));
       applied = retry_with_jitter(b, step_flag, status_device + layout.solve_info(), retries);
     }
+    ++candidates;
     if (applied) {
-      apply(b);
+      accepted.push_back(k);
     } else {
       outcome[k] = 1.0;
     }
+  }
+  const auto apply_accepted = [&] {
+    for (const std::size_t k : accepted) apply(blocks_[k]);
+  };
+  if (accepted.size() == candidates) {
+    graphs_.run({4}, stream, apply_accepted);
+  } else {
+    apply_accepted();
   }
   outcome[count] = static_cast<double>(retries);
   sum_over_ranks(host_, outcome.data(), outcome.size());

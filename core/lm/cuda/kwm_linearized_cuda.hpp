@@ -36,6 +36,7 @@
 #include "core/lm/cuda/device_all_reduce.hpp"
 #include "core/lm/cuda/device_buffer.hpp"
 #include "core/lm/cuda/gpt_transpose_cuda.hpp"
+#include "core/lm/cuda/stream_graphs.hpp"
 #include "core/lm/cuda/tensor_math.hpp"
 #include "core/lm/learners/kwm_linearized_learner.hpp"
 #include "core/lm/learners/language_learner.hpp"
@@ -111,6 +112,11 @@ class KwmLinearizedCuda {
   };
   void set_phase_timing(bool on);
   const Phases& last_phases() const { return phases_; }
+
+  // CUDA graphs for the step's fixed sequences of small calls (stream_graphs.hpp): on by default;
+  // off runs them call by call (the same results; the benchmark compares the two).
+  void set_graphs(bool on) { graphs_.set_enabled(on); }
+  const StreamGraphs& graphs() const { return graphs_; }
   std::int64_t steps() const { return steps_; }
   std::int64_t skips() const { return skips_; }
   std::int64_t block_skips() const { return block_skips_; }
@@ -151,6 +157,7 @@ class KwmLinearizedCuda {
   // with one rank, the pass's with several.
   cudaStream_t learner_stream() const { return side_ != nullptr ? side_ : model_.stream(); }
   cublasHandle_t learner_blas() const { return side_ != nullptr ? side_blas_ : model_.blas(); }
+  StreamGraphs::Key statistics_key() const;
   void queue_statistics(const TokenBatch& batch);
   void queue_information_and_factors();
   void queue_moments(Block& block);
@@ -190,6 +197,7 @@ class KwmLinearizedCuda {
   std::int64_t skips_ = 0;
   std::int64_t block_skips_ = 0;
   std::int64_t jitter_retries_ = 0;
+  StreamGraphs graphs_;  // last: its graphs go before the buffers they point into
 };
 
 }  // namespace kwm::lm::cuda
