@@ -165,28 +165,28 @@ constexpr double kTf32LearnerChangeBound = 1e-2;
 const char* const kTf32LearnerKeys =
     "type: kwm-linearized, initial_variance: 0.5, forgetting: 0.95, noise: {variance: 4.0}";
 
-// Through the factory kwm train uses (learner.tensor_math: tf32): two steps against the CPU fp64
-// learner from the same seed. The prequential NLL is bounded like the pass's; the parameter
-// change by kTf32LearnerChangeBound (the fp32 learner's change error is amplified by the solve,
-// 1.9e-4 over two steps at fp32, and TF32's inputs are 8000x coarser); both are printed.
-TEST(LmCudaTensorMath, Tf32LearnerStepsTrackTheFp64Learner) {
-  KWM_REQUIRE_TF32_DEVICE();
+// Through the factory kwm train uses (`device_keys`, e.g. tensor_math: tf32): two steps against
+// the CPU fp64 learner from the same seed. The prequential NLL is bounded like the pass's; the
+// parameter change by kTf32LearnerChangeBound (the fp32 learner's change error is amplified by
+// the solve, 1.9e-4 over two steps at fp32, and TF32's inputs are 8000x coarser); both printed.
+void expect_tf32_learner_tracks_fp64(const std::string& device_keys, const std::string& label,
+                                     int seed) {
   GptConfig model = testing::small_config(false);
   model.context = 16;
   const std::string keys = kTf32LearnerKeys;
   auto cpu = make_language_learner(YAML::Load("{" + keys + "}"), model, 7, {});
-  auto gpu = cuda::make_kwm_linearized_cuda_learner(YAML::Load("{" + keys + ", tensor_math: tf32}"),
-                                                    model, 7, {});
-  EXPECT_NE(gpu->derivative_label().find("TF32"), std::string::npos) << gpu->derivative_label();
+  auto gpu = cuda::make_kwm_linearized_cuda_learner(
+      YAML::Load("{" + keys + ", " + device_keys + "}"), model, 7, {});
+  EXPECT_NE(gpu->derivative_label().find(label), std::string::npos) << gpu->derivative_label();
   const GptParameters<double> start = gpu->parameters();
   double worst_loss = 0.0;
   for (int s = 0; s < 2; ++s) {
-    const TokenBatch data = testing::random_batch(model, 4, 16, 160 + s);
+    const TokenBatch data = testing::random_batch(model, 4, 16, seed + s);
     const StepReport want = cpu->step(data);
     const StepReport have = gpu->step(data);
-    EXPECT_FALSE(have.skipped) << "step " << s;
+    EXPECT_FALSE(have.skipped) << device_keys << ", step " << s;
     const double e = std::abs(have.nll_before - want.nll_before) / want.nll_before;
-    EXPECT_LT(e, kTf32LossBound) << "step " << s;
+    EXPECT_LT(e, kTf32LossBound) << device_keys << ", step " << s;
     worst_loss = std::max(worst_loss, e);
   }
   const auto s = start.tensors();
@@ -206,78 +206,47 @@ TEST(LmCudaTensorMath, Tf32LearnerStepsTrackTheFp64Learner) {
       worst_name = w[k].name;
     }
   }
-  EXPECT_LT(worst, kTf32LearnerChangeBound) << worst_name;
-  std::cout << "[ measured ] tf32 learner, 2 steps of 4 x 16 against fp64: prequential NLL "
-            << worst_loss << " relative, parameter change " << worst << " (" << worst_name << ")\n";
+  EXPECT_LT(worst, kTf32LearnerChangeBound) << device_keys << ": " << worst_name;
+  std::cout << "[ measured ] learner with " << device_keys
+            << ", 2 steps of 4 x 16 against fp64: prequential NLL " << worst_loss
+            << " relative, parameter change " << worst << " (" << worst_name << ")\n";
+}
+
+TEST(LmCudaTensorMath, Tf32LearnerStepsTrackTheFp64Learner) {
+  KWM_REQUIRE_TF32_DEVICE();
+  expect_tf32_learner_tracks_fp64("tensor_math: tf32", "TF32 GEMMs in the pass", 160);
+}
+
+// learner.statistics_math: tf32 as well: the x x^T statistics on TF32 too, same bounds.
+TEST(LmCudaTensorMath, Tf32StatisticsThroughTheFactoryTrackTheFp64Learner) {
+  KWM_REQUIRE_TF32_DEVICE();
+  expect_tf32_learner_tracks_fp64("tensor_math: tf32, statistics_math: tf32", "TF32 statistics",
+                                  170);
+}
+
+// The factory refuses `key: value` with std::invalid_argument naming the key and the value.
+void expect_refused(const std::string& key, const std::string& value) {
+  const GptConfig model = testing::small_config(false);
+  EXPECT_THROW(
+      {
+        try {
+          (void)cuda::make_kwm_linearized_cuda_learner(
+              YAML::Load("{type: kwm-linearized, " + key + ": " + value + "}"), model, 1, {});
+        } catch (const std::invalid_argument& e) {
+          EXPECT_NE(std::string(e.what()).find("learner." + key), std::string::npos) << e.what();
+          EXPECT_NE(std::string(e.what()).find("'" + value + "'"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      std::invalid_argument);
 }
 
 TEST(LmCudaTensorMath, LearnerRefusesAnUnknownTensorMathNamingTheKey) {
-  GptConfig model = testing::small_config(false);
   EXPECT_EQ(cuda::parse_tensor_math("fp32"), cuda::TensorMath::fp32);
   EXPECT_EQ(cuda::parse_tensor_math("tf32"), cuda::TensorMath::tf32);
   EXPECT_STREQ(cuda::tensor_math_name(cuda::TensorMath::tf32), "tf32");
-  EXPECT_THROW(
-      {
-        try {
-          (void)cuda::make_kwm_linearized_cuda_learner(
-              YAML::Load("{type: kwm-linearized, tensor_math: bf16}"), model, 1, {});
-        } catch (const std::invalid_argument& e) {
-          EXPECT_NE(std::string(e.what()).find("learner.tensor_math"), std::string::npos)
-              << e.what();
-          EXPECT_NE(std::string(e.what()).find("'bf16'"), std::string::npos) << e.what();
-          throw;
-        }
-      },
-      std::invalid_argument);
-  EXPECT_THROW(
-      {
-        try {
-          (void)cuda::make_kwm_linearized_cuda_learner(
-              YAML::Load("{type: kwm-linearized, statistics_math: fp16}"), model, 1, {});
-        } catch (const std::invalid_argument& e) {
-          EXPECT_NE(std::string(e.what()).find("learner.statistics_math"), std::string::npos)
-              << e.what();
-          throw;
-        }
-      },
-      std::invalid_argument);
-}
-
-// learner.statistics_math: tf32 through the factory: the label says so, and two steps track the
-// fp64 learner within the TF32 learner bound (TF32 pass and TF32 statistics together).
-TEST(LmCudaTensorMath, Tf32StatisticsThroughTheFactoryTrackTheFp64Learner) {
-  KWM_REQUIRE_TF32_DEVICE();
-  GptConfig model = testing::small_config(false);
-  model.context = 16;
-  const std::string keys = kTf32LearnerKeys;
-  auto cpu = make_language_learner(YAML::Load("{" + keys + "}"), model, 7, {});
-  auto gpu = cuda::make_kwm_linearized_cuda_learner(
-      YAML::Load("{" + keys + ", tensor_math: tf32, statistics_math: tf32}"), model, 7, {});
-  EXPECT_NE(gpu->derivative_label().find("TF32 statistics"), std::string::npos)
-      << gpu->derivative_label();
-  const GptParameters<double> start = gpu->parameters();
-  for (int s = 0; s < 2; ++s) {
-    const TokenBatch data = testing::random_batch(model, 4, 16, 170 + s);
-    (void)cpu->step(data);
-    EXPECT_FALSE(gpu->step(data).skipped) << "step " << s;
-  }
-  const auto s = start.tensors();
-  const auto h = gpu->parameters().tensors();
-  const auto w = cpu->parameters().tensors();
-  double worst = 0.0;
-  for (std::size_t k = 0; k < w.size(); ++k) {
-    const auto map = [](const auto& t) {
-      return Eigen::Map<const Eigen::MatrixXd>(t.data, t.rows, t.cols);
-    };
-    const Eigen::MatrixXd want_change = map(w[k]) - map(s[k]);
-    const double scale = std::max(want_change.cwiseAbs().maxCoeff(), 1e-300);
-    const double e = ((map(h[k]) - map(s[k])) - want_change).cwiseAbs().maxCoeff() / scale;
-    EXPECT_LT(e, kTf32LearnerChangeBound) << w[k].name;
-    worst = std::max(worst, e);
-  }
-  std::cout << "[ measured ] tf32 pass + tf32 statistics learner, 2 steps of 4 x 16 against "
-               "fp64: parameter change "
-            << worst << "\n";
+  expect_refused("tensor_math", "bf16");
+  expect_refused("statistics_math", "fp16");
 }
 
 }  // namespace
