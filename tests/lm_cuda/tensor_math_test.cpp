@@ -5,7 +5,7 @@
 // printed; the first device run (H100, 2026-12-07) measured them, and the values are next to each
 // bound below. Also checked: tf32 really changes the results (by more than fp32 rounding can
 // explain), switching back to fp32 gives the fp32 results bit for bit, and the shared cuBLAS
-// handle stays in the default (fp32) math mode, so the learner's statistics stay fp32. The device
+// handle stays in the default (fp32) math mode, so the learner's calls on it stay fp32. The device
 // tests skip without a CUDA device (and without TF32 tensor cores, compute capability < 8.0);
 // the config refusal is checked everywhere.
 #include <cublas_v2.h>

@@ -86,7 +86,8 @@ class KwmLinearizedCuda {
   void set_information(std::size_t block, const Eigen::MatrixXd& information);
   void set_counters(std::int64_t steps, std::int64_t skips, std::int64_t block_skips,
                     std::int64_t jitter_retries);
-  // TF32 or fp32 GEMMs in the GPT pass (GptTransposeCuda); the statistics and solves stay fp32.
+  // TF32 or fp32 GEMMs in the GPT pass (GptTransposeCuda); the statistics follow
+  // set_statistics_math, the factors and solves stay fp32.
   void set_tensor_math(TensorMath math) { model_.set_tensor_math(math); }
   // TF32 or fp32 for the x x^T products of the linear blocks' statistics (the one GEMM of the
   // learner). With TF32 each input is rounded to a 10-bit mantissa once and the products of two

@@ -1,7 +1,8 @@
 // TensorMath: whether the GPT passes' GEMMs (GptForwardCuda, GptTransposeCuda) run in plain fp32
 // or on TF32 tensor cores (inputs rounded to a 10-bit mantissa, fp32 accumulation), and the two
-// GEMM entry points that honour it. The learner's information statistics, factorisations and
-// solves (KwmLinearizedCuda) stay fp32 whatever this says.
+// GEMM entry points that honour it. The learner's factorisations and solves (KwmLinearizedCuda)
+// stay fp32 whatever this says; its x x^T statistics take a TensorMath of their own
+// (KwmLinearizedCuda::set_statistics_math, learner.statistics_math).
 #pragma once
 
 #include <cublas_v2.h>
