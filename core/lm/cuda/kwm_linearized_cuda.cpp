@@ -291,7 +291,7 @@ std::size_t KwmLinearizedCuda::reduced_floats() const {
   return statistics_size_ + 2 * parameter_count_;
 }
 
-// This rank's raw statistics of one block into its moments slice (zeroed by step()).
+// This rank's raw statistics of one block into its moments slice (zeroed by queue_statistics).
 void KwmLinearizedCuda::queue_moments(Block& b) {
   const cudaStream_t stream = learner_stream();
   const cublasHandle_t blas = learner_blas();
@@ -399,7 +399,6 @@ void KwmLinearizedCuda::queue_layer_norm(Block& b, double tokens, int* flag, int
       model_.stream());
 }
 
-// Learner stream: this rank's raw statistics, zeroing the status words first.
 // Every device pointer of the forward cache the statistics read, and the batch's width: a new
 // value means a new graph (the pass re-slices its workspace per batch shape and may reallocate it).
 StreamGraphs::Key KwmLinearizedCuda::statistics_key() const {
@@ -703,7 +702,8 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
     bool applied = statistics_ok && factor_info == 0 && status[layout.step_flag(k)] == 0;
     if (b.kind == Kind::linear && statistics_ok && factor_info > 0) {
       int* step_flag = status_device + layout.step_flag(k);
-      KWM_CUDA_CHECK(cudaMemsetAsync(step_flag, 0, sizeof(int), stream));
+      // On the stream the retry runs on, so its flag kernel sees the zero.
+      KWM_CUDA_CHECK(cudaMemsetAsync(step_flag, 0, sizeof(int), learner_stream()));
       applied = retry_with_jitter(b, step_flag, status_device + layout.solve_info(), retries);
     }
     ++candidates;
