@@ -70,8 +70,11 @@ train --set train.checkpoint_every=50 --set train.keep_last=1 --set "train.keep_
   --run-dir "$work/keep2"
 [ "$(steps "$work/keep2")" = "50 200 " ] || fail "keep_steps [50], keep_last 1: got $(steps "$work/keep2")"
 
-# 3. Time-based: a short interval writes checkpoints, a long one none.
-train --set train.checkpoint_every_seconds=0.02 --set train.keep_last=0 --run-dir "$work/time"
+# 3. Time-based: a short interval writes checkpoints, a long one none. The short run must last
+# many intervals: one epoch of this config ran in about 0.04 s, so an interval of 0.02 s once gave a
+# single checkpoint (step 113) on a loaded 2-core machine; 3 epochs at 0.002 s leave a wide margin.
+train --set train.checkpoint_every_seconds=0.002 --set train.epochs=3 --set train.keep_last=0 \
+  --run-dir "$work/time"
 [ "$(steps "$work/time" | wc -w)" -ge 2 ] || fail "checkpoint_every_seconds: $(steps "$work/time")"
 "$kwm" train --config "$config" --quiet --set train.checkpoint_every_seconds=3600 \
   --run-dir "$work/notime" > /dev/null 2>&1 || fail "checkpoint_every_seconds=3600 run failed"
