@@ -52,6 +52,20 @@ KwmLinearizedConfig learner_config() {
   return c;
 }
 
+// The small untied model of the tests below (context 16).
+GptConfig small_model() {
+  GptConfig model = testing::small_config(false);
+  model.context = 16;
+  return model;
+}
+
+// Two GPU learners hold the same parameters and information, bit for bit.
+void expect_same_state(cuda::KwmLinearizedCuda& a, cuda::KwmLinearizedCuda& b) {
+  EXPECT_EQ(a.parameters().flatten(), b.parameters().flatten());
+  for (std::size_t k = 0; k < a.block_names().size(); ++k)
+    EXPECT_EQ(a.information(k), b.information(k)) << a.block_names()[k];
+}
+
 double relative(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
   const double scale = b.cwiseAbs().maxCoeff();
   return (a - b).cwiseAbs().maxCoeff() / (scale > 0.0 ? scale : 1.0);
@@ -147,8 +161,7 @@ TEST(LmCudaKwmLinearized, Tf32StatisticsTrackTheFp64LearnerAndStayPositiveDefini
 // no fp32 bound of its own: expect_steps_match covers the fp32 error.)
 TEST(LmCudaKwmLinearized, SkippedStepLeavesTheInformationAndTheNextStepMatches) {
   KWM_REQUIRE_CUDA_DEVICE();
-  GptConfig model = testing::small_config(false);
-  model.context = 16;
+  const GptConfig model = small_model();
   KwmLinearizedLearner cpu(learner_config(), model, 7, LmCollectives{});
   const GptParameters<double> start = cpu.parameters();
   cuda::KwmLinearizedCuda gpu(learner_config(), start);
@@ -169,9 +182,7 @@ TEST(LmCudaKwmLinearized, SkippedStepLeavesTheInformationAndTheNextStepMatches) 
   const StepReport have = gpu.step(data);
   EXPECT_FALSE(have.skipped);
   EXPECT_EQ(have.nll_before, want.nll_before);
-  EXPECT_EQ(gpu.parameters().flatten(), fresh.parameters().flatten());
-  for (std::size_t b = 0; b < gpu.block_names().size(); ++b)
-    EXPECT_EQ(gpu.information(b), fresh.information(b)) << gpu.block_names()[b];
+  expect_same_state(gpu, fresh);
 }
 
 // A linear block whose information stays indefinite through the whole jitter schedule (the
@@ -179,8 +190,7 @@ TEST(LmCudaKwmLinearized, SkippedStepLeavesTheInformationAndTheNextStepMatches) 
 // was, as the CPU learner skips it; the other blocks move as the CPU learner's do.
 TEST(LmCudaKwmLinearized, IndefiniteBlockIsSkippedAfterTheJitterScheduleAsOnTheCpu) {
   KWM_REQUIRE_CUDA_DEVICE();
-  GptConfig model = testing::small_config(false);
-  model.context = 16;
+  const GptConfig model = small_model();
   KwmLinearizedLearner cpu(learner_config(), model, 7, LmCollectives{});
   const GptParameters<double> start = cpu.parameters();
   cuda::KwmLinearizedCuda gpu(learner_config(), start);
@@ -228,8 +238,7 @@ TEST(LmCudaKwmLinearized, IndefiniteBlockIsSkippedAfterTheJitterScheduleAsOnTheC
 // information over batches of changing shape (each shape its own statistics graph).
 TEST(LmCudaKwmLinearized, GraphsGiveTheEagerStepBitForBit) {
   KWM_REQUIRE_CUDA_DEVICE();
-  GptConfig model = testing::small_config(false);
-  model.context = 16;
+  const GptConfig model = small_model();
   KwmLinearizedLearner cpu(learner_config(), model, 7, LmCollectives{});
   const GptParameters<double> start = cpu.parameters();
   cuda::KwmLinearizedCuda graphed(learner_config(), start);
@@ -244,9 +253,7 @@ TEST(LmCudaKwmLinearized, GraphsGiveTheEagerStepBitForBit) {
   }
   EXPECT_GT(graphed.graphs().captured(), 0U) << graphed.graphs().failure();
   EXPECT_EQ(eager.graphs().captured(), 0U);
-  EXPECT_EQ(graphed.parameters().flatten(), eager.parameters().flatten());
-  for (std::size_t b = 0; b < graphed.block_names().size(); ++b)
-    EXPECT_EQ(graphed.information(b), eager.information(b)) << graphed.block_names()[b];
+  expect_same_state(graphed, eager);
   std::cout << "[ measured ] graphs: " << graphed.graphs().captured() << " captured, "
             << graphed.graphs().refused() << " refused"
             << (graphed.graphs().failure().empty() ? "" : " (" + graphed.graphs().failure() + ")")
@@ -255,8 +262,7 @@ TEST(LmCudaKwmLinearized, GraphsGiveTheEagerStepBitForBit) {
 
 TEST(LmCudaKwmLinearized, PhaseTimingReportsEveryPhaseOfAStep) {
   KWM_REQUIRE_CUDA_DEVICE();
-  GptConfig model = testing::small_config(false);
-  model.context = 16;
+  const GptConfig model = small_model();
   KwmLinearizedLearner cpu(learner_config(), model, 7, LmCollectives{});
   cuda::KwmLinearizedCuda gpu(learner_config(), cpu.parameters());
   gpu.set_phase_timing(true);
