@@ -6,13 +6,14 @@
 // host waits the step itself makes; the clock stops after a device synchronise. Random tokens,
 // GPT-2 init (seed 1). The PyTorch counterpart is bench/lm_cuda/torch_gpt_step.py.
 // Run: lm_cuda_train_bench [--batch B] [--reps R] [--breakdown 1] [--tensor-math fp32|tf32]
-//                          [--statistics-math fp32|tf32] [--phases 1] [--graphs on|off]
+//                          [--statistics-math fp32|tf32] [--phases 1] [--graphs on|off] [--pass 0]
 // (breakdown: the learner's SSYRK/SGEMM/potrf/potrs pieces alone at the batch's shapes;
 // tensor-math: the GPT pass's GEMMs in fp32, the default, or on TF32 tensor cores, in both the
 // pass and the step; statistics-math: the same for the learner's x x^T products, whose factors
 // and solves stay fp32 (core/lm/cuda/tensor_math.hpp); phases: after the timed calls, R more
 // steps with KwmLinearizedCuda's event timing on, their mean device time per phase; graphs: the
-// step's fixed call sequences replayed as CUDA graphs, the default, or queued call by call)
+// step's fixed call sequences replayed as CUDA graphs, the default, or queued call by call; pass 0:
+// the pass is not timed alone, and its RESULT fields read 0)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -202,14 +203,15 @@ void breakdown(std::int64_t columns) {
 
 int main(int argc, char** argv) {
   try {
-    int batch = 32, reps = 10, with_breakdown = 0, with_phases = 0;
+    int batch = 32, reps = 10, with_breakdown = 0, with_phases = 0, with_pass = 1;
     std::string graphs_text = "on";
     std::string math_text = "fp32", statistics_text = "fp32";
     kwm::lm::bench::parse_flags(argc, argv,
                                 {{"--batch", &batch},
                                  {"--reps", &reps},
                                  {"--breakdown", &with_breakdown},
-                                 {"--phases", &with_phases}},
+                                 {"--phases", &with_phases},
+                                 {"--pass", &with_pass}},
                                 {{"--tensor-math", &math_text},
                                  {"--statistics-math", &statistics_text},
                                  {"--graphs", &graphs_text}});
@@ -235,13 +237,17 @@ int main(int argc, char** argv) {
         static_cast<long long>(start.size()), batch, config.context, tokens, math_name,
         statistics_name);
 
-    kwm::lm::cuda::GptTransposeCuda pass(start.cast<float>());
-    pass.set_tensor_math(math);
-    double nll = 0.0;
-    const double pass_s =
-        kwm::lm::bench::device_seconds_per_call([&] { nll = pass.run(data); }, 2, reps);
-    std::printf("forward+transpose: %.3f ms, %.0f tokens/s (mean NLL %.4f)\n", 1e3 * pass_s,
-                tokens / pass_s, nll / tokens);
+    // --pass 0 leaves the pass alone out, so that a kernel profile (profile_step_device.sh)
+    // holds the step's launches only.
+    double pass_s = 0.0;
+    if (with_pass != 0) {
+      kwm::lm::cuda::GptTransposeCuda pass(start.cast<float>());
+      pass.set_tensor_math(math);
+      double nll = 0.0;
+      pass_s = kwm::lm::bench::device_seconds_per_call([&] { nll = pass.run(data); }, 2, reps);
+      std::printf("forward+transpose: %.3f ms, %.0f tokens/s (mean NLL %.4f)\n", 1e3 * pass_s,
+                  tokens / pass_s, nll / tokens);
+    }
 
     kwm::lm::KwmLinearizedConfig learner;  // the defaults of configs/lm_gpu_10m.yaml
     learner.initial_variance = 1.0;
@@ -262,8 +268,8 @@ int main(int argc, char** argv) {
     std::printf(
         "RESULT kwm math=%s statistics=%s graphs=%d batch=%d tokens=%.0f pass_ms=%.3f "
         "pass_tok_s=%.0f step_ms=%.3f step_tok_s=%.0f\n",
-        math_name, statistics_name, with_graphs, batch, tokens, 1e3 * pass_s, tokens / pass_s,
-        1e3 * step_s, tokens / step_s);
+        math_name, statistics_name, with_graphs, batch, tokens, 1e3 * pass_s,
+        pass_s > 0.0 ? tokens / pass_s : 0.0, 1e3 * step_s, tokens / step_s);
     if (with_graphs != 0)
       std::printf("graphs: %zu captured, %zu refused %s\n", kwm.graphs().captured(),
                   kwm.graphs().refused(), kwm.graphs().failure().c_str());
