@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where the KWM-linearized step's device time goes, kernel by kernel (one device call, GPU machine,
 # repo root): a Release build of lm_cuda_train_bench, then Nsight Compute's kernel durations over
-# the step alone (--pass 0, graphs off so that each launch is seen; 2 warm-up + REPS timed steps),
+# the step alone (--skip-pass 1, graphs off so that each launch is seen; 2 warm-up + REPS timed steps),
 # summed per kernel by kernel_table.py. ncu serialises kernels, so the table is kernel time
 # without the overlap of the two streams: it says what to make faster, the bench says how fast.
 # usage: OUT=/some/dir [MATHS="tf32:tf32"] [BATCH=32] bash bench/lm_cuda/profile_step_device.sh
@@ -26,7 +26,7 @@ steps=$((REPS + 2))
 for maths in $MATHS; do
   tag=${maths/:/-}
   ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
-    "$bench" --batch "$BATCH" --reps "$REPS" --pass 0 --graphs off \
+    "$bench" --batch "$BATCH" --reps "$REPS" --skip-pass 1 --graphs off \
     --tensor-math "${maths%%:*}" --statistics-math "${maths#*:}" > "$OUT/ncu-$tag.csv" 2> "$OUT/ncu-$tag.err"
   echo "ncu exit $? ($maths)" >> "$OUT/ncu-$tag.err"
   python3 bench/lm_cuda/kernel_table.py "$OUT/ncu-$tag.csv" "$steps" > "$OUT/kernels-$tag.md"

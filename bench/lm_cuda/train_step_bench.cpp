@@ -6,14 +6,15 @@
 // host waits the step itself makes; the clock stops after a device synchronise. Random tokens,
 // GPT-2 init (seed 1). The PyTorch counterpart is bench/lm_cuda/torch_gpt_step.py.
 // Run: lm_cuda_train_bench [--batch B] [--reps R] [--breakdown 1] [--tensor-math fp32|tf32]
-//                          [--statistics-math fp32|tf32] [--phases 1] [--graphs on|off] [--pass 0]
+//                          [--statistics-math fp32|tf32] [--phases 1] [--graphs on|off]
+//                          [--skip-pass 1]
 // (breakdown: the learner's SSYRK/SGEMM/potrf/potrs pieces alone at the batch's shapes;
 // tensor-math: the GPT pass's GEMMs in fp32, the default, or on TF32 tensor cores, in both the
 // pass and the step; statistics-math: the same for the learner's x x^T products, whose factors
 // and solves stay fp32 (core/lm/cuda/tensor_math.hpp); phases: after the timed calls, R more
 // steps with KwmLinearizedCuda's event timing on, their mean device time per phase; graphs: the
-// step's fixed call sequences replayed as CUDA graphs, the default, or queued call by call; pass 0:
-// the pass is not timed alone, and its RESULT fields read 0)
+// step's fixed call sequences replayed as CUDA graphs, the default, or queued call by call;
+// skip-pass 1: the pass is not timed alone, and its RESULT fields read 0)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -203,7 +204,7 @@ void breakdown(std::int64_t columns) {
 
 int main(int argc, char** argv) {
   try {
-    int batch = 32, reps = 10, with_breakdown = 0, with_phases = 0, with_pass = 1;
+    int batch = 32, reps = 10, with_breakdown = 0, with_phases = 0, skip_pass = 0;
     std::string graphs_text = "on";
     std::string math_text = "fp32", statistics_text = "fp32";
     kwm::lm::bench::parse_flags(argc, argv,
@@ -211,7 +212,7 @@ int main(int argc, char** argv) {
                                  {"--reps", &reps},
                                  {"--breakdown", &with_breakdown},
                                  {"--phases", &with_phases},
-                                 {"--pass", &with_pass}},
+                                 {"--skip-pass", &skip_pass}},
                                 {{"--tensor-math", &math_text},
                                  {"--statistics-math", &statistics_text},
                                  {"--graphs", &graphs_text}});
@@ -237,10 +238,10 @@ int main(int argc, char** argv) {
         static_cast<long long>(start.size()), batch, config.context, tokens, math_name,
         statistics_name);
 
-    // --pass 0 leaves the pass alone out, so that a kernel profile (profile_step_device.sh)
+    // --skip-pass 1 leaves the pass alone out, so that a kernel profile (profile_step_device.sh)
     // holds the step's launches only.
     double pass_s = 0.0;
-    if (with_pass != 0) {
+    if (skip_pass == 0) {
       kwm::lm::cuda::GptTransposeCuda pass(start.cast<float>());
       pass.set_tensor_math(math);
       double nll = 0.0;
