@@ -60,15 +60,21 @@ void GptForwardCuda::reserve(int batch, int length) {
   nll_.reserve(count(n + 1, 1));
 }
 
-// output = W input + b; with accumulate, output += W input + b (the residual stream).
+// output = W input + b; with accumulate, output += W input + b (the residual stream); with gelu,
+// output = gelu(W input + b), the bias and the GELU in one pass.
 void GptForwardCuda::linear(const DeviceLinear& layer, const float* input, float* output,
-                            std::int64_t columns, bool accumulate) {
+                            std::int64_t columns, bool accumulate, bool gelu) {
   const float one = 1.0f;
   const float beta = accumulate ? 1.0f : 0.0f;
   KWM_CUBLAS_CHECK(gemm(blas_, math_, CUBLAS_OP_N, CUBLAS_OP_N, layer.rows, columns, layer.cols,
                         &one, layer.weight, layer.rows, input, layer.cols, &beta, output,
                         layer.rows));
-  if (layer.bias != nullptr) kernels::add_bias(output, layer.bias, layer.rows, columns, stream_);
+  if (gelu && layer.bias != nullptr) {
+    kernels::bias_gelu(output, layer.bias, output, layer.rows, columns, stream_);
+  } else {
+    if (layer.bias != nullptr) kernels::add_bias(output, layer.bias, layer.rows, columns, stream_);
+    if (gelu) kernels::gelu(output, layer.rows * columns, stream_);
+  }
 }
 
 void GptForwardCuda::attention(const float* qkv, float* context, int batch, int length) {
@@ -122,8 +128,7 @@ void GptForwardCuda::run_forward(const TokenBatch& batch, bool with_targets) {
     linear(block.attn_out, context_.data(), x_.data(), n, true);
     kernels::layer_norm(x_.data(), block.ln2.gain, block.ln2.bias, normed_.data(), d, n, eps,
                         stream_);
-    linear(block.fc, normed_.data(), hidden_.data(), n, false);
-    kernels::gelu(hidden_.data(), static_cast<std::int64_t>(c.mlp_width()) * n, stream_);
+    linear(block.fc, normed_.data(), hidden_.data(), n, false, /*gelu=*/true);
     linear(block.proj, hidden_.data(), x_.data(), n, true);
   }
   kernels::layer_norm(x_.data(), parameters_.ln_f().gain, parameters_.ln_f().bias, normed_.data(),

@@ -67,7 +67,7 @@ class GptForwardCuda {
   void run_forward(const TokenBatch& batch, bool with_targets);
   void reserve(int batch, int length);
   void linear(const DeviceLinear& layer, const float* input, float* output, std::int64_t columns,
-              bool accumulate);
+              bool accumulate, bool gelu = false);
   void attention(const float* qkv, float* context, int batch, int length);
 
   DeviceGptParameters parameters_;

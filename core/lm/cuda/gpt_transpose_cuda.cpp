@@ -61,15 +61,8 @@ void GptTransposeCuda::reserve(int batch, int length) {
   g_.reserve(as_size(d * n));
   scratch_.reserve(as_size(widest * n));
   scratch2_.reserve(as_size(d * n));
+  sums_.reserve(as_size(kernels::row_sums_workspace(widest)));
   nll_.reserve(as_size(n + 1));
-  if (n > reserved_) {
-    ones_.reserve(as_size(n));
-    const std::vector<float> ones(as_size(n), 1.0f);
-    KWM_CUDA_CHECK(
-        cudaMemcpy(ones_.data(), ones.data(), as_size(n) * sizeof(float), cudaMemcpyHostToDevice));
-    KWM_CUDA_CHECK(cudaDeviceSynchronize());  // the pageable copy has landed before any use
-    reserved_ = n;
-  }
   // Slice the workspace for this batch shape.
   const std::size_t sites = head_linear_index(c) + 1;
   input_.assign(sites, nullptr);
@@ -112,13 +105,14 @@ void GptTransposeCuda::reserve(int batch, int length) {
 }
 
 void GptTransposeCuda::linear_forward(const DeviceLinear& layer, const float* input, float* output,
-                                      bool accumulate) {
+                                      bool accumulate, bool bias) {
   const float one = 1.0f;
   const float beta = accumulate ? 1.0f : 0.0f;
   KWM_CUBLAS_CHECK(gemm(blas_, math_, CUBLAS_OP_N, CUBLAS_OP_N, layer.rows, columns_, layer.cols,
                         &one, layer.weight, layer.rows, input, layer.cols, &beta, output,
                         layer.rows));
-  if (layer.bias != nullptr) kernels::add_bias(output, layer.bias, layer.rows, columns_, stream_);
+  if (bias && layer.bias != nullptr)
+    kernels::add_bias(output, layer.bias, layer.rows, columns_, stream_);
 }
 
 void GptTransposeCuda::attention_forward(const float* qkv, float* probabilities, float* context) {
@@ -171,10 +165,15 @@ void GptTransposeCuda::forward(const TokenBatch& batch) {
     kernels::layer_norm_cached(x_.data(), block.ln2.gain, block.ln2.bias, normed2,
                                norms_[2 * b + 1].normalized, norms_[2 * b + 1].inverse_std, d, n,
                                eps, stream_);
-    linear_forward(block.fc, normed2, pre_gelu_[b], false);
-    KWM_CUDA_CHECK(cudaMemcpyAsync(hidden, pre_gelu_[b], as_size(mlp * n) * sizeof(float),
-                                   cudaMemcpyDeviceToDevice, stream_));
-    kernels::gelu(hidden, mlp * n, stream_);
+    // The pre-activation stays for gelu_transpose: pre += bias and hidden = gelu(pre) in one pass.
+    linear_forward(block.fc, normed2, pre_gelu_[b], false, /*bias=*/false);
+    if (block.fc.bias != nullptr) {
+      kernels::bias_gelu(pre_gelu_[b], block.fc.bias, hidden, mlp, n, stream_);
+    } else {
+      KWM_CUDA_CHECK(cudaMemcpyAsync(hidden, pre_gelu_[b], as_size(mlp * n) * sizeof(float),
+                                     cudaMemcpyDeviceToDevice, stream_));
+      kernels::gelu(hidden, mlp * n, stream_);
+    }
     linear_forward(block.proj, hidden, x_.data(), true);
   }
   const std::size_t head = head_linear_index(c);
@@ -196,8 +195,7 @@ void GptTransposeCuda::linear_transpose(const DeviceLinear& layer, const float* 
                         &one, dz, layer.rows, input, layer.cols, &one, weight_t, layer.rows));
   if (layer.bias != nullptr) {
     float* bias_t = transpose_.data() + (layer.bias - parameters_.data());
-    KWM_CUBLAS_CHECK(cublasSgemv_64(blas_, CUBLAS_OP_N, layer.rows, columns_, &one, dz, layer.rows,
-                                    ones_.data(), 1, &one, bias_t, 1));
+    kernels::row_sums(dz, layer.rows, columns_, 1.0f, true, bias_t, 1, sums_.data(), stream_);
   }
   // J_a^T e = W^T dz.
   KWM_CUBLAS_CHECK(gemm(blas_, math_, CUBLAS_OP_T, CUBLAS_OP_N, layer.cols, columns_, layer.rows,
@@ -210,13 +208,10 @@ void GptTransposeCuda::layer_norm_transpose(const DeviceLayerNorm& norm,
   const std::int64_t d = parameters_.config().d_model;
   kernels::layer_norm_transpose(g, norm.gain, cache.normalized, cache.inverse_std, back,
                                 scratch2_.data(), d, columns_, accumulate, stream_);
-  const float one = 1.0f;
   float* gain_t = transpose_.data() + (norm.gain - parameters_.data());
   float* bias_t = transpose_.data() + (norm.bias - parameters_.data());
-  KWM_CUBLAS_CHECK(cublasSgemv_64(blas_, CUBLAS_OP_N, d, columns_, &one, scratch2_.data(), d,
-                                  ones_.data(), 1, &one, gain_t, 1));
-  KWM_CUBLAS_CHECK(cublasSgemv_64(blas_, CUBLAS_OP_N, d, columns_, &one, g, d, ones_.data(), 1,
-                                  &one, bias_t, 1));
+  kernels::row_sums(scratch2_.data(), d, columns_, 1.0f, true, gain_t, 1, sums_.data(), stream_);
+  kernels::row_sums(g, d, columns_, 1.0f, true, bias_t, 1, sums_.data(), stream_);
 }
 
 void GptTransposeCuda::attention_transpose(const float* qkv, const float* probabilities,

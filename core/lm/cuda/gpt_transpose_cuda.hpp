@@ -73,7 +73,6 @@ class GptTransposeCuda {
   int batch() const { return batch_; }
   int length() const { return length_; }
   const std::vector<std::int32_t>& tokens() const { return host_tokens_; }
-  const float* ones() const { return ones_.data(); }  // at least columns() ones
   cudaStream_t stream() const { return stream_; }
   cublasHandle_t blas() const { return blas_; }
 
@@ -81,8 +80,9 @@ class GptTransposeCuda {
   void reserve(int batch, int length);
   void forward(const TokenBatch& batch);
   void backward();
-  void linear_forward(const DeviceLinear& layer, const float* input, float* output,
-                      bool accumulate);
+  // output (+)= W input, then + b unless bias is false (the caller adds it, fused with the GELU).
+  void linear_forward(const DeviceLinear& layer, const float* input, float* output, bool accumulate,
+                      bool bias = true);
   // dz given: weight and bias transposes into transpose_, back = W^T dz (accumulate: back += ...).
   void linear_transpose(const DeviceLinear& layer, const float* input, const float* dz, float* back,
                         bool accumulate);
@@ -101,7 +101,6 @@ class GptTransposeCuda {
   int batch_ = 0;
   int length_ = 0;
   std::int64_t columns_ = 0;
-  std::int64_t reserved_ = 0;  // columns the workspace holds
   int reserved_batch_ = 0;
   std::vector<std::int32_t> host_tokens_;
   // Workspace (one allocation per role, sliced per layer).
@@ -109,7 +108,8 @@ class GptTransposeCuda {
   DeviceBuffer<float> activations_;    // every cached activation, see reserve()
   DeviceBuffer<float> innovations_;    // every dz_s
   DeviceBuffer<float> probabilities_;  // per layer, B * heads T x T matrices P^T
-  DeviceBuffer<float> x_, g_, scratch_, scratch2_, score_gradient_, ones_;
+  DeviceBuffer<float> x_, g_, scratch_, scratch2_, score_gradient_;
+  DeviceBuffer<float> sums_;  // row_sums' partials (this stream's only)
   DeviceBuffer<double> nll_;
   std::vector<float*> input_;       // a_s per site
   std::vector<float*> innovation_;  // dz_s per site

@@ -166,6 +166,11 @@ KwmLinearizedCuda::KwmLinearizedCuda(const KwmLinearizedConfig& config,
     blocks_[k].moments = statistics_.data() + moments_offset[k];
   for (const Block& b : blocks_) names_.push_back(b.name);
   solver_workspace_.reserve(as_size(std::max(workspace, 1)));
+  std::int64_t widest = c.d_model;  // the widest statistics input (the layer norms read d)
+  for (const Block& b : blocks_)
+    if (b.kind == Kind::linear) widest = std::max<std::int64_t>(widest, b.layer.cols);
+  sums_.reserve(as_size(kernels::row_sums_workspace(widest)));
+  gram_.reserve(as_size(widest * widest));
   plan_batches();
   if (host_.ranks > 1) {
     reduce_ = host_staged_all_reduce(host_, model_.stream());
@@ -296,29 +301,31 @@ void KwmLinearizedCuda::queue_moments(Block& b) {
   const cudaStream_t stream = learner_stream();
   const cublasHandle_t blas = learner_blas();
   const std::int64_t n = model_.columns();
-  const float one = 1.0f, zero = 0.0f;
-  if (b.kind == Kind::layer_norm) {  // sum xhat^2 and sum xhat per coordinate
+  const float zero = 0.0f;
+  if (b.kind == Kind::layer_norm) {  // sum xhat^2 and sum xhat per coordinate, one read of xhat
     const std::int64_t d = b.inputs;
     const DeviceLayerNormCache& cache = model_.layer_norm_cache(b.site);
-    kernels::square(cache.normalized, square_.data(), d * n, stream);
-    KWM_CUBLAS_CHECK(cublasSgemv_64(blas, CUBLAS_OP_N, d, n, &one, square_.data(), d, model_.ones(),
-                                    1, &zero, b.moments, 1));
-    KWM_CUBLAS_CHECK(cublasSgemv_64(blas, CUBLAS_OP_N, d, n, &one, cache.normalized, d,
-                                    model_.ones(), 1, &zero, b.moments + d, 1));
+    kernels::row_sums_and_squares(cache.normalized, d, n, b.moments + d, b.moments, sums_.data(),
+                                  stream);
     return;
   }
   if (b.kind != Kind::linear) return;  // the embeddings' row counts come from the host
   // S = (1/r) [x; 1][x; 1]^T; its lower triangle is what the factor reads. A full SGEMM rather
   // than SSYRK: on the H200 cuBLAS's SSYRK ran far below SGEMM's rate (bench/lm_cuda breakdown),
-  // so twice the products still take less time.
+  // so twice the products still take less time. The product goes to the aligned gram_ (leading
+  // dimension d) and is copied into the moments (leading dimension m = d + 1): written there
+  // directly, the odd leading dimension left cuBLAS only its slow unaligned kernels (an H100
+  // profile, 2026-12-07: 144 us for d = 1024 in TF32, near three times the aligned product).
   const std::int64_t d = b.layer.cols, m = b.inputs;
   const float* x = model_.input(b.site);
   const auto inverse_r = static_cast<float>(1.0 / config_.noise_variance);
   KWM_CUBLAS_CHECK(gemm(blas, statistics_math_, CUBLAS_OP_N, CUBLAS_OP_T, d, d, n, &inverse_r, x, d,
-                        x, d, &zero, b.moments, m));
+                        x, d, &zero, gram_.data(), d));
+  KWM_CUDA_CHECK(cudaMemcpy2DAsync(b.moments, as_size(m) * sizeof(float), gram_.data(),
+                                   as_size(d) * sizeof(float), as_size(d) * sizeof(float),
+                                   as_size(d), cudaMemcpyDeviceToDevice, stream));
   if (b.layer.bias != nullptr) {
-    KWM_CUBLAS_CHECK(cublasSgemv_64(blas, CUBLAS_OP_N, d, n, &inverse_r, x, d, model_.ones(), 1,
-                                    &zero, b.moments + d, m));
+    kernels::row_sums(x, d, n, inverse_r, false, b.moments + d, m, sums_.data(), stream);
     kernels::add_diagonal(b.moments + d * m + d,
                           static_cast<float>(static_cast<double>(n) / config_.noise_variance), 1, m,
                           stream);
@@ -347,27 +354,18 @@ void KwmLinearizedCuda::queue_information(Block& b, int* flag) {
                                  cudaMemcpyDeviceToDevice, stream));
 }
 
-// Owner: B = (1/r) a dz^T from the (summed) J^T e of the transposed pass (the pass's stream).
+// Owner: B = (1/r) a dz^T from the (summed) J^T e of the transposed pass (the pass's stream), into
+// the cross terms and into the step the solves overwrite.
 void KwmLinearizedCuda::queue_cross(Block& b, int* flag) {
-  const cudaStream_t stream = model_.stream();
-  const cublasHandle_t blas = model_.blas();
-  const std::int64_t d = b.layer.cols, rows = b.layer.rows, m = b.inputs;
-  const auto inverse_r = static_cast<float>(1.0 / config_.noise_variance);
-  const float zero = 0.0f;
   // B = (1/r) [x; 1] dz^T (m x d_out) is the transpose of the pass's J_[W b]^T e = dz [x; 1]^T:
   // transposed and scaled (no second product over the N columns).
   DeviceGptParameters& p = model_.parameters();
   const float* weight_t = model_.transpose().data() + (b.layer.weight - p.data());
-  KWM_CUBLAS_CHECK(cublasSgeam(blas, CUBLAS_OP_T, CUBLAS_OP_T, static_cast<int>(d),
-                               static_cast<int>(rows), &inverse_r, weight_t, static_cast<int>(rows),
-                               &zero, weight_t, static_cast<int>(rows), b.cross.data(),
-                               static_cast<int>(m)));
-  if (b.layer.bias != nullptr) {
-    const float* bias_t = model_.transpose().data() + (b.layer.bias - p.data());
-    KWM_CUBLAS_CHECK(cublasScopy_64(blas, rows, bias_t, 1, b.cross.data() + d, m));
-    KWM_CUBLAS_CHECK(cublasSscal_64(blas, rows, &inverse_r, b.cross.data() + d, m));
-  }
-  kernels::flag_nonfinite(b.cross.data(), m * rows, flag, stream);
+  const float* bias_t =
+      b.layer.bias != nullptr ? model_.transpose().data() + (b.layer.bias - p.data()) : nullptr;
+  kernels::cross_terms(weight_t, bias_t, b.layer.rows, b.layer.cols,
+                       static_cast<float>(1.0 / config_.noise_variance), b.cross.data(),
+                       b.step.data(), flag, model_.stream());
 }
 
 void KwmLinearizedCuda::queue_embedding(Block& b, int* flag) {
@@ -403,8 +401,8 @@ void KwmLinearizedCuda::queue_layer_norm(Block& b, double tokens, int* flag, int
 // value means a new graph (the pass re-slices its workspace per batch shape and may reallocate it).
 StreamGraphs::Key KwmLinearizedCuda::statistics_key() const {
   StreamGraphs::Key key{1, static_cast<std::uintptr_t>(model_.columns()),
-                        reinterpret_cast<std::uintptr_t>(model_.ones()),
-                        reinterpret_cast<std::uintptr_t>(square_.data()),
+                        reinterpret_cast<std::uintptr_t>(sums_.data()),
+                        reinterpret_cast<std::uintptr_t>(gram_.data()),
                         static_cast<std::uintptr_t>(statistics_math_)};
   for (const Block& b : blocks_) {
     if (!active(b)) continue;
@@ -468,16 +466,9 @@ void KwmLinearizedCuda::queue_information_and_factors() {
 // The pass's stream: B <- F^-T F^-1 B (two triangular solves per shape), each in place on the
 // block's step.
 void KwmLinearizedCuda::queue_solves() {
-  const cudaStream_t stream = model_.stream();
   const cublasHandle_t blas = model_.blas();
   const float one = 1.0f;
   for (Batch& batch : solve_batches_) {
-    for (const std::size_t k : batch.blocks) {
-      Block& b = blocks_[k];
-      KWM_CUDA_CHECK(cudaMemcpyAsync(b.step.data(), b.cross.data(),
-                                     as_size(batch.m * batch.rows) * sizeof(float),
-                                     cudaMemcpyDeviceToDevice, stream));
-    }
     for (const cublasOperation_t op : {CUBLAS_OP_N, CUBLAS_OP_T}) {
       KWM_CUBLAS_CHECK(cublasStrsmBatched(
           blas, CUBLAS_SIDE_LEFT, CUBLAS_FILL_MODE_LOWER, op, CUBLAS_DIAG_NON_UNIT,
@@ -610,8 +601,6 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
   report.tokens = batch.tokens();
   report.forward_passes = 1;
   const cudaStream_t stream = model_.stream();
-  // The layer norms' d x N scratch, grown here: no allocation may happen inside a captured graph.
-  square_.reserve(as_size(model_.parameters().config().d_model * batch.tokens()));
   mark(Mark::begin, stream);
   // One rank: the statistics and factors start on the learner stream as soon as the forward
   // cache is queued, beside the transposed pass (speculatively: a skipped step discards them).

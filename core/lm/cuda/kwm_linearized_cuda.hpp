@@ -193,7 +193,8 @@ class KwmLinearizedCuda {
   std::size_t statistics_size_ = 0;
   std::size_t parameter_count_ = 0;
   DeviceBuffer<float> solver_workspace_;
-  DeviceBuffer<float> square_;  // LN: a d x N square
+  DeviceBuffer<float> sums_;  // row_sums' partials (the learner stream's own)
+  DeviceBuffer<float> gram_;  // one block's x x^T at an aligned leading dimension
   std::int64_t steps_ = 0;
   std::int64_t skips_ = 0;
   std::int64_t block_skips_ = 0;

@@ -148,10 +148,6 @@ __global__ void position_embedding_transpose_kernel(const float* g, float* out, 
   }
 }
 
-__global__ void square_kernel(const float* x, float* y, Index count) {
-  for (Index k = global_thread(); k < count; k += grid_threads()) y[k] = x[k] * x[k];
-}
-
 __global__ void flag_nonfinite_kernel(const float* x, Index count, int* flag) {
   for (Index k = global_thread(); k < count; k += grid_threads()) {
     if (!isfinite(x[k])) *flag = 1;  // every writer writes the same value
@@ -299,11 +295,6 @@ void position_embedding_transpose(const float* g, float* out, Index d, Index bat
   const Index count = d * length;
   position_embedding_transpose_kernel<<<grid_for(count), kThreads, 0, stream>>>(g, out, d, batch,
                                                                                 length, context);
-  KWM_CUDA_CHECK_LAUNCH();
-}
-
-void square(const float* x, float* y, Index count, cudaStream_t stream) {
-  square_kernel<<<grid_for(count), kThreads, 0, stream>>>(x, y, count);
   KWM_CUDA_CHECK_LAUNCH();
 }
 

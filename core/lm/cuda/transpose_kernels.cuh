@@ -47,8 +47,21 @@ void token_embedding_transpose(const float* g, const std::int32_t* rows, const s
 void position_embedding_transpose(const float* g, float* out, Index d, Index batch, Index length,
                                   Index context, cudaStream_t stream);
 
-// y = x (.) x entrywise.
-void square(const float* x, float* y, Index count, cudaStream_t stream);
+// Row sums over all columns of a (rows x columns, column-major, leading dimension rows), in a
+// fixed order: out[i * stride] = alpha * sum_j a(i, j), or added to out[i * stride] when
+// accumulate. workspace holds row_sums_workspace(rows) floats, owned by the calling stream.
+Index row_sums_workspace(Index rows);
+void row_sums(const float* a, Index rows, Index columns, float alpha, bool accumulate, float* out,
+              Index stride, float* workspace, cudaStream_t stream);
+// sums[i] = sum_j a(i, j) and squares[i] = sum_j a(i, j)^2 in one read of a.
+void row_sums_and_squares(const float* a, Index rows, Index columns, float* sums, float* squares,
+                          float* workspace, cudaStream_t stream);
+
+// The cross terms of a linear block with m = d + 1 inputs (m = d without bias_t): cross = step =
+// scale [weight_t, bias_t]^T (m x rows, leading dimension m) from the pass's weight_t (rows x d)
+// and bias_t (rows); *flag = 1 when any entry is NaN or Inf.
+void cross_terms(const float* weight_t, const float* bias_t, Index rows, Index d, float scale,
+                 float* cross, float* step, int* flag, cudaStream_t stream);
 
 // *flag = 1 when any of x[0, count) is NaN or Inf (never cleared here).
 void flag_nonfinite(const float* x, Index count, int* flag, cudaStream_t stream);

@@ -1,0 +1,216 @@
+// The fused kernels of the step's profile-driven rewrite (bench/lm_cuda/profile_step_device.sh)
+// against host fp64 on random data, at shapes that take every path: row sums (strided,
+// accumulated, fewer columns than chunks, rows not a multiple of the 32-row tile), row sums with
+// squares, the bias add and bias + GELU (float4 and scalar paths, in place and not), and the cross
+// terms (with and without the bias row, and their non-finite flag). Outputs are poisoned with NaN
+// first, so an element the kernel never writes fails. Tolerance: fp32 sums of at most 1000 terms
+// against fp64, 1e-5 of the largest magnitude. Skipped without a CUDA device.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "core/lm/cuda/device_buffer.hpp"
+#include "core/lm/cuda/kernels.cuh"
+#include "core/lm/cuda/transpose_kernels.cuh"
+#include "tests/lm_cuda/lm_cuda_test_support.hpp"
+
+namespace kwm::lm {
+namespace {
+
+using cuda::DeviceBuffer;
+using Index = std::int64_t;
+constexpr double kTolerance = 1e-5;
+constexpr float kPoison = std::numeric_limits<float>::quiet_NaN();
+
+std::vector<float> random_values(std::size_t count, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> v(count);
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+DeviceBuffer<float> upload(const std::vector<float>& host) {
+  DeviceBuffer<float> d(std::max<std::size_t>(host.size(), 1));
+  KWM_CUDA_CHECK(
+      cudaMemcpy(d.data(), host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice));
+  return d;
+}
+
+std::vector<float> download(const DeviceBuffer<float>& d, std::size_t count) {
+  std::vector<float> host(count);
+  KWM_CUDA_CHECK(cudaDeviceSynchronize());
+  KWM_CUDA_CHECK(cudaMemcpy(host.data(), d.data(), count * sizeof(float), cudaMemcpyDeviceToHost));
+  return host;
+}
+
+// max |got - want| / max |want| over the listed entries; NaN (an unwritten entry) gives infinity.
+double error(const std::vector<float>& got, const std::vector<double>& want) {
+  double scale = 0.0, worst = 0.0;
+  for (const double w : want) scale = std::max(scale, std::abs(w));
+  for (std::size_t k = 0; k < want.size(); ++k) {
+    const double e = std::abs(static_cast<double>(got[k]) - want[k]);
+    if (!std::isfinite(e)) return std::numeric_limits<double>::infinity();
+    worst = std::max(worst, e);
+  }
+  return worst / (scale > 0.0 ? scale : 1.0);
+}
+
+double gelu(double v) {
+  return 0.5 * v * (1.0 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+}
+
+TEST(LmCudaFusedKernels, RowSumsMatchFp64AtEveryShape) {
+  KWM_REQUIRE_CUDA_DEVICE();
+  struct Shape {
+    Index rows, columns, stride;
+    bool accumulate;
+  };
+  for (const Shape s : {Shape{256, 1000, 1, false}, Shape{37, 5, 3, true}, Shape{1025, 97, 1, true},
+                        Shape{1, 64, 1, false}}) {
+    const auto a = random_values(static_cast<std::size_t>(s.rows * s.columns), 7);
+    const auto before = random_values(static_cast<std::size_t>(s.rows * s.stride), 8);
+    DeviceBuffer<float> da = upload(a), out = upload(before);
+    DeviceBuffer<float> work(static_cast<std::size_t>(cuda::kernels::row_sums_workspace(s.rows)));
+    const float alpha = 0.5f;
+    cuda::kernels::row_sums(da.data(), s.rows, s.columns, alpha, s.accumulate, out.data(), s.stride,
+                            work.data(), nullptr);
+    const auto got_all = download(out, before.size());
+    std::vector<float> got;
+    std::vector<double> want;
+    for (Index i = 0; i < s.rows; ++i) {
+      double sum = 0.0;
+      for (Index j = 0; j < s.columns; ++j)
+        sum += static_cast<double>(a[static_cast<std::size_t>(i + j * s.rows)]);
+      const auto k = static_cast<std::size_t>(i * s.stride);
+      want.push_back(static_cast<double>(alpha) * sum +
+                     (s.accumulate ? static_cast<double>(before[k]) : 0.0));
+      got.push_back(got_all[k]);
+    }
+    EXPECT_LT(error(got, want), kTolerance) << s.rows << " x " << s.columns;
+    for (Index i = 0; i < s.rows * s.stride; ++i) {  // entries between the strided ones stay
+      const auto k = static_cast<std::size_t>(i);
+      if (i % s.stride != 0) {
+        EXPECT_EQ(got_all[k], before[k]);
+      }
+    }
+  }
+}
+
+TEST(LmCudaFusedKernels, RowSumsAndSquaresMatchFp64) {
+  KWM_REQUIRE_CUDA_DEVICE();
+  for (const Index columns : {Index{1000}, Index{3}}) {
+    const Index rows = 70;
+    const auto a = random_values(static_cast<std::size_t>(rows * columns), 9);
+    DeviceBuffer<float> da = upload(a);
+    DeviceBuffer<float> sums = upload(std::vector<float>(rows, kPoison));
+    DeviceBuffer<float> squares = upload(std::vector<float>(rows, kPoison));
+    DeviceBuffer<float> work(static_cast<std::size_t>(cuda::kernels::row_sums_workspace(rows)));
+    cuda::kernels::row_sums_and_squares(da.data(), rows, columns, sums.data(), squares.data(),
+                                        work.data(), nullptr);
+    std::vector<double> want_sums, want_squares;
+    for (Index i = 0; i < rows; ++i) {
+      double s = 0.0, q = 0.0;
+      for (Index j = 0; j < columns; ++j) {
+        const auto v = static_cast<double>(a[static_cast<std::size_t>(i + j * rows)]);
+        s += v;
+        q += v * v;
+      }
+      want_sums.push_back(s);
+      want_squares.push_back(q);
+    }
+    EXPECT_LT(error(download(sums, rows), want_sums), kTolerance) << columns;
+    EXPECT_LT(error(download(squares, rows), want_squares), kTolerance) << columns;
+  }
+}
+
+TEST(LmCudaFusedKernels, BiasAndBiasGeluMatchFp64OnBothPaths) {
+  KWM_REQUIRE_CUDA_DEVICE();
+  // rows 1024: float4 path; rows 30 and an offset of one float: the scalar path.
+  struct Shape {
+    Index rows, columns, offset;
+  };
+  for (const Shape s : {Shape{1024, 33, 0}, Shape{30, 17, 0}, Shape{64, 9, 1}}) {
+    const auto count = static_cast<std::size_t>(s.rows * s.columns);
+    const auto z = random_values(count, 11);
+    const auto bias = random_values(static_cast<std::size_t>(s.rows), 12);
+    std::vector<double> pre(count), act(count);
+    for (std::size_t k = 0; k < count; ++k) {
+      pre[k] = static_cast<double>(z[k]) +
+               static_cast<double>(bias[k % static_cast<std::size_t>(s.rows)]);
+      act[k] = gelu(pre[k]);
+    }
+    std::vector<float> padded(count + 1, 0.0f);
+    std::copy(z.begin(), z.end(), padded.begin() + s.offset);
+    const auto o = static_cast<std::size_t>(s.offset);
+    const auto tail = [&](const std::vector<float>& v) {
+      return std::vector<float>(v.begin() + static_cast<std::ptrdiff_t>(o),
+                                v.begin() + static_cast<std::ptrdiff_t>(o + count));
+    };
+    DeviceBuffer<float> db = upload(bias);
+    {  // bias add
+      DeviceBuffer<float> dz = upload(padded);
+      cuda::kernels::add_bias(dz.data() + s.offset, db.data(), s.rows, s.columns, nullptr);
+      EXPECT_LT(error(tail(download(dz, count + 1)), pre), kTolerance) << s.rows;
+    }
+    {  // bias + GELU into a second buffer: the pre-activation stays
+      DeviceBuffer<float> dz = upload(padded);
+      DeviceBuffer<float> out = upload(std::vector<float>(count + 1, kPoison));
+      cuda::kernels::bias_gelu(dz.data() + s.offset, db.data(), out.data() + s.offset, s.rows,
+                               s.columns, nullptr);
+      EXPECT_LT(error(tail(download(dz, count + 1)), pre), kTolerance) << s.rows;
+      EXPECT_LT(error(tail(download(out, count + 1)), act), kTolerance) << s.rows;
+    }
+    {  // in place
+      DeviceBuffer<float> dz = upload(padded);
+      cuda::kernels::bias_gelu(dz.data() + s.offset, db.data(), dz.data() + s.offset, s.rows,
+                               s.columns, nullptr);
+      EXPECT_LT(error(tail(download(dz, count + 1)), act), kTolerance) << s.rows;
+    }
+  }
+}
+
+TEST(LmCudaFusedKernels, CrossTermsAreTheScaledTransposeAndFlagNonFinite) {
+  KWM_REQUIRE_CUDA_DEVICE();
+  for (const bool with_bias : {true, false}) {
+    const Index rows = 70, d = 45, m = d + (with_bias ? 1 : 0);
+    const auto weight_t = random_values(static_cast<std::size_t>(rows * d), 13);
+    const auto bias_t = random_values(static_cast<std::size_t>(rows), 14);
+    DeviceBuffer<float> dw = upload(weight_t), db = upload(bias_t);
+    const auto count = static_cast<std::size_t>(m * rows);
+    DeviceBuffer<float> cross = upload(std::vector<float>(count, kPoison));
+    DeviceBuffer<float> step = upload(std::vector<float>(count, kPoison));
+    DeviceBuffer<int> flag(1);
+    KWM_CUDA_CHECK(cudaMemset(flag.data(), 0, sizeof(int)));
+    const float scale = 0.25f;
+    cuda::kernels::cross_terms(dw.data(), with_bias ? db.data() : nullptr, rows, d, scale,
+                               cross.data(), step.data(), flag.data(), nullptr);
+    std::vector<double> want(count);
+    for (Index o = 0; o < rows; ++o) {
+      for (Index i = 0; i < m; ++i) {
+        const float v = i < d ? weight_t[static_cast<std::size_t>(o + i * rows)]
+                              : bias_t[static_cast<std::size_t>(o)];
+        want[static_cast<std::size_t>(i + o * m)] =
+            static_cast<double>(scale) * static_cast<double>(v);
+      }
+    }
+    EXPECT_LT(error(download(cross, count), want), kTolerance);
+    EXPECT_LT(error(download(step, count), want), kTolerance);
+    int raised = -1;
+    KWM_CUDA_CHECK(cudaMemcpy(&raised, flag.data(), sizeof(int), cudaMemcpyDeviceToHost));
+    EXPECT_EQ(raised, 0);
+    // One NaN in J^T e raises the flag.
+    const float nan = kPoison;
+    KWM_CUDA_CHECK(cudaMemcpy(dw.data() + 5, &nan, sizeof(float), cudaMemcpyHostToDevice));
+    cuda::kernels::cross_terms(dw.data(), with_bias ? db.data() : nullptr, rows, d, scale,
+                               cross.data(), step.data(), flag.data(), nullptr);
+    KWM_CUDA_CHECK(cudaMemcpy(&raised, flag.data(), sizeof(int), cudaMemcpyDeviceToHost));
+    EXPECT_EQ(raised, 1);
+  }
+}
+
+}  // namespace
+}  // namespace kwm::lm
