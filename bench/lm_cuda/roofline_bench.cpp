@@ -225,11 +225,12 @@ Ceilings measure_ceilings(Device& dev, int reps, std::int64_t n, std::int64_t co
       KWM_CUDA_CHECK(cudaMemcpyAsync(to.data(), from.data(), count * sizeof(float),
                                      cudaMemcpyDeviceToDevice, dev.stream));
     });
-    // The library's own elementwise kernel y = x (.) x: one read and one write per float, the
-    // access pattern of every elementwise kernel of the step.
+    // The library's own elementwise kernel, the bias add over 1024-row columns: one read and one
+    // write per float, the access pattern of every elementwise kernel of the step.
+    const auto rows = static_cast<kwm::lm::cuda::kernels::Index>(1024);
+    const auto columns_of_rows = static_cast<kwm::lm::cuda::kernels::Index>(count) / rows;
     const Timing stream = time_calls(dev.stream, reps, 1, nothing, [&] {
-      kwm::lm::cuda::kernels::square(from.data(), to.data(),
-                                     static_cast<kwm::lm::cuda::kernels::Index>(count), dev.stream);
+      kwm::lm::cuda::kernels::add_bias(to.data(), from.data(), rows, columns_of_rows, dev.stream);
     });
     c.copy_bytes = bytes / (copy.best_ms * 1e-3);
     c.stream_bytes = bytes / (stream.best_ms * 1e-3);
@@ -493,33 +494,25 @@ void information_kernels(Device& dev, int reps, std::int64_t columns, std::vecto
     pieces.push_back(p);
   }
   {
-    // The layer-norm block's moments over the tokens (square, then two SGEMV row sums), as
-    // KwmLinearizedCuda::queue_layer_norm queues them; 25 layer norms per step.
+    // The layer-norm block's moments over the tokens (row sums of xhat and of its squares in one
+    // read, kernels::row_sums_and_squares), as KwmLinearizedCuda::queue_moments queues them; 25
+    // layer norms per step.
     const std::int64_t d = 256;
-    DeviceBuffer<float> xhat(elements(d, columns)), square(elements(d, columns)),
-        ones(elements(columns, 1)), sums(elements(2 * d, 1));
+    DeviceBuffer<float> xhat(elements(d, columns)), sums(elements(2 * d, 1)),
+        work(static_cast<std::size_t>(kernels::row_sums_workspace(d)));
     fill_uniform(xhat.data(), elements(d, columns), 11, 1.0f, dev.stream);
-    const std::vector<float> host_ones(elements(columns, 1), 1.0f);
-    KWM_CUDA_CHECK(cudaMemcpy(ones.data(), host_ones.data(), host_ones.size() * sizeof(float),
-                              cudaMemcpyHostToDevice));
-    KWM_CUDA_CHECK(
-        cudaDeviceSynchronize());  // the pageable copy has landed (stream is non-blocking)
-    const float one = 1.0f, zero = 0.0f;
     Piece p;
-    p.name = "layer-norm moments (square + 2 SGEMV)";
+    p.name = "layer-norm moments (row sums and squares)";
     p.shape = std::to_string(d) + " x " + std::to_string(columns);
     p.variant = "both";
     p.per_step = 25;
-    p.flops = 5.0 * static_cast<double>(d) * columns;  // square 1, each GEMV 2 per element
-    // square: read + write; each GEMV reads its d x N operand (the ones and sums are small).
-    p.bytes = 16.0 * static_cast<double>(d) * columns + 4.0 * columns + 8.0 * d;
+    p.flops = 3.0 * static_cast<double>(d) * columns;  // a multiply and two adds per element
+    // One read of xhat; the partials (2 x 32 chunks x d) are small.
+    p.bytes = 4.0 * static_cast<double>(d) * columns + 8.0 * 64.0 * d + 8.0 * d;
     p.ceiling = Ceiling::bandwidth;
     p.time = time_calls(dev.stream, reps, 10, nothing, [&] {
-      kernels::square(xhat.data(), square.data(), d * columns, dev.stream);
-      KWM_CUBLAS_CHECK(cublasSgemv_64(dev.blas, CUBLAS_OP_N, d, columns, &one, square.data(), d,
-                                      ones.data(), 1, &zero, sums.data(), 1));
-      KWM_CUBLAS_CHECK(cublasSgemv_64(dev.blas, CUBLAS_OP_N, d, columns, &one, xhat.data(), d,
-                                      ones.data(), 1, &zero, sums.data() + d, 1));
+      kernels::row_sums_and_squares(xhat.data(), d, columns, sums.data() + d, sums.data(),
+                                    work.data(), dev.stream);
     });
     pieces.push_back(p);
 
