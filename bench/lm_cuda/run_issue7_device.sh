@@ -71,7 +71,7 @@ if has bench; then
 fi
 if has torch; then
   # shellcheck disable=SC2086
-  timeout 200 python3 bench/lm_cuda/torch_gpt_step.py --batch $BATCHES --reps 20 > "$OUT/torch.log" 2>&1
+  timeout 200 python3 bench/lm_cuda/torch_gpt_step.py --batch $BATCHES --reps "${TORCH_REPS:-50}" > "$OUT/torch.log" 2>&1
   echo "torch exit $?" >> "$OUT/torch.log"
   pack
 fi
