@@ -236,8 +236,7 @@ void KwmLinearizedCuda::read_phases() {
 // Owned linear blocks grouped by size for cusolverDnSpotrfBatched and by (size, outputs) for
 // cublasStrsmBatched: a step then makes a handful of factor and solve calls instead of two per
 // block (on the H200 one batched potrf of the 37 size-257 factors took 0.38 ms against 3.77 ms one
-// by one; docs/gpu-lm.md). Blocks of order kLaneOrder or more are factored by the blocked potrf,
-// each on its own stream (FactorLanes), where the batched one is slow.
+// by one; docs/gpu-lm.md).
 void KwmLinearizedCuda::plan_batches() {
   std::map<std::int64_t, std::vector<std::size_t>> by_size;
   std::map<std::pair<std::int64_t, std::int64_t>, std::vector<std::size_t>> by_shape;
@@ -257,7 +256,6 @@ void KwmLinearizedCuda::plan_batches() {
         cudaMemcpy(to.data(), from.data(), from.size() * sizeof(float*), cudaMemcpyHostToDevice));
   };
   std::size_t slot = status.factor_infos();
-  std::vector<FactorLanes::Matrix> large;
   for (const auto& [m, members] : by_size) {
     Batch batch;
     batch.m = m;
@@ -267,15 +265,9 @@ void KwmLinearizedCuda::plan_batches() {
       factors.push_back(blocks_[k].factor.data());
       blocks_[k].factor_info = status_.data() + slot++;  // contiguous per batch, as potrf writes
     }
-    if (m >= kLaneOrder) {  // factored side by side instead (below)
-      for (const std::size_t k : members)
-        large.push_back({blocks_[k].factor.data(), static_cast<int>(m), blocks_[k].factor_info});
-      continue;
-    }
     pointers(batch.factors, factors);
     factor_batches_.push_back(std::move(batch));
   }
-  lanes_.plan(large);
   for (const auto& [shape, members] : by_shape) {
     Batch batch;
     batch.m = shape.first;
@@ -451,7 +443,7 @@ void KwmLinearizedCuda::queue_statistics(const TokenBatch& batch) {
 }
 
 // Learner stream, owners: every linear block's L' and its factor F F^T = L' (one batched potrf
-// per size below kLaneOrder, the larger side by side); then learner_done_ for the pass's stream.
+// per size); then learner_done_ for the pass's stream to wait on.
 void KwmLinearizedCuda::queue_information_and_factors() {
   const StatusLayout layout{blocks_.size()};
   graphs_.run({2}, learner_stream(), [&] {  // every pointer here is the learner's own, fixed
@@ -460,7 +452,6 @@ void KwmLinearizedCuda::queue_information_and_factors() {
       if (b.kind == Kind::linear && active(b) && owned(b))
         queue_information(b, status_.data() + layout.flag(k));
     }
-    lanes_.factor(learner_stream());
     for (Batch& batch : factor_batches_) {
       KWM_CUSOLVER_CHECK(cusolverDnSpotrfBatched(
           solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(batch.m), batch.factors.data(),

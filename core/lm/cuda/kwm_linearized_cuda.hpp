@@ -2,10 +2,9 @@
 // on CUDA devices in fp32, one rank per GPU. The forward pass, innovation and transposed
 // Jacobians come from GptTransposeCuda; then every block of linearized_blocks.hpp takes its
 // information-form Kalman step on the device:
-//   linear layer  S = (1/r) a a^T (one SGEMM on x, row sums for 1), B = (1/r) a dz^T (the pass's
+//   linear layer  S = (1/r) a a^T (one SGEMM on x, a GEMV for 1), B = (1/r) a dz^T (the pass's
 //                 weight transpose, transposed), L' = lambda L + (1 - lambda) L0 + S,
-//                 L' = F F^T (cusolverDnSpotrfBatched over the blocks of one size; blocks of
-//                 order 512 or more by the blocked potrf, each on its own stream),
+//                 L' = F F^T (cusolverDnSpotrfBatched over the blocks of one size),
 //                 W += (F^-T F^-1 B)^T (two cublasStrsmBatched; never an explicit inverse),
 //                 L <- L' (lower triangle kept);
 //   embedding     diagonal information, exact (a kernel);
@@ -36,7 +35,6 @@
 
 #include "core/lm/cuda/device_all_reduce.hpp"
 #include "core/lm/cuda/device_buffer.hpp"
-#include "core/lm/cuda/factor_lanes.hpp"
 #include "core/lm/cuda/gpt_transpose_cuda.hpp"
 #include "core/lm/cuda/stream_graphs.hpp"
 #include "core/lm/cuda/tensor_math.hpp"
@@ -107,7 +105,7 @@ class KwmLinearizedCuda {
     double forward_ms = 0.0;     // step start to the forward pass and innovation queued
     double backward_ms = 0.0;    // transposed pass (from the end of the forward pass)
     double statistics_ms = 0.0;  // moments (and their all-reduce with several ranks)
-    double factors_ms = 0.0;     // L' and the potrfs
+    double factors_ms = 0.0;     // L' and the batched potrf
     double solves_ms = 0.0;      // from both branches done: cross terms, embeddings, layer
                                  // norms, triangular solves, flags and their copy to the host
     double apply_ms = 0.0;       // moving the accepted blocks (and sharing the parameters)
@@ -181,10 +179,7 @@ class KwmLinearizedCuda {
   GptTransposeCuda model_;
   DeviceAllReduce reduce_;
   cusolverDnHandle_t solver_ = nullptr;  // on learner_stream()
-  // Factors of order >= kLaneOrder: one blocked potrf per block, side by side (factor_lanes.hpp).
-  static constexpr std::int64_t kLaneOrder = 512;
-  FactorLanes lanes_;
-  cudaStream_t side_ = nullptr;  // one rank: the statistics' and factors' stream
+  cudaStream_t side_ = nullptr;          // one rank: the statistics' and factors' stream
   cublasHandle_t side_blas_ = nullptr;
   cudaEvent_t forward_done_ = nullptr, learner_done_ = nullptr;
   TensorMath statistics_math_ = TensorMath::fp32;
