@@ -507,8 +507,8 @@ void information_kernels(Device& dev, int reps, std::int64_t columns, std::vecto
     p.variant = "both";
     p.per_step = 25;
     p.flops = 3.0 * static_cast<double>(d) * columns;  // a multiply and two adds per element
-    // One read of xhat; the partials (2 x 32 chunks x d) are small.
-    p.bytes = 4.0 * static_cast<double>(d) * columns + 8.0 * 64.0 * d + 8.0 * d;
+    // One read of xhat; the partials (2 x 64 chunks x d floats, written and read) are small.
+    p.bytes = 4.0 * static_cast<double>(d) * columns + 2.0 * 2.0 * 64.0 * 4.0 * d + 8.0 * d;
     p.ceiling = Ceiling::bandwidth;
     p.time = time_calls(dev.stream, reps, 10, nothing, [&] {
       kernels::row_sums_and_squares(xhat.data(), d, columns, sums.data() + d, sums.data(),

@@ -2,7 +2,7 @@
 // on CUDA devices in fp32, one rank per GPU. The forward pass, innovation and transposed
 // Jacobians come from GptTransposeCuda; then every block of linearized_blocks.hpp takes its
 // information-form Kalman step on the device:
-//   linear layer  S = (1/r) a a^T (one SGEMM on x, a GEMV for 1), B = (1/r) a dz^T (the pass's
+//   linear layer  S = (1/r) a a^T (one SGEMM on x, row sums for 1), B = (1/r) a dz^T (the pass's
 //                 weight transpose, transposed), L' = lambda L + (1 - lambda) L0 + S,
 //                 L' = F F^T (cusolverDnSpotrfBatched over the blocks of one size),
 //                 W += (F^-T F^-1 B)^T (two cublasStrsmBatched; never an explicit inverse),

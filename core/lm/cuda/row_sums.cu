@@ -2,21 +2,23 @@
 // layer-norm parts of the transposed pass and the learner's statistics. Two launches in a fixed
 // order, so the sums do not depend on scheduling: the columns split into kChunks slices, each block
 // sums 32 rows of one slice (a warp reads 32 consecutive floats of a column, 8 warps take every
-// 8th column) into partial[chunk][row]; then one thread per row adds its chunks in order. A
+// 8th column) into partial[chunk][row]; then one warp per row adds its chunks. A
 // cuBLAS SGEMV with a ones vector did this at about a third of the copy rate, plus a split-K
 // reduce launch (bench/lm_cuda/profile_step_device.sh).
 #include "core/backend/cuda/cuda_check.hpp"
-#include "core/lm/cuda/launch.cuh"
+#include "core/lm/cuda/block_reduce.cuh"
 #include "core/lm/cuda/transpose_kernels.cuh"
 
 namespace kwm::lm::cuda::kernels {
 namespace {
 
-constexpr Index kChunks = 32;
+constexpr Index kChunks = 64;
 constexpr int kRowsPerBlock = 32;
 constexpr int kWarps = 8;
+constexpr int kFinishWarps = 8;
 
-// partial (chunks x rows, twice when kSquares: sums, then sums of squares).
+// partial (chunks x rows, twice when kSquares: sums, then sums of squares). Four independent
+// accumulators per thread keep four loads in flight (one chain of adds waited on every load).
 template <bool kSquares>
 __global__ void row_sum_chunks_kernel(const float* a, Index rows, Index columns, Index per_chunk,
                                       float* partial) {
@@ -28,16 +30,27 @@ __global__ void row_sum_chunks_kernel(const float* a, Index rows, Index columns,
   const Index chunk = blockIdx.y;
   const Index begin = chunk * per_chunk;
   const Index end = begin + per_chunk < columns ? begin + per_chunk : columns;
-  float sum = 0.0f, square = 0.0f;
+  float s[4] = {0.0f, 0.0f, 0.0f, 0.0f}, q[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   if (row < rows) {
-    for (Index j = begin + warp; j < end; j += kWarps) {
+    Index j = begin + warp;
+    for (; j + 3 * kWarps < end; j += 4 * kWarps) {
+      float v[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) v[u] = a[row + (j + u * kWarps) * rows];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        s[u] += v[u];
+        if constexpr (kSquares) q[u] += v[u] * v[u];
+      }
+    }
+    for (; j < end; j += kWarps) {
       const float v = a[row + j * rows];
-      sum += v;
-      if constexpr (kSquares) square += v * v;
+      s[0] += v;
+      if constexpr (kSquares) q[0] += v * v;
     }
   }
-  sums[warp][lane] = sum;
-  if constexpr (kSquares) squares[warp][lane] = square;
+  sums[warp][lane] = (s[0] + s[1]) + (s[2] + s[3]);
+  if constexpr (kSquares) squares[warp][lane] = (q[0] + q[1]) + (q[2] + q[3]);
   __syncthreads();
   if (warp != 0 || row >= rows) return;
   float total = 0.0f, total_square = 0.0f;
@@ -49,20 +62,34 @@ __global__ void row_sum_chunks_kernel(const float* a, Index rows, Index columns,
   if constexpr (kSquares) partial[(kChunks + chunk) * rows + row] = total_square;
 }
 
-// out[i * stride] (+)= alpha * sum of the chunks' partials; squares likewise from the second half.
+// One warp per row: out[i * stride] (+)= alpha * the sum of its chunks' partials (each lane two
+// chunks, then the warp's fixed shuffle order); squares likewise from the second half.
 __global__ void row_sum_finish_kernel(const float* partial, Index rows, float alpha,
                                       bool accumulate, float* out, Index stride, float* squares) {
-  for (Index i = global_thread(); i < rows; i += grid_threads()) {
-    float sum = 0.0f;
-    for (Index c = 0; c < kChunks; ++c) sum += partial[c * rows + i];
+  static_assert(kChunks == 64, "two chunks per lane");
+  const Index i = static_cast<Index>(blockIdx.x) * kFinishWarps + threadIdx.y;
+  if (i >= rows) return;  // whole warps leave together
+  const Index lane = threadIdx.x;
+  const float sum =
+      warp_reduce(partial[lane * rows + i] + partial[(lane + 32) * rows + i], SumOp{});
+  if (lane == 0) {
     const float value = alpha * sum;
     out[i * stride] = accumulate ? out[i * stride] + value : value;
-    if (squares != nullptr) {
-      float square = 0.0f;
-      for (Index c = 0; c < kChunks; ++c) square += partial[(kChunks + c) * rows + i];
-      squares[i] = square;
-    }
   }
+  if (squares != nullptr) {
+    const float* q = partial + kChunks * rows;
+    const float square = warp_reduce(q[lane * rows + i] + q[(lane + 32) * rows + i], SumOp{});
+    if (lane == 0) squares[i] = square;
+  }
+}
+
+void finish(const float* partial, Index rows, float alpha, bool accumulate, float* out,
+            Index stride, float* squares, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>((rows + kFinishWarps - 1) / kFinishWarps));
+  const dim3 block(32, kFinishWarps);
+  row_sum_finish_kernel<<<grid, block, 0, stream>>>(partial, rows, alpha, accumulate, out, stride,
+                                                    squares);
+  KWM_CUDA_CHECK_LAUNCH();
 }
 
 template <bool kSquares>
@@ -83,18 +110,14 @@ void row_sums(const float* a, Index rows, Index columns, float alpha, bool accum
               Index stride, float* workspace, cudaStream_t stream) {
   if (rows == 0) return;
   chunks<false>(a, rows, columns, workspace, stream);
-  row_sum_finish_kernel<<<grid_for(rows), kThreads, 0, stream>>>(workspace, rows, alpha, accumulate,
-                                                                 out, stride, nullptr);
-  KWM_CUDA_CHECK_LAUNCH();
+  finish(workspace, rows, alpha, accumulate, out, stride, nullptr, stream);
 }
 
 void row_sums_and_squares(const float* a, Index rows, Index columns, float* sums, float* squares,
                           float* workspace, cudaStream_t stream) {
   if (rows == 0) return;
   chunks<true>(a, rows, columns, workspace, stream);
-  row_sum_finish_kernel<<<grid_for(rows), kThreads, 0, stream>>>(workspace, rows, 1.0f, false, sums,
-                                                                 1, squares);
-  KWM_CUDA_CHECK_LAUNCH();
+  finish(workspace, rows, 1.0f, false, sums, 1, squares, stream);
 }
 
 }  // namespace kwm::lm::cuda::kernels
