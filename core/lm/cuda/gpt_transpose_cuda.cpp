@@ -180,9 +180,10 @@ void GptTransposeCuda::forward(const TokenBatch& batch) {
   kernels::layer_norm_cached(x_.data(), parameters_.ln_f().gain, parameters_.ln_f().bias,
                              input_[head], norms_.back().normalized, norms_.back().inverse_std, d,
                              n, eps, stream_);
-  linear_forward(parameters_.head(), input_[head], logits_, false);
-  kernels::softmax_innovation(logits_, targets_.data(), nll_.data(), nll_.data() + n, c.vocab_size,
-                              n, stream_);
+  // The head's bias is added by the softmax kernel, in its first pass over each column.
+  linear_forward(parameters_.head(), input_[head], logits_, false, /*bias=*/false);
+  kernels::softmax_innovation(logits_, parameters_.head().bias, targets_.data(), nll_.data(),
+                              nll_.data() + n, c.vocab_size, n, stream_);
 }
 
 void GptTransposeCuda::linear_transpose(const DeviceLinear& layer, const float* input,

@@ -118,8 +118,8 @@ StepReport RlsHeadCuda::step(const TokenBatch& batch) {
   KWM_CUDA_CHECK(cudaMemsetAsync(status, 0, kStatusWords * sizeof(int), stream));
   // Innovation e = onehot - p over the logits (in place), the NLL in double; sum_n p_n per row.
   kernels::flag_nonfinite(pass.logits, vocab * n, status + kNonfiniteLogits, stream);
-  kernels::softmax_innovation(pass.logits, pass.targets, nll_.data(), nll_.data() + n, vocab, n,
-                              stream);
+  kernels::softmax_innovation(pass.logits, nullptr, pass.targets, nll_.data(), nll_.data() + n,
+                              vocab, n, stream);
   const float* e = pass.logits;
   kernels::probability_row_sums(e, pass.targets, probability_sums_.data(), vocab, n, stream);
   // This rank's raw statistics: U = sum [x; 1][x; 1]^T (its lower triangle; the rest stays zero)

@@ -89,14 +89,24 @@ __global__ void causal_softmax_transpose_kernel(const float* p, float* dp, Index
 
 constexpr int kVocabThreads = 256;
 
-__global__ void softmax_innovation_kernel(float* logits, const std::int32_t* targets, double* nll,
-                                          Index vocab) {
+// With a bias, the first loop adds it (each thread later reads only the entries it wrote, and
+// the reduction's barrier orders them before thread 0 reads the target's): one pass over the
+// logits less than a separate bias add.
+__global__ void softmax_innovation_kernel(float* logits, const float* bias,
+                                          const std::int32_t* targets, double* nll, Index vocab) {
   __shared__ float partial_max[32];
   __shared__ double partial_sum[32];
   const Index n = blockIdx.x;
   float* column = logits + n * vocab;
   float max = -INFINITY;
-  for (Index v = threadIdx.x; v < vocab; v += blockDim.x) max = fmaxf(max, column[v]);
+  for (Index v = threadIdx.x; v < vocab; v += blockDim.x) {
+    float z = column[v];
+    if (bias != nullptr) {
+      z += bias[v];
+      column[v] = z;
+    }
+    max = fmaxf(max, z);
+  }
   max = block_reduce(max, MaxOp{}, partial_max);
   double sum = 0.0;
   for (Index v = threadIdx.x; v < vocab; v += blockDim.x) {
@@ -270,11 +280,11 @@ void causal_softmax_transpose(const float* probabilities, float* gradient, Index
   KWM_CUDA_CHECK_LAUNCH();
 }
 
-void softmax_innovation(float* logits, const std::int32_t* targets, double* nll, double* total,
-                        Index vocab, Index columns, cudaStream_t stream) {
+void softmax_innovation(float* logits, const float* bias, const std::int32_t* targets, double* nll,
+                        double* total, Index vocab, Index columns, cudaStream_t stream) {
   if (columns > 0) {
     softmax_innovation_kernel<<<static_cast<unsigned>(columns), kVocabThreads, 0, stream>>>(
-        logits, targets, nll, vocab);
+        logits, bias, targets, nll, vocab);
     KWM_CUDA_CHECK_LAUNCH();
   }
   total_kernel<<<1, 1024, 0, stream>>>(nll, columns, total);

@@ -32,10 +32,11 @@ void gelu_transpose(const float* x, const float* g, float* out, Index count, cud
 void causal_softmax_transpose(const float* probabilities, float* gradient, Index length,
                               Index count, cudaStream_t stream);
 
-// Per token column: nll[n] = log sum exp(l) - l_target (double), and logits overwritten by the
-// output innovation e = onehot(target) - softmax(l). Then *total = sum_n nll[n] (fixed order).
-void softmax_innovation(float* logits, const std::int32_t* targets, double* nll, double* total,
-                        Index vocab, Index columns, cudaStream_t stream);
+// Per token column, l = logits (+ bias when bias is not null): nll[n] = log sum exp(l) - l_target
+// (double), and logits overwritten by the output innovation e = onehot(target) - softmax(l). Then
+// *total = sum_n nll[n] (fixed order).
+void softmax_innovation(float* logits, const float* bias, const std::int32_t* targets, double* nll,
+                        double* total, Index vocab, Index columns, cudaStream_t stream);
 
 // Token rows: out(v, :) += sum over the columns n listed for v (CSR: rows[u] is the token,
 // columns[start[u] .. start[u+1]) its columns in increasing order) of g(:, n). out is vocab x d.
