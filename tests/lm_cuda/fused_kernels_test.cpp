@@ -1,11 +1,10 @@
 // The fused kernels of the step's profile-driven rewrite (bench/lm_cuda/profile_step_device.sh)
 // against host fp64 on random data, at shapes that take every path: row sums (strided,
 // accumulated, fewer columns than chunks, rows not a multiple of the 32-row tile), row sums with
-// squares, the bias add and bias + GELU (float4 and scalar paths, in place and not), the cross
-// terms (with and without the bias row, and their non-finite flag), the move that adds a step
-// back (with and without the bias) and the one-launch non-finite check over many arrays. Outputs
-// are poisoned with NaN first, so an element the kernel never writes fails. Tolerance: fp32 sums of
-// at most 1000 terms against fp64, 1e-5 of the largest magnitude. Skipped without a CUDA device.
+// squares, the bias add and bias + GELU (float4 and scalar paths, in place and not), and the cross
+// terms (with and without the bias row, and their non-finite flag). Outputs are poisoned with NaN
+// first, so an element the kernel never writes fails. Tolerance: fp32 sums of at most 1000 terms
+// against fp64, 1e-5 of the largest magnitude. Skipped without a CUDA device.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -211,69 +210,6 @@ TEST(LmCudaFusedKernels, CrossTermsAreTheScaledTransposeAndFlagNonFinite) {
     KWM_CUDA_CHECK(cudaMemcpy(&raised, flag.data(), sizeof(int), cudaMemcpyDeviceToHost));
     EXPECT_EQ(raised, 1);
   }
-}
-
-TEST(LmCudaFusedKernels, ApplyStepAddsTheTransposedStepToWeightAndBias) {
-  KWM_REQUIRE_CUDA_DEVICE();
-  for (const bool with_bias : {true, false}) {
-    const Index rows = 70, d = 45, m = d + (with_bias ? 1 : 0);
-    const auto weight = random_values(static_cast<std::size_t>(rows * d), 15);
-    const auto bias = random_values(static_cast<std::size_t>(rows), 16);
-    const auto step = random_values(static_cast<std::size_t>(m * rows), 17);
-    DeviceBuffer<float> dw = upload(weight), db = upload(bias), ds = upload(step);
-    cuda::kernels::apply_step(ds.data(), rows, d, dw.data(), with_bias ? db.data() : nullptr,
-                              nullptr);
-    std::vector<double> want_weight(weight.size()), want_bias(bias.size());
-    for (Index o = 0; o < rows; ++o) {
-      const auto so = static_cast<std::size_t>(o);
-      for (Index i = 0; i < d; ++i) {
-        const auto k = static_cast<std::size_t>(o + i * rows);
-        want_weight[k] = static_cast<double>(weight[k]) +
-                         static_cast<double>(step[static_cast<std::size_t>(i + o * m)]);
-      }
-      want_bias[so] =
-          static_cast<double>(bias[so]) +
-          (with_bias ? static_cast<double>(step[static_cast<std::size_t>(d + o * m)]) : 0.0);
-    }
-    EXPECT_LT(error(download(dw, weight.size()), want_weight), kTolerance) << with_bias;
-    EXPECT_LT(error(download(db, bias.size()), want_bias), kTolerance) << with_bias;
-  }
-}
-
-TEST(LmCudaFusedKernels, FlagNonfiniteManyFlagsExactlyTheArraysWithNanOrInf) {
-  KWM_REQUIRE_CUDA_DEVICE();
-  // Sizes from one element to several blocks' worth; the bad entry last, where a short loop
-  // would miss it.
-  const std::vector<Index> sizes = {1000, 70000, 3, 257 * 768};
-  const std::vector<float> last = {std::numeric_limits<float>::quiet_NaN(), 1.0f,
-                                   std::numeric_limits<float>::infinity(), -2.0f};
-  std::vector<DeviceBuffer<float>> buffers;
-  std::vector<const float*> arrays;
-  std::vector<int*> flags;
-  DeviceBuffer<int> flag_storage(sizes.size());
-  KWM_CUDA_CHECK(cudaMemset(flag_storage.data(), 0, sizes.size() * sizeof(int)));
-  for (std::size_t a = 0; a < sizes.size(); ++a) {
-    auto values = random_values(static_cast<std::size_t>(sizes[a]), static_cast<std::uint32_t>(a));
-    values.back() = last[a];
-    buffers.push_back(upload(values));
-    arrays.push_back(buffers.back().data());
-    flags.push_back(flag_storage.data() + a);
-  }
-  DeviceBuffer<const float*> d_arrays(arrays.size());
-  DeviceBuffer<Index> d_counts(sizes.size());
-  DeviceBuffer<int*> d_flags(flags.size());
-  KWM_CUDA_CHECK(cudaMemcpy(d_arrays.data(), arrays.data(), arrays.size() * sizeof(arrays[0]),
-                            cudaMemcpyHostToDevice));
-  KWM_CUDA_CHECK(cudaMemcpy(d_counts.data(), sizes.data(), sizes.size() * sizeof(sizes[0]),
-                            cudaMemcpyHostToDevice));
-  KWM_CUDA_CHECK(cudaMemcpy(d_flags.data(), flags.data(), flags.size() * sizeof(flags[0]),
-                            cudaMemcpyHostToDevice));
-  cuda::kernels::flag_nonfinite_many(d_arrays.data(), d_counts.data(), d_flags.data(),
-                                     static_cast<Index>(sizes.size()), 257 * 768, nullptr);
-  std::vector<int> raised(sizes.size(), -1);
-  KWM_CUDA_CHECK(cudaMemcpy(raised.data(), flag_storage.data(), raised.size() * sizeof(int),
-                            cudaMemcpyDeviceToHost));
-  EXPECT_EQ(raised, (std::vector<int>{1, 0, 1, 0}));
 }
 
 }  // namespace

@@ -1,6 +1,3 @@
-// The two transposes between the pass's layout (rows x d weights, a bias of rows) and the step's
-// (m x rows, m = d + 1), each one tiled kernel.
-//
 // The kwm-linearized cross terms of one linear block in one pass: B = (1/r) [x; 1] dz^T is the
 // transpose of the pass's J_[W b]^T e = [dz x^T, dz 1], scaled. cuBLAS took four launches for it
 // (a transposing SGEAM, a copy and a scale of the bias row, a non-finite check) and a fifth to
@@ -46,42 +43,7 @@ __global__ void cross_terms_kernel(const float* weight_t, const float* bias_t, I
   }
 }
 
-// The move: weight(o, i) += step(i, o) for i < d, bias(o) += step(d, o) when bias is given. Reads
-// run along the step's columns, writes along the weight's.
-__global__ void apply_step_kernel(const float* step, Index rows, Index d, Index m, float* weight,
-                                  float* bias) {
-  __shared__ float tile[kTile][kTile + 1];
-  const Index o0 = static_cast<Index>(blockIdx.x) * kTile;
-  const Index i0 = static_cast<Index>(blockIdx.y) * kTile;
-  const int tx = static_cast<int>(threadIdx.x), ty = static_cast<int>(threadIdx.y);
-  for (int k = ty; k < kTile; k += kTileRows) {
-    const Index i = i0 + tx, o = o0 + k;
-    tile[k][tx] = (i < m && o < rows) ? step[i + o * m] : 0.0f;
-  }
-  __syncthreads();
-  for (int k = ty; k < kTile; k += kTileRows) {
-    const Index o = o0 + tx, i = i0 + k;
-    if (o >= rows || i >= m) continue;
-    if (i < d) {
-      weight[o + i * rows] += tile[tx][k];
-    } else {
-      bias[o] += tile[tx][k];
-    }
-  }
-}
-
 }  // namespace
-
-void apply_step(const float* step, Index rows, Index d, float* weight, float* bias,
-                cudaStream_t stream) {
-  const Index m = d + (bias != nullptr ? 1 : 0);
-  if (rows == 0 || m == 0) return;
-  const dim3 grid(static_cast<unsigned>((rows + kTile - 1) / kTile),
-                  static_cast<unsigned>((m + kTile - 1) / kTile));
-  const dim3 block(kTile, kTileRows);
-  apply_step_kernel<<<grid, block, 0, stream>>>(step, rows, d, m, weight, bias);
-  KWM_CUDA_CHECK_LAUNCH();
-}
 
 void cross_terms(const float* weight_t, const float* bias_t, Index rows, Index d, float scale,
                  float* cross, float* step, int* flag, cudaStream_t stream) {

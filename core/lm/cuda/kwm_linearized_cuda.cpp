@@ -10,7 +10,6 @@
 #include <limits>
 #include <map>
 #include <stdexcept>
-#include <utility>
 
 #include "core/backend/cuda/cuda_check.hpp"
 #include "core/lm/cuda/host_checks.hpp"
@@ -171,17 +170,7 @@ KwmLinearizedCuda::KwmLinearizedCuda(const KwmLinearizedConfig& config,
   for (const Block& b : blocks_)
     if (b.kind == Kind::linear) widest = std::max<std::int64_t>(widest, b.layer.cols);
   sums_.reserve(as_size(kernels::row_sums_workspace(widest)));
-  // gram_: one group's products (gram_groups), a whole kind of site where that fits in
-  // kGramFloats, else as many of its blocks as fit, at least one.
-  std::map<std::pair<std::size_t, std::int64_t>, std::size_t> kinds;
-  for (const Block& b : blocks_)
-    if (b.kind == Kind::linear) ++kinds[{b.site % 4, b.layer.cols}];  // the head counts with qkv
-  for (const auto& [key, count] : kinds) {
-    const std::size_t square = as_size(key.second * key.second);
-    const std::size_t fit = std::max<std::size_t>(1, kGramFloats / square);
-    gram_capacity_ = std::max(gram_capacity_, square * std::min(count, fit));
-  }
-  gram_.reserve(gram_capacity_);
+  gram_.reserve(as_size(widest * widest));
   plan_batches();
   if (host_.ranks > 1) {
     reduce_ = host_staged_all_reduce(host_, model_.stream());
@@ -279,27 +268,6 @@ void KwmLinearizedCuda::plan_batches() {
     pointers(batch.factors, factors);
     factor_batches_.push_back(std::move(batch));
   }
-  // The solved steps' non-finite check, one launch for every owned linear block.
-  std::vector<const float*> arrays;
-  std::vector<kernels::Index> counts;
-  std::vector<int*> flags;
-  for (std::size_t k = 0; k < blocks_.size(); ++k) {
-    Block& b = blocks_[k];
-    if (b.kind != Kind::linear || !owned(b)) continue;
-    arrays.push_back(b.step.data());
-    counts.push_back(b.inputs * b.layer.rows);
-    flags.push_back(status_.data() + status.step_flag(k));
-    step_largest_ = std::max(step_largest_, counts.back());
-  }
-  step_checks_ = static_cast<std::int64_t>(arrays.size());
-  const auto upload = [](auto& to, const auto& from) {
-    to.reserve(std::max<std::size_t>(from.size(), 1));
-    KWM_CUDA_CHECK(
-        cudaMemcpy(to.data(), from.data(), from.size() * sizeof(from[0]), cudaMemcpyHostToDevice));
-  };
-  upload(step_arrays_, arrays);
-  upload(step_counts_, counts);
-  upload(step_flags_, flags);
   for (const auto& [shape, members] : by_shape) {
     Batch batch;
     batch.m = shape.first;
@@ -328,80 +296,36 @@ std::size_t KwmLinearizedCuda::reduced_floats() const {
   return statistics_size_ + 2 * parameter_count_;
 }
 
-// This rank's raw statistics of one layer-norm block into its moments slice: sum xhat^2 and sum
-// xhat per coordinate, one read of xhat (the embeddings' row counts come from the host, the linear
-// blocks' from queue_gram_group).
+// This rank's raw statistics of one block into its moments slice (zeroed by queue_statistics).
 void KwmLinearizedCuda::queue_moments(Block& b) {
-  if (b.kind != Kind::layer_norm) return;
-  const std::int64_t d = b.inputs;
-  const DeviceLayerNormCache& cache = model_.layer_norm_cache(b.site);
-  kernels::row_sums_and_squares(cache.normalized, d, model_.columns(), b.moments + d, b.moments,
-                                sums_.data(), learner_stream());
-}
-
-// The linear blocks in groups whose x x^T run as one strided-batched GEMM: the same kind of site
-// (every layer's qkv, attn_out, fc or proj; the head alone) and the same d, inputs an equal stride
-// apart in the pass's workspace (checked here: a run that breaks the stride starts a new group),
-// and at most what gram_ holds. One GEMM per block left most of the GPU idle: a 1024 x 1024
-// product has 32 output tiles of 256 x 128, and the 256 x 256 ones needed split-K (H100 profile,
-// 2026-12-07).
-std::vector<KwmLinearizedCuda::GramGroup> KwmLinearizedCuda::gram_groups() {
-  const std::size_t head = head_linear_index(model_.parameters().config());
-  std::map<std::pair<std::size_t, std::int64_t>, std::vector<std::size_t>> by_kind;
-  for (std::size_t k = 0; k < blocks_.size(); ++k) {
-    const Block& b = blocks_[k];
-    if (b.kind != Kind::linear) continue;
-    by_kind[{b.site == head ? head : b.site % 4, b.layer.cols}].push_back(k);
-  }
-  std::vector<GramGroup> groups;
-  for (const auto& [key, members] : by_kind) {
-    const std::int64_t d = key.second;
-    const std::size_t most = std::max<std::size_t>(1, gram_capacity_ / as_size(d * d));
-    GramGroup group;
-    for (const std::size_t k : members) {
-      const float* x = model_.input(blocks_[k].site);
-      bool extends = !group.blocks.empty() && group.blocks.size() < most;
-      if (extends) {
-        const std::int64_t step = x - model_.input(blocks_[group.blocks.back()].site);
-        extends = group.blocks.size() == 1 ? step > 0 : step == group.stride;
-        if (extends && group.blocks.size() == 1) group.stride = step;
-      }
-      if (!extends && !group.blocks.empty()) groups.push_back(std::exchange(group, GramGroup{}));
-      group.d = d;
-      group.blocks.push_back(k);
-    }
-    if (!group.blocks.empty()) groups.push_back(std::move(group));
-  }
-  return groups;
-}
-
-// S = (1/r) [x; 1][x; 1]^T of every block of a group; its lower triangle is what the factor
-// reads. A full product rather than SSYRK: on the H200 cuBLAS's SSYRK ran far below SGEMM's rate
-// (bench/lm_cuda breakdown), so twice the products still take less time. The products go to the
-// aligned gram_ (leading dimension d) and are copied into the moments (leading dimension
-// m = d + 1): written there directly, the odd leading dimension left cuBLAS only its slow
-// unaligned kernels (an H100 profile, 2026-12-07: 144 us for d = 1024 in TF32, near three times
-// the aligned product).
-void KwmLinearizedCuda::queue_gram_group(const GramGroup& group) {
   const cudaStream_t stream = learner_stream();
-  const std::int64_t n = model_.columns(), d = group.d;
-  const auto inverse_r = static_cast<float>(1.0 / config_.noise_variance);
+  const cublasHandle_t blas = learner_blas();
+  const std::int64_t n = model_.columns();
   const float zero = 0.0f;
-  const float* x = model_.input(blocks_[group.blocks.front()].site);
-  KWM_CUBLAS_CHECK(gemm_strided_batched(learner_blas(), statistics_math_, CUBLAS_OP_N, CUBLAS_OP_T,
-                                        d, d, n, &inverse_r, x, d, group.stride, x, d, group.stride,
-                                        &zero, gram_.data(), d, d * d,
-                                        static_cast<std::int64_t>(group.blocks.size())));
-  for (std::size_t j = 0; j < group.blocks.size(); ++j) {
-    Block& b = blocks_[group.blocks[j]];
-    const std::int64_t m = b.inputs;
-    KWM_CUDA_CHECK(cudaMemcpy2DAsync(b.moments, as_size(m) * sizeof(float),
-                                     gram_.data() + as_size(d * d) * j, as_size(d) * sizeof(float),
-                                     as_size(d) * sizeof(float), as_size(d),
-                                     cudaMemcpyDeviceToDevice, stream));
-    if (b.layer.bias == nullptr) continue;
-    kernels::row_sums(model_.input(b.site), d, n, inverse_r, false, b.moments + d, m, sums_.data(),
-                      stream);
+  if (b.kind == Kind::layer_norm) {  // sum xhat^2 and sum xhat per coordinate, one read of xhat
+    const std::int64_t d = b.inputs;
+    const DeviceLayerNormCache& cache = model_.layer_norm_cache(b.site);
+    kernels::row_sums_and_squares(cache.normalized, d, n, b.moments + d, b.moments, sums_.data(),
+                                  stream);
+    return;
+  }
+  if (b.kind != Kind::linear) return;  // the embeddings' row counts come from the host
+  // S = (1/r) [x; 1][x; 1]^T; its lower triangle is what the factor reads. A full SGEMM rather
+  // than SSYRK: on the H200 cuBLAS's SSYRK ran far below SGEMM's rate (bench/lm_cuda breakdown),
+  // so twice the products still take less time. The product goes to the aligned gram_ (leading
+  // dimension d) and is copied into the moments (leading dimension m = d + 1): written there
+  // directly, the odd leading dimension left cuBLAS only its slow unaligned kernels (an H100
+  // profile, 2026-12-07: 144 us for d = 1024 in TF32, near three times the aligned product).
+  const std::int64_t d = b.layer.cols, m = b.inputs;
+  const float* x = model_.input(b.site);
+  const auto inverse_r = static_cast<float>(1.0 / config_.noise_variance);
+  KWM_CUBLAS_CHECK(gemm(blas, statistics_math_, CUBLAS_OP_N, CUBLAS_OP_T, d, d, n, &inverse_r, x, d,
+                        x, d, &zero, gram_.data(), d));
+  KWM_CUDA_CHECK(cudaMemcpy2DAsync(b.moments, as_size(m) * sizeof(float), gram_.data(),
+                                   as_size(d) * sizeof(float), as_size(d) * sizeof(float),
+                                   as_size(d), cudaMemcpyDeviceToDevice, stream));
+  if (b.layer.bias != nullptr) {
+    kernels::row_sums(x, d, n, inverse_r, false, b.moments + d, m, sums_.data(), stream);
     kernels::add_diagonal(b.moments + d * m + d,
                           static_cast<float>(static_cast<double>(n) / config_.noise_variance), 1, m,
                           stream);
@@ -501,7 +425,6 @@ void KwmLinearizedCuda::queue_statistics(const TokenBatch& batch) {
         cudaMemsetAsync(statistics_.data(), 0, statistics_size_ * sizeof(float), stream));
     for (Block& b : blocks_)
       if (active(b)) queue_moments(b);
-    for (const GramGroup& group : gram_groups()) queue_gram_group(group);
   });
   std::vector<float> counts(as_size(c.vocab_size + c.context), 0.0f);
   for (const std::int32_t t : batch.inputs) counts[as_size(t)] += 1.0f;
@@ -603,7 +526,9 @@ bool KwmLinearizedCuda::retry_with_jitter(Block& b, int* flag, int* solve_info, 
 void KwmLinearizedCuda::apply(Block& b) {
   DeviceGptParameters& p = model_.parameters();
   const cudaStream_t stream = model_.stream();
+  const cublasHandle_t blas = model_.blas();
   const GptConfig& c = p.config();
+  const float one = 1.0f;
   const auto copy = [stream](float* to, const float* from, std::int64_t count) {
     KWM_CUDA_CHECK(cudaMemcpyAsync(to, from, as_size(count) * sizeof(float),
                                    cudaMemcpyDeviceToDevice, stream));
@@ -623,10 +548,17 @@ void KwmLinearizedCuda::apply(Block& b) {
       copy(b.information.data(), b.updated.data(), 3 * b.inputs);
       break;
     case Kind::linear: {
-      const std::int64_t m = b.inputs;
-      // W += step^T, b += the step's last row: one tiled kernel.
-      kernels::apply_step(b.step.data(), b.layer.rows, b.layer.cols, p.writable(b.layer.weight),
-                          b.layer.bias != nullptr ? p.writable(b.layer.bias) : nullptr, stream);
+      const std::int64_t m = b.inputs, rows = b.layer.rows, d = b.layer.cols;
+      float* weight = p.writable(b.layer.weight);
+      // W += step^T (in place: C = A, op(A) = N), b += the step's last row.
+      KWM_CUBLAS_CHECK(cublasSgeam(blas, CUBLAS_OP_N, CUBLAS_OP_T, static_cast<int>(rows),
+                                   static_cast<int>(d), &one, weight, static_cast<int>(rows), &one,
+                                   b.step.data(), static_cast<int>(m), weight,
+                                   static_cast<int>(rows)));
+      if (b.layer.bias != nullptr) {
+        KWM_CUBLAS_CHECK(
+            cublasSaxpy_64(blas, rows, &one, b.step.data() + d, m, p.writable(b.layer.bias), 1));
+      }
       copy(b.information.data(), b.moments, m * m);
       break;
     }
@@ -730,8 +662,12 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
       }
     }
     queue_solves();
-    kernels::flag_nonfinite_many(step_arrays_.data(), step_counts_.data(), step_flags_.data(),
-                                 step_checks_, step_largest_, stream);
+    for (std::size_t k = 0; k < count; ++k) {
+      Block& b = blocks_[k];
+      if (b.kind == Kind::linear && owned(b))
+        kernels::flag_nonfinite(b.step.data(), b.inputs * b.layer.rows,
+                                status_device + layout.step_flag(k), stream);
+    }
   });
   std::vector<int> status(status_.capacity(), 0);
   KWM_CUDA_CHECK(cudaMemcpyAsync(status.data(), status_device, status.size() * sizeof(int),

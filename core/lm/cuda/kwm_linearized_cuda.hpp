@@ -158,14 +158,6 @@ class KwmLinearizedCuda {
   // with one rank, the pass's with several.
   cudaStream_t learner_stream() const { return side_ != nullptr ? side_ : model_.stream(); }
   cublasHandle_t learner_blas() const { return side_ != nullptr ? side_blas_ : model_.blas(); }
-  // Linear blocks whose x x^T products run as one strided-batched GEMM into gram_.
-  struct GramGroup {
-    std::vector<std::size_t> blocks;
-    std::int64_t d = 0;
-    std::int64_t stride = 0;  // floats between consecutive blocks' inputs
-  };
-  std::vector<GramGroup> gram_groups();
-  void queue_gram_group(const GramGroup& group);
   StreamGraphs::Key statistics_key() const;
   void queue_statistics(const TokenBatch& batch);
   void queue_information_and_factors();
@@ -196,20 +188,13 @@ class KwmLinearizedCuda {
   std::vector<Block> blocks_;
   std::vector<std::string> names_;
   std::vector<Batch> factor_batches_, solve_batches_;
-  DeviceBuffer<int> status_;  // see step()
-  // Every owned linear block's step, its size and its step flag (one non-finite check launch).
-  DeviceBuffer<const float*> step_arrays_;
-  DeviceBuffer<std::int64_t> step_counts_;
-  DeviceBuffer<int*> step_flags_;
-  std::int64_t step_checks_ = 0, step_largest_ = 0;
+  DeviceBuffer<int> status_;        // see step()
   DeviceBuffer<float> statistics_;  // every block's moments, summed over ranks
   std::size_t statistics_size_ = 0;
   std::size_t parameter_count_ = 0;
   DeviceBuffer<float> solver_workspace_;
   DeviceBuffer<float> sums_;  // row_sums' partials (the learner stream's own)
-  DeviceBuffer<float> gram_;  // one group's x x^T products at an aligned leading dimension
-  static constexpr std::size_t kGramFloats = std::size_t{1} << 24;  // 64 MiB
-  std::size_t gram_capacity_ = 0;
+  DeviceBuffer<float> gram_;  // one block's x x^T at an aligned leading dimension
   std::int64_t steps_ = 0;
   std::int64_t skips_ = 0;
   std::int64_t block_skips_ = 0;

@@ -1,8 +1,6 @@
 // Kernels of the transposed-Jacobian pass: cached layer norm and its transpose, GELU', the
 // causal-softmax transpose, the fused softmax innovation e = onehot - p, and the deterministic
 // embedding scatter-adds (one thread owns each output entry and sums its columns in order).
-#include <algorithm>
-
 #include "core/backend/cuda/cuda_check.hpp"
 #include "core/lm/cuda/block_reduce.cuh"
 #include "core/lm/cuda/launch.cuh"
@@ -160,18 +158,6 @@ __global__ void position_embedding_transpose_kernel(const float* g, float* out, 
   }
 }
 
-// One array per blockIdx.y (its own count and flag), threads across it.
-__global__ void flag_nonfinite_many_kernel(const float* const* arrays, const Index* counts,
-                                           int* const* flags) {
-  const float* x = arrays[blockIdx.y];
-  const Index count = counts[blockIdx.y];
-  bool bad = false;
-  for (Index k = static_cast<Index>(blockIdx.x) * blockDim.x + threadIdx.x; k < count;
-       k += static_cast<Index>(gridDim.x) * blockDim.x)
-    bad = bad || !isfinite(x[k]);
-  if (bad) *flags[blockIdx.y] = 1;  // every writer writes the same value
-}
-
 __global__ void flag_nonfinite_kernel(const float* x, Index count, int* flag) {
   for (Index k = global_thread(); k < count; k += grid_threads()) {
     if (!isfinite(x[k])) *flag = 1;  // every writer writes the same value
@@ -324,16 +310,6 @@ void position_embedding_transpose(const float* g, float* out, Index d, Index bat
 
 void flag_nonfinite(const float* x, Index count, int* flag, cudaStream_t stream) {
   flag_nonfinite_kernel<<<grid_for(count), kThreads, 0, stream>>>(x, count, flag);
-  KWM_CUDA_CHECK_LAUNCH();
-}
-
-void flag_nonfinite_many(const float* const* arrays, const Index* counts, int* const* flags,
-                         Index n_arrays, Index largest, cudaStream_t stream) {
-  if (n_arrays == 0) return;
-  // Enough blocks per array for its largest, bounded: the loop covers the rest.
-  const Index per_array = std::clamp<Index>((largest + kThreads - 1) / kThreads, 1, 64);
-  const dim3 grid(static_cast<unsigned>(per_array), static_cast<unsigned>(n_arrays));
-  flag_nonfinite_many_kernel<<<grid, kThreads, 0, stream>>>(arrays, counts, flags);
   KWM_CUDA_CHECK_LAUNCH();
 }
 

@@ -64,17 +64,8 @@ void row_sums_and_squares(const float* a, Index rows, Index columns, float* sums
 void cross_terms(const float* weight_t, const float* bias_t, Index rows, Index d, float scale,
                  float* cross, float* step, int* flag, cudaStream_t stream);
 
-// The move of a linear block: weight (rows x d) += step[0, d)^T and, when bias is given, bias +=
-// step row d (step m x rows, leading dimension m = d + 1, or d without a bias).
-void apply_step(const float* step, Index rows, Index d, float* weight, float* bias,
-                cudaStream_t stream);
-
 // *flag = 1 when any of x[0, count) is NaN or Inf (never cleared here).
 void flag_nonfinite(const float* x, Index count, int* flag, cudaStream_t stream);
-// The same for n_arrays arrays in one launch: device arrays of their pointers, counts (largest
-// the greatest) and flags.
-void flag_nonfinite_many(const float* const* arrays, const Index* counts, int* const* flags,
-                         Index n_arrays, Index largest, cudaStream_t stream);
 
 // a(i, i) += shift for i < n (leading dimension ld).
 void add_diagonal(float* a, float shift, Index n, Index ld, cudaStream_t stream);
