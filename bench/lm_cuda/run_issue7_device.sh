@@ -30,7 +30,7 @@ pack() { tar czf "$OUT/issue7.tar.gz" --exclude=issue7.tar.gz -C "$OUT" .; }
     -DCMAKE_CUDA_ARCHITECTURES=90 -DKWM_WARNINGS_AS_ERRORS=ON -DCMAKE_CXX_FLAGS=-march=native \
     2>&1 | grep -E "KWM|Error|error" | head
   time timeout 300 cmake --build "$BUILD" -j16 --target kwm lm_cuda_test lm_cuda_train_bench \
-    lm_cuda_roofline_bench lm_cuda_rls_head_bench lm_cuda_ensemble_bench 2>&1 | grep -E "error|FAILED|warning" | head -30
+    lm_cuda_roofline_bench lm_cuda_rls_head_bench lm_cuda_ensemble_bench lm_cuda_mezo_bench 2>&1 | grep -E "error|FAILED|warning" | head -30
 } > "$OUT/build.log" 2>&1
 B=$BUILD/bench/lm_cuda
 if has test; then
@@ -66,6 +66,9 @@ if has bench; then
       timeout 60 "$B/lm_cuda_rls_head_bench" --batch "$b" --reps 20
     done
     timeout 90 "$B/lm_cuda_ensemble_bench" --batch 32 --reps 10
+    for b in $BATCHES; do
+      timeout 60 "$B/lm_cuda_mezo_bench" --batch "$b" --reps 20
+    done
   } > "$OUT/bench.log" 2>&1
   pack
 fi

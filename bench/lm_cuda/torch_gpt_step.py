@@ -8,6 +8,10 @@ Variants, each timed with CUDA events after warm-up (median of --reps):
   fwdbwd-bf16-compiled  the same without the optimizer step
   fwdbwd-fp32-eager     forward + backward in plain fp32 (TF32 off), eager: the same arithmetic
                         precision as the KWM fp32 pass
+  mezo-fp32-eager       one MeZO step on every parameter (torch_sample_efficiency.py's: in-place
+                        perturbations +eps, -2 eps, +eps from a seeded generator, two fp32
+                        forward passes, the update along z; eps 1e-3, rate 1e-4), the
+                        counterpart of lm_cuda_mezo_bench
 Attention is F.scaled_dot_product_attention(is_causal=True) (flash/efficient kernels).
 usage: python3 torch_gpt_step.py --batch 32 64 [--reps 20]
 """
@@ -117,12 +121,28 @@ def run(batch, reps):
         loss = model(idx, tgt)
         loss.backward()
 
+    from torch_sample_efficiency import mezo_perturb  # same folder; imported here, not at the top
+    mezo_params = list(model.parameters())
+    mezo_steps = [0]
+
+    @torch.no_grad()
+    def mezo_step():
+        mezo_steps[0] += 1
+        seed, eps = mezo_steps[0], 1e-3
+        mezo_perturb(mezo_params, seed, eps, dev)
+        plus = model(idx, tgt)
+        mezo_perturb(mezo_params, seed, -2.0 * eps, dev)
+        minus = model(idx, tgt)
+        mezo_perturb(mezo_params, seed, eps, dev)
+        g = ((plus - minus) / (2.0 * eps)).item()
+        mezo_perturb(mezo_params, seed, -1e-4 * g, dev)
+
     t0 = time.time()
     train_step()
     torch.cuda.synchronize()
     results["compile_s"] = time.time() - t0
     for name, fn in (("adamw-bf16-compiled", train_step), ("fwdbwd-bf16-compiled", fwdbwd_bf16),
-                     ("fwdbwd-fp32-eager", fwdbwd_fp32)):
+                     ("fwdbwd-fp32-eager", fwdbwd_fp32), ("mezo-fp32-eager", mezo_step)):
         med, lo, hi = timed(fn, 3, reps)
         results[name] = {"ms": 1e3 * med, "min_ms": 1e3 * lo, "max_ms": 1e3 * hi,
                          "tokens_per_s": tokens / med}

@@ -35,6 +35,7 @@
 #include "core/lm/cuda/ensemble_cuda_learner.hpp"
 #include "core/lm/cuda/gpt_forward_cuda.hpp"
 #include "core/lm/cuda/kwm_linearized_cuda_learner.hpp"
+#include "core/lm/cuda/mezo_cuda_learner.hpp"
 #include "core/lm/cuda/rls_head_cuda_learner.hpp"
 #include "launch/lm/lm_device_collectives.hpp"
 #endif
@@ -83,10 +84,13 @@ std::unique_ptr<lm::LanguageLearner> make_cuda_learner(const LmRunConfig& config
     if (type == "kwm-ensemble")
       return lm::cuda::make_ensemble_cuda_learner(config.learner, gpt, config.train.seed,
                                                   collectives_of(world));
+    if (type == "mezo")
+      return lm::cuda::make_mezo_cuda_learner(config.learner, gpt, config.train.seed,
+                                              collectives_of(world));
     if (type != "kwm-linearized")
       throw std::invalid_argument(
-          "learner.device: cuda implements learner.type kwm-linearized, rls-head and "
-          "kwm-ensemble; got '" +
+          "learner.device: cuda implements learner.type kwm-linearized, rls-head, kwm-ensemble "
+          "and mezo; got '" +
           type + "'");
     return lm::cuda::make_kwm_linearized_cuda_learner(config.learner, gpt, config.train.seed,
                                                       collectives_of(world), device.make);

@@ -5,9 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
+#include "core/lm/learners/ensemble_random.hpp"
 #include "core/lm/learners/learner_factory.hpp"
 #include "core/lm/learners/unigram_baseline.hpp"
 #include "tests/lm_baselines/lm_test_support.hpp"
@@ -18,6 +20,27 @@ namespace {
 using testing::batch_from;
 using testing::MarkovSource;
 using testing::tiny_model;
+
+// The counter-based direction: coordinate i is counter_normal(stream, i), and the draws look like
+// i.i.d. N(0, 1) (mean, variance, kurtosis, and the correlation of the Box-Muller pairs, each
+// within 5 standard errors over 2e5 draws).
+TEST(MezoLearner, DirectionIsCounterBasedStandardNormal) {
+  constexpr Eigen::Index n = 200000;
+  const Eigen::VectorXd z = MezoLearner::direction(21, 3, n);
+  const std::uint64_t stream = stream_seed(21, RandomPurpose::mezo_direction, 3, 0);
+  for (const Eigen::Index i : {Eigen::Index{0}, Eigen::Index{1}, Eigen::Index{12345}, n - 1})
+    EXPECT_EQ(z(i), counter_normal(stream, static_cast<std::uint64_t>(i)));
+  const double se = 1.0 / std::sqrt(static_cast<double>(n));
+  EXPECT_LT(std::abs(z.mean()), 5 * se);
+  const double variance = z.squaredNorm() / n;
+  EXPECT_LT(std::abs(variance - 1.0), 5 * std::sqrt(2.0) * se);
+  EXPECT_LT(std::abs(z.array().pow(4).mean() - 3.0), 5 * std::sqrt(96.0) * se);
+  const Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>> pairs(z.data(), 2, n / 2,
+                                                                         Eigen::OuterStride<>(2));
+  const double pair_correlation = pairs.row(0).dot(pairs.row(1)) / (n / 2);
+  EXPECT_LT(std::abs(pair_correlation), 5 * std::sqrt(2.0) * se);
+  EXPECT_FALSE(z.isApprox(MezoLearner::direction(21, 4, n)));  // another step, another z
+}
 
 TEST(MezoLearner, StepIsTheTwoPointEstimateAlongTheSeededDirection) {
   const GptConfig model = tiny_model();

@@ -94,14 +94,9 @@ std::size_t RlsHeadCuda::reduced_floats() const {
 void RlsHeadCuda::reserve(std::int64_t columns) {
   nll_.reserve(as_size(columns + 1));
   probability_sums_.reserve(as_size(vocab_ * kernels::probability_chunks(columns)));
-  if (ones_.capacity() < as_size(columns)) {
-    ones_.reserve(as_size(columns));  // cudaFree/cudaMalloc: the device is idle afterwards
-    const std::vector<float> ones(as_size(columns), 1.0f);
-    KWM_CUDA_CHECK(
-        cudaMemcpy(ones_.data(), ones.data(), ones.size() * sizeof(float), cudaMemcpyHostToDevice));
-    // A pageable cudaMemcpy may return before its DMA lands (the step's stream does not wait).
-    KWM_CUDA_CHECK(cudaDeviceSynchronize());
-  }
+  // The bias row's sums (x 1 and e 1): one workspace for both, sized by the longer column.
+  row_sums_workspace_.reserve(as_size(
+      std::max(kernels::row_sums_workspace(features_), kernels::row_sums_workspace(vocab_))));
 }
 
 StepReport RlsHeadCuda::step(const TokenBatch& batch) {
@@ -133,11 +128,11 @@ StepReport RlsHeadCuda::step(const TokenBatch& batch) {
   KWM_CUBLAS_CHECK(cuda_detail::gemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, d, vocab, n, &one, x, d, e,
                                      vocab, &zero, cross_.data(), m));
   if (m > d) {  // the bias input: the x 1 row, the token count in the corner, the e 1 row of D^T
-    KWM_CUBLAS_CHECK(cublasSgemv_64(blas, CUBLAS_OP_N, d, n, &one, x, d, ones_.data(), 1, &zero,
-                                    updated_.data() + d, m));
+    kernels::row_sums(x, d, n, 1.0f, false, updated_.data() + d, m, row_sums_workspace_.data(),
+                      stream);
     kernels::add_diagonal(updated_.data() + d * m + d, static_cast<float>(n), 1, m, stream);
-    KWM_CUBLAS_CHECK(cublasSgemv_64(blas, CUBLAS_OP_N, vocab, n, &one, e, vocab, ones_.data(), 1,
-                                    &zero, cross_.data() + d, m));
+    kernels::row_sums(e, vocab, n, 1.0f, false, cross_.data() + d, m, row_sums_workspace_.data(),
+                      stream);
   }
   double tokens = static_cast<double>(n);
   std::int64_t chunks = kernels::probability_chunks(n);

@@ -5,7 +5,7 @@
 // logits W a + b (its head SGEMM); then
 //   e = onehot - p, per-token NLL in double            softmax_innovation (transpose_kernels)
 //   pbar' = ema pbar + (1 - ema) mean_n p_n            row sums in double (rls_head_kernels)
-//   U = sum a a^T, D^T = a e^T                         SGEMMs (x x^T, x e^T), SGEMVs for the 1 row
+//   U = sum a a^T, D^T = a e^T                         SGEMMs (x x^T, x e^T), row_sums (1 row)
 //   A' = lambda A + (1 - lambda) I / v + U             SGEAM, the prior on the diagonal
 //   C = (G^-1 D)^T                                     Sherman-Morrison with
 //                                                      G = diag(pbar' + delta) - pbar' pbar'^T
@@ -111,13 +111,13 @@ class RlsHeadCuda {
   DeviceBuffer<float> cross_;        // D^T summed over ranks, then C = (G^-1 D)^T, m x vocab
   DeviceBuffer<float> step_;         // S = A'^-1 C, m x vocab (several ranks: shared by a sum)
   DeviceBuffer<float> solver_workspace_;
-  DeviceBuffer<float> ones_;               // N ones (row sums by SGEMV)
-  DeviceBuffer<double> mean_probability_;  // pbar (vocab)
-  DeviceBuffer<double> candidate_mean_;    // pbar' (several ranks: first this rank's sum_n p_n)
-  DeviceBuffer<double> sherman_morrison_;  // 1 / (pbar' + delta) and u (2 vocab), then m scales
-  DeviceBuffer<double> probability_sums_;  // vocab x chunks partial sums of p
-  DeviceBuffer<double> nll_;               // per-token NLL (N), then the total
-  DeviceBuffer<int> status_;               // see step()
+  DeviceBuffer<float> row_sums_workspace_;  // kernels::row_sums' partial sums
+  DeviceBuffer<double> mean_probability_;   // pbar (vocab)
+  DeviceBuffer<double> candidate_mean_;     // pbar' (several ranks: first this rank's sum_n p_n)
+  DeviceBuffer<double> sherman_morrison_;   // 1 / (pbar' + delta) and u (2 vocab), then m scales
+  DeviceBuffer<double> probability_sums_;   // vocab x chunks partial sums of p
+  DeviceBuffer<double> nll_;                // per-token NLL (N), then the total
+  DeviceBuffer<int> status_;                // see step()
   bool has_mean_probability_ = false;
   std::int64_t steps_ = 0;
   std::int64_t skips_ = 0;

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <random>
 
+#include "core/lm/learners/counter_random.hpp"
+
 namespace kwm::lm {
 
 enum class RandomPurpose : std::uint64_t {
@@ -17,14 +19,6 @@ enum class RandomPurpose : std::uint64_t {
   random_subspace = 5,
   lora_adapter = 6,
 };
-
-// SplitMix64 finaliser (Steele, Lea & Flood 2014): a bijective 64-bit mix.
-inline std::uint64_t splitmix64(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 inline std::uint64_t stream_seed(std::uint64_t seed, RandomPurpose purpose, std::uint64_t step,
                                  std::uint64_t member) {
@@ -39,6 +33,14 @@ inline Eigen::VectorXd normal_vector(std::uint64_t stream, Eigen::Index n, doubl
   std::normal_distribution<double> normal(0.0, 1.0);
   Eigen::VectorXd v(n);
   for (Eigen::Index i = 0; i < n; ++i) v(i) = std * normal(engine);
+  return v;
+}
+
+// n independent N(0, 1) draws, draw i = counter_normal(stream, i): the same numbers however the
+// coordinates are split (MeZO's direction on the host and on a device).
+inline Eigen::VectorXd counter_normal_vector(std::uint64_t stream, Eigen::Index n) {
+  Eigen::VectorXd v(n);
+  for (Eigen::Index i = 0; i < n; ++i) v(i) = counter_normal(stream, static_cast<std::uint64_t>(i));
   return v;
 }
 

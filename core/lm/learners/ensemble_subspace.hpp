@@ -69,6 +69,11 @@ class ParameterSubspace {
   // is what theta(u') gives after the shift. Throws std::invalid_argument on a size mismatch.
   void shift_base(const Eigen::VectorXd& delta, Eigen::MatrixXd& points);
 
+  // The runs of flattened parameters that u holds entry for entry, as (offset, size) in flatten
+  // order; u starts with them, in this order (all, head, last_blocks: u is exactly these; lora:
+  // the adapted set's vectors, then the adapters; random: none).
+  const std::vector<std::pair<Eigen::Index, Eigen::Index>>& index_ranges() const { return ranges_; }
+
   // theta(u) written into `out`, which must have the model's shapes.
   void embed(const Eigen::VectorXd& u, GptParameters<double>& out) const;
 

@@ -54,7 +54,7 @@ MezoLearner::MezoLearner(const MezoConfig& config, const GptConfig& model, std::
 }
 
 Eigen::VectorXd MezoLearner::direction(std::uint64_t seed, std::int64_t step, Eigen::Index n) {
-  return normal_vector(
+  return counter_normal_vector(
       stream_seed(seed, RandomPurpose::mezo_direction, static_cast<std::uint64_t>(step), 0), n);
 }
 

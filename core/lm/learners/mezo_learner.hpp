@@ -2,6 +2,9 @@
 // (ALGORITHMS.md section 10, the baseline for the reverse-free claims). Label: "reverse-free
 // (zeroth-order SPSA, forward passes only)". Per step t:
 //   z ~ N(0, I) regenerated from the step seed (learner seed, t), never stored across steps;
+//                                                   coordinate i is counter_normal(stream, i)
+//                                                   (counter_random.hpp), so the CUDA learner
+//                                                   draws the same z in parallel;
 //   L+ = L(theta + eps z), L- = L(theta - eps z)   (mean NLL, two forward passes);
 //   g = (L+ - L-) / (2 eps)                         (projected gradient, a scalar);
 //   theta <- theta (1 - lr_t wd) - lr_t g z.

@@ -1,0 +1,168 @@
+// MezoCudaLearner: two fp32 forward passes at theta(u +- eps z) on the device, three numbers summed
+// over ranks, the fp64 step on the device, and CPU-compatible checkpoints.
+#include "core/lm/cuda/mezo_cuda_learner.hpp"
+
+#include <bit>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "core/backend/cuda/cuda_check.hpp"
+#include "core/lm/cuda/host_checks.hpp"
+#include "core/lm/cuda/mezo_kernels.cuh"
+#include "core/lm/gpt_forward.hpp"
+#include "core/lm/learners/ensemble_random.hpp"
+#include "core/lm/learners/learner_state_keys.hpp"
+#include "core/lm/learners/rank_collectives.hpp"
+
+namespace kwm::lm::cuda {
+namespace {
+
+// The checks before anything is allocated, then the CPU learner's theta_0.
+GptParameters<double> mezo_start(const MezoConfig& config, const GptConfig& model,
+                                 std::uint64_t seed, const LmCollectives& collectives) {
+  config.validate();
+  const SubspaceKind kind = config.subspace.kind;
+  if (kind != SubspaceKind::all && kind != SubspaceKind::head && kind != SubspaceKind::last_blocks)
+    throw std::invalid_argument(
+        "learner.device: cuda runs mezo with subspace all, head or last_blocks (the coordinates "
+        "are runs of the parameters); got " +
+        describe(config.subspace));
+  validate_collectives(collectives, "mezo");
+  if (!device_available())
+    throw std::runtime_error("learner.device: cuda: no CUDA device is visible");
+  return GptParameters<double>::init(model, seed);
+}
+
+}  // namespace
+
+MezoCudaLearner::MezoCudaLearner(const MezoConfig& config, const GptConfig& model,
+                                 std::uint64_t seed, LmCollectives collectives)
+    : config_(config),
+      model_(model),
+      seed_(seed),
+      collectives_(std::move(collectives)),
+      subspace_(config.subspace, mezo_start(config, model, seed, collectives_)) {
+  GptParameters<double> theta0 = GptParameters<double>::zeros(model);
+  subspace_.embed(subspace_.origin(), theta0);
+  pass_ = std::make_unique<GptForwardCuda>(theta0.cast<float>());
+  u_.reserve(as_size(subspace_.dimension()));
+  upload(subspace_.origin());
+  host_.set(std::move(theta0));
+}
+
+std::uint64_t MezoCudaLearner::direction_stream(std::int64_t step) const {
+  return stream_seed(seed_, RandomPurpose::mezo_direction, static_cast<std::uint64_t>(step), 0);
+}
+
+void MezoCudaLearner::upload(const Eigen::VectorXd& u) {
+  GptParameters<double> base = GptParameters<double>::zeros(model_);
+  base.unflatten(subspace_.base());
+  pass_->parameters().upload(base.cast<float>());  // synchronous
+  KWM_CUDA_CHECK(
+      cudaMemcpy(u_.data(), u.data(), as_size(u.size()) * sizeof(double), cudaMemcpyHostToDevice));
+  host_.mark_stale();
+}
+
+void MezoCudaLearner::write_point(std::uint64_t stream, double scale) {
+  float* theta = pass_->parameters().data();
+  Eigen::Index at = 0;
+  for (const auto& [offset, size] : subspace_.index_ranges()) {
+    kernels::perturbed_range(u_.data(), at, size, stream, scale, theta + offset, pass_->stream());
+    at += size;
+  }
+}
+
+StepReport MezoCudaLearner::step(const TokenBatch& batch) {
+  validate_batch(model_, batch);
+  StepReport report;
+  report.tokens = batch.tokens();
+  const std::int64_t t = steps_ + 1;
+  const std::uint64_t stream = direction_stream(t);
+  const double eps = config_.epsilon;
+  double sums[3] = {0.0, 0.0, static_cast<double>(batch.tokens())};  // L+ total, L- total, tokens
+  if (batch.tokens() > 0) {
+    write_point(stream, eps);
+    sums[0] = pass_->total_nll(batch);
+    write_point(stream, -eps);
+    sums[1] = pass_->total_nll(batch);
+    report.nll_before = 0.5 * (sums[0] + sums[1]) / sums[2];
+    report.forward_passes = 2;
+  }
+  sum_over_ranks(collectives_, sums, 3);
+  const double tokens = sums[2];
+  const double g = tokens > 0 ? (sums[0] - sums[1]) / tokens / (2.0 * eps) : 0.0;
+  steps_ = t;  // the step seed advances even on a skip, as on the CPU
+  const bool skip = any_rank(collectives_, !(tokens > 0) || !std::isfinite(g));
+  report.skipped = skip;
+  if (skip) return report;
+  projected_gradient_ = g;
+  const double lr = config_.schedule.at(t);
+  const double decay = config_.weight_decay > 0.0 ? 1.0 - lr * config_.weight_decay : 1.0;
+  kernels::mezo_update(u_.data(), subspace_.dimension(), stream, decay, lr * g, pass_->stream());
+  host_.mark_stale();
+  return report;
+}
+
+Eigen::VectorXd MezoCudaLearner::coordinates() const {
+  Eigen::VectorXd u(subspace_.dimension());
+  KWM_CUDA_CHECK(cudaStreamSynchronize(pass_->stream()));
+  KWM_CUDA_CHECK(
+      cudaMemcpy(u.data(), u_.data(), as_size(u.size()) * sizeof(double), cudaMemcpyDeviceToHost));
+  return u;
+}
+
+Eigen::VectorXd MezoCudaLearner::device_direction(std::int64_t step) const {
+  const Eigen::Index n = subspace_.dimension();
+  DeviceBuffer<double> z(as_size(n));
+  kernels::counter_normals(direction_stream(step), n, z.data(), pass_->stream());
+  Eigen::VectorXd out(n);
+  KWM_CUDA_CHECK(cudaStreamSynchronize(pass_->stream()));
+  KWM_CUDA_CHECK(
+      cudaMemcpy(out.data(), z.data(), as_size(n) * sizeof(double), cudaMemcpyDeviceToHost));
+  return out;
+}
+
+const GptParameters<double>& MezoCudaLearner::parameters() const {
+  return host_.get([this](GptParameters<double>& host) { subspace_.embed(coordinates(), host); });
+}
+
+LearnerState MezoCudaLearner::state() const {
+  LearnerState s;
+  s.counters["step"] = steps_;
+  s.counters["seed"] = std::bit_cast<std::int64_t>(seed_);
+  if (collectives_.rank == 0) {
+    s.tensors["coordinates"] = coordinates();
+    s.tensors["base"] = subspace_.base();
+  }
+  return s;
+}
+
+void MezoCudaLearner::restore(const LearnerState& s) {
+  // Everything read and checked before anything changes (a bad state loses nothing).
+  const std::int64_t step = state_counter(s, "step");
+  const std::int64_t seed = state_counter(s, "seed");
+  const Eigen::MatrixXd& u = state_tensor(s, "coordinates", subspace_.dimension(), 1);
+  const Eigen::MatrixXd& base = state_tensor(s, "base", subspace_.base().size(), 1);
+  subspace_.set_base(base.col(0));
+  steps_ = step;
+  seed_ = std::bit_cast<std::uint64_t>(seed);
+  upload(u.col(0));
+}
+
+void MezoCudaLearner::shift_head_bias(const Eigen::VectorXd& delta) {
+  GptParameters<double> shift = GptParameters<double>::zeros(model_);
+  add_to_head_bias(shift, delta, name());
+  Eigen::MatrixXd u = coordinates();
+  subspace_.shift_base(shift.flatten(), u);
+  upload(u.col(0));
+}
+
+std::unique_ptr<LanguageLearner> make_mezo_cuda_learner(const YAML::Node& learner,
+                                                        const GptConfig& model, std::uint64_t seed,
+                                                        const LmCollectives& collectives) {
+  return std::make_unique<MezoCudaLearner>(parse_mezo_config(learner), model, seed, collectives);
+}
+
+}  // namespace kwm::lm::cuda
