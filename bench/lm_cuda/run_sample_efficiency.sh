@@ -8,6 +8,7 @@
 #   kwm build accepts it (otherwise its refusal is recorded and the run skipped),
 #   PyTorch AdamW (bf16 autocast, fused, torch.compile) and PyTorch MeZO on the same tokens
 #   (bench/lm_cuda/torch_sample_efficiency.py), one run per learning rate of the grids below,
+#   kwm's mezo on the GPU (KWM_MEZO_RUNS; PyTorch MeZO's settings on kwm's directions),
 #   kwm-ensemble and mezo on the CPU under mpirun (forward passes only; time-limited),
 # all from the same exported tokens (kwm tokens), with the same batch, validation windows and
 # head-bias start. Steps: build kwm (Release, CUDA sm_90), export the tokens, the runs (each under
@@ -18,7 +19,8 @@
 #   knobs (environment): TOKENS=3000000 EVAL_EVERY=30 EVAL_TOKENS=8192 HEAD_BIAS_INIT=unigram
 #   GPU_SECONDS=90 TORCH_SECONDS=45 ADAMW_LRS="1e-3" MEZO_RUNS="all:1e-4 all:1e-3 head:2e-3"
 #   CPU_SECONDS=60 CPU_RANKS=16 CPU_EVAL_EVERY=5 TOTAL_SECONDS=470 BUILD=build/sample-efficiency
-#   TORCH_COMPILE=1 CONFIG=configs/lm_gpu_10m.yaml; KWM=path skips the build (dry runs)
+#   TORCH_COMPILE=1 CONFIG=configs/lm_gpu_10m.yaml KWM_MEZO_RUNS="all:1e-4" PARTS=(every group);
+#   KWM=path skips the build (dry runs, or a kwm built earlier in the same call)
 set -uo pipefail
 OUT=${OUT:?set OUT to the output directory}
 CONFIG=${CONFIG:-configs/lm_gpu_10m.yaml}
@@ -32,6 +34,12 @@ ADAMW_LRS=${ADAMW_LRS:-"1e-3"}
 # PyTorch MeZO runs as PARAMETERS:RATE: all parameters (MeZO's choice) at two rates, and ln_f +
 # head (kwm's `head` subspace) at the rate configs/lm_tiny_mezo.yaml chose for it.
 MEZO_RUNS=${MEZO_RUNS:-"all:1e-4 all:1e-3 head:2e-3"}
+# kwm's mezo on the GPU as SUBSPACE:RATE (eps 1e-3, constant rate, no weight decay: PyTorch
+# MeZO's settings), the same algorithm as the PyTorch runs on kwm's counter-based directions.
+KWM_MEZO_RUNS=${KWM_MEZO_RUNS:-"all:1e-4"}
+# Which groups of runs to make (all by default): kwm-linearized kwm-ensemble kwm-linearized-tf32
+# adamw mezo kwm-mezo rls-head cpu.
+PARTS=${PARTS:-"kwm-linearized kwm-ensemble kwm-linearized-tf32 adamw mezo kwm-mezo rls-head cpu"}
 CPU_SECONDS=${CPU_SECONDS:-60}      # limit of each CPU forward-only run; 0 skips them
 CPU_RANKS=${CPU_RANKS:-16}
 CPU_EVAL_EVERY=${CPU_EVAL_EVERY:-5}
@@ -66,6 +74,7 @@ pack() {
     ./*.yaml runs torch 2> /dev/null)
 }
 left() { echo $((TOTAL_SECONDS - SECONDS)); }
+want() { [[ " $PARTS " == *" $1 "* ]]; }
 
 {
   date -u
@@ -157,34 +166,46 @@ torch_run() {
 }
 
 # 1. kwm-linearized on the GPU (the config's learner).
-kwm_gpu kwm-linearized-gpu kwm-linearized "$CONFIG" --set learner.device=cuda
+want kwm-linearized && kwm_gpu kwm-linearized-gpu kwm-linearized "$CONFIG" --set learner.device=cuda
 # 1b. kwm-ensemble on the GPU (configs/lm_tiny_ensemble.yaml's learner: its lora head subspace
 # runs on the device; the ensemble-versus-MeZO forward-pass comparison needs this run;
 # before the PyTorch runs, so the call's time limit cannot crowd it out).
 config_with_learner "$W/ensemble_gpu.yaml" "$(learner_block configs/lm_tiny_ensemble.yaml)
   device: cuda"
-kwm_gpu kwm-ensemble-gpu kwm-ensemble "$W/ensemble_gpu.yaml"
+want kwm-ensemble && kwm_gpu kwm-ensemble-gpu kwm-ensemble "$W/ensemble_gpu.yaml"
 # 1c. kwm-linearized with TF32 pass and statistics GEMMs (learner.tensor_math, statistics_math):
 # does the faster step learn as the fp32 one does?
-kwm_gpu kwm-linearized-gpu-tf32 kwm-linearized "$CONFIG" --set learner.device=cuda \
-  --set learner.tensor_math=tf32 --set learner.statistics_math=tf32
+want kwm-linearized-tf32 && kwm_gpu kwm-linearized-gpu-tf32 kwm-linearized "$CONFIG" \
+  --set learner.device=cuda --set learner.tensor_math=tf32 --set learner.statistics_math=tf32
+# 1d. kwm's mezo on the GPU (MezoCudaLearner), before the PyTorch MeZO runs it is compared with.
+for run in $KWM_MEZO_RUNS; do
+  want kwm-mezo || break
+  config_with_learner "$W/mezo_gpu_${run%%:*}.yaml" "learner:
+  type: mezo
+  learning_rate: ${run#*:}
+  epsilon: 1.0e-3
+  subspace: ${run%%:*}
+  device: cuda"
+  kwm_gpu "kwm-mezo-gpu-${run%%:*}-lr${run#*:}" mezo "$W/mezo_gpu_${run%%:*}.yaml"
+done
 # 2. PyTorch AdamW and MeZO on the same tokens.
 compile=()
 [ "${TORCH_COMPILE:-1}" = 1 ] && compile=(--compile)
-for lr in $ADAMW_LRS; do torch_run "adamw-lr$lr" adamw --lr "$lr" "${compile[@]}"; done
-for run in $MEZO_RUNS; do
+want adamw && for lr in $ADAMW_LRS; do torch_run "adamw-lr$lr" adamw --lr "$lr" "${compile[@]}"; done
+want mezo && for run in $MEZO_RUNS; do
   torch_run "mezo-${run%%:*}-lr${run#*:}" mezo --lr "${run#*:}" --mezo-params "${run%%:*}"
 done
 # 3. rls-head on the GPU, if this build accepts learner.device: cuda for it (else exit 2, noted).
 config_with_learner "$W/rls_head_gpu.yaml" "$(learner_block configs/lm_tiny_rls_head.yaml)
   device: cuda"
-kwm_gpu rls-head-gpu rls-head "$W/rls_head_gpu.yaml"
+want rls-head && kwm_gpu rls-head-gpu rls-head "$W/rls_head_gpu.yaml"
 
 # 4. The forward-only learners on the CPU (kwm-ensemble, mezo; the tiny configs' learner
 # settings), batch CPU_RANKS x 256 over CPU_RANKS ranks, each stopped by its time limit.
 mpi_ok=0
 if command -v mpirun > /dev/null && ldd "$KWM" 2> /dev/null | grep -q libmpi; then mpi_ok=1; fi
 for learner in kwm-ensemble mezo; do
+  want cpu || break
   name=$learner-cpu
   case $learner in
     kwm-ensemble) source_config=configs/lm_tiny_ensemble.yaml ;;

@@ -11,7 +11,9 @@
 // - the step: the two losses come from fp32 forward passes (logits within about 1e-6 of fp64), so
 //   the mean NLL carries about 1e-7 relative error; the projected gradient is their difference over
 //   2 eps, which magnifies that by L / (L+ - L-) (eps = 1e-2 here keeps the difference at about
-//   1e-3 of L). Measured values are printed; the bounds are 10x or more above them.
+//   1e-3 of L). Measured values are printed; the bounds are 10x or more above them. Measured on
+//   the H100 (2026-12-07, 4 steps, three subspaces): z 4.4e-16, loss 5.2e-9, projected gradient
+//   2.8e-6, change 1.3e-6; resumed across devices 9.3e-8; 2 emulated ranks against 1 6.1e-9.
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
@@ -33,14 +35,15 @@
 namespace kwm::lm::mezo_cuda_test {
 namespace {
 
-// |z_device - z_host|, absolute.
+// |z_device - z_host|, absolute (measured 4.4e-16).
 constexpr double kDirectionBound = 1e-13;
-// nll_before (the mean of L+ and L-), relative.
-constexpr double kLossBound = 1e-5;
-// The projected gradient, relative to its size.
-constexpr double kGradientBound = 1e-2;
-// The parameters' change from the start, max|a - b| / max|b| (worst over the steps).
-constexpr double kChangeBound = 1e-2;
+// nll_before (the mean of L+ and L-), relative (measured 5.2e-9).
+constexpr double kLossBound = 1e-7;
+// The projected gradient, relative to its size (measured 2.8e-6).
+constexpr double kGradientBound = 1e-4;
+// The parameters' change from the start, max|a - b| / max|b| (worst over the steps; measured
+// 1.3e-6).
+constexpr double kChangeBound = 1e-4;
 constexpr std::uint64_t kMezoSeed = 17;
 
 // All parameters; weight decay on, so that every term of the update runs.
