@@ -57,6 +57,9 @@ std::uint64_t MezoCudaLearner::direction_stream(std::int64_t step) const {
 }
 
 void MezoCudaLearner::upload(const Eigen::VectorXd& u) {
+  // The copies below are not ordered after the pass's non-blocking stream: a step's update may
+  // still be queued there (a restore right after a step), and must land first.
+  KWM_CUDA_CHECK(cudaStreamSynchronize(pass_->stream()));
   GptParameters<double> base = GptParameters<double>::zeros(model_);
   base.unflatten(subspace_.base());
   pass_->parameters().upload(base.cast<float>());  // synchronous
