@@ -60,11 +60,13 @@ void MezoCudaLearner::upload(const Eigen::VectorXd& u) {
   // The copies below are not ordered after the pass's non-blocking stream: a step's update may
   // still be queued there (a restore right after a step), and must land first.
   KWM_CUDA_CHECK(cudaStreamSynchronize(pass_->stream()));
-  GptParameters<double> base = GptParameters<double>::zeros(model_);
-  base.unflatten(subspace_.base());
-  pass_->parameters().upload(base.cast<float>());  // synchronous
   KWM_CUDA_CHECK(
       cudaMemcpy(u_.data(), u.data(), as_size(u.size()) * sizeof(double), cudaMemcpyHostToDevice));
+  // A pageable cudaMemcpy may return before its DMA lands; the parameters' upload after it ends
+  // with a device synchronise, which covers both copies before the next kernel reads u.
+  GptParameters<double> base = GptParameters<double>::zeros(model_);
+  base.unflatten(subspace_.base());
+  pass_->parameters().upload(base.cast<float>());
   host_.mark_stale();
 }
 
