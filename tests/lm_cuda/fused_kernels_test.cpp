@@ -170,6 +170,19 @@ TEST(LmCudaFusedKernels, BiasAndBiasGeluMatchFp64OnBothPaths) {
                                s.columns, nullptr);
       EXPECT_LT(error(tail(download(dz, count + 1)), act), kTolerance) << s.rows;
     }
+    {  // no bias (a layer without one): z stays, out = gelu(z)
+      std::vector<double> plain(count), plain_act(count);
+      for (std::size_t k = 0; k < count; ++k) {
+        plain[k] = static_cast<double>(z[k]);
+        plain_act[k] = gelu(plain[k]);
+      }
+      DeviceBuffer<float> dz = upload(padded);
+      DeviceBuffer<float> out = upload(std::vector<float>(count + 1, kPoison));
+      cuda::kernels::bias_gelu(dz.data() + s.offset, nullptr, out.data() + s.offset, s.rows,
+                               s.columns, nullptr);
+      EXPECT_LT(error(tail(download(dz, count + 1)), plain), kTolerance) << s.rows;
+      EXPECT_LT(error(tail(download(out, count + 1)), plain_act), kTolerance) << s.rows;
+    }
   }
 }
 

@@ -32,7 +32,8 @@ __device__ inline float gelu_of(float v) {
   return 0.5f * v * (1.0f + tanhf(kSqrtTwoOverPi * (v + kCubic * v * v * v)));
 }
 
-// z(:, j) += bias; with kGelu also out(:, j) = gelu(z(:, j)) (out may be z).
+// z(:, j) += bias (nothing to add when bias is null); with kGelu also out(:, j) = gelu(z(:, j))
+// (out may be z).
 template <bool kGelu, bool kVector>
 __global__ void bias_columns_kernel(float* z, const float* bias, float* out, Index rows,
                                     Index columns) {
@@ -40,7 +41,8 @@ __global__ void bias_columns_kernel(float* z, const float* bias, float* out, Ind
   const Index i = static_cast<Index>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= width) return;
   if constexpr (kVector) {
-    const float4 b = reinterpret_cast<const float4*>(bias)[i];
+    const float4 b = bias != nullptr ? reinterpret_cast<const float4*>(bias)[i]
+                                     : make_float4(0.f, 0.f, 0.f, 0.f);
     for (Index j = blockIdx.y; j < columns; j += gridDim.y) {
       float4 v = reinterpret_cast<float4*>(z + j * rows)[i];
       v.x += b.x;
@@ -54,17 +56,13 @@ __global__ void bias_columns_kernel(float* z, const float* bias, float* out, Ind
       }
     }
   } else {
-    const float b = bias[i];
+    const float b = bias != nullptr ? bias[i] : 0.0f;
     for (Index j = blockIdx.y; j < columns; j += gridDim.y) {
       const float v = z[i + j * rows] + b;
       z[i + j * rows] = v;
       if constexpr (kGelu) out[i + j * rows] = gelu_of(v);
     }
   }
-}
-
-__global__ void gelu_kernel(float* x, Index count) {
-  for (Index k = global_thread(); k < count; k += grid_threads()) x[k] = gelu_of(x[k]);
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
@@ -104,11 +102,6 @@ void add_bias(float* z, const float* bias, Index rows, Index columns, cudaStream
 void bias_gelu(float* z, const float* bias, float* out, Index rows, Index columns,
                cudaStream_t stream) {
   bias_columns<true>(z, bias, out, rows, columns, stream);
-}
-
-void gelu(float* x, Index count, cudaStream_t stream) {
-  gelu_kernel<<<grid_for(count), kThreads, 0, stream>>>(x, count);
-  KWM_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace kwm::lm::cuda::kernels

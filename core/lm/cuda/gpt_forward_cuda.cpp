@@ -69,12 +69,10 @@ void GptForwardCuda::linear(const DeviceLinear& layer, const float* input, float
   KWM_CUBLAS_CHECK(gemm(blas_, math_, CUBLAS_OP_N, CUBLAS_OP_N, layer.rows, columns, layer.cols,
                         &one, layer.weight, layer.rows, input, layer.cols, &beta, output,
                         layer.rows));
-  if (gelu && layer.bias != nullptr) {
+  if (gelu)
     kernels::bias_gelu(output, layer.bias, output, layer.rows, columns, stream_);
-  } else {
-    if (layer.bias != nullptr) kernels::add_bias(output, layer.bias, layer.rows, columns, stream_);
-    if (gelu) kernels::gelu(output, layer.rows * columns, stream_);
-  }
+  else if (layer.bias != nullptr)
+    kernels::add_bias(output, layer.bias, layer.rows, columns, stream_);
 }
 
 void GptForwardCuda::attention(const float* qkv, float* context, int batch, int length) {

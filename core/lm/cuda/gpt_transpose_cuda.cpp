@@ -167,13 +167,7 @@ void GptTransposeCuda::forward(const TokenBatch& batch) {
                                eps, stream_);
     // The pre-activation stays for gelu_transpose: pre += bias and hidden = gelu(pre) in one pass.
     linear_forward(block.fc, normed2, pre_gelu_[b], false, /*bias=*/false);
-    if (block.fc.bias != nullptr) {
-      kernels::bias_gelu(pre_gelu_[b], block.fc.bias, hidden, mlp, n, stream_);
-    } else {
-      KWM_CUDA_CHECK(cudaMemcpyAsync(hidden, pre_gelu_[b], as_size(mlp * n) * sizeof(float),
-                                     cudaMemcpyDeviceToDevice, stream_));
-      kernels::gelu(hidden, mlp * n, stream_);
-    }
+    kernels::bias_gelu(pre_gelu_[b], block.fc.bias, hidden, mlp, n, stream_);
     linear_forward(block.proj, hidden, x_.data(), true);
   }
   const std::size_t head = head_linear_index(c);

@@ -21,13 +21,11 @@ void embed(const float* token_embedding, const float* position_embedding,
 // z (rows x columns) += bias 1^T.
 void add_bias(float* z, const float* bias, Index rows, Index columns, cudaStream_t stream);
 
-// z (rows x columns) += bias 1^T, then out = gelu(z) entrywise (out may be z: the pre-activation
-// is not kept then). One pass instead of a bias add, a copy and a GELU.
+// z (rows x columns) += bias 1^T (bias may be null: a layer without one), then out = gelu(z)
+// entrywise, gelu(v) = 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))) (out may be z: the
+// pre-activation is not kept then). One pass instead of a bias add, a copy and a GELU.
 void bias_gelu(float* z, const float* bias, float* out, Index rows, Index columns,
                cudaStream_t stream);
-
-// x <- 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), entrywise over count entries.
-void gelu(float* x, Index count, cudaStream_t stream);
 
 // y = gain (.) (x - mean) / sqrt(var + eps) + bias per column of x (d x N), biased variance.
 void layer_norm(const float* x, const float* gain, const float* bias, float* y, Index d,
