@@ -59,6 +59,11 @@ GptConfig small_model() {
   return model;
 }
 
+// The CPU learner's start on small_model() (seed 7), for the tests that need no CPU learner after.
+GptParameters<double> small_start() {
+  return KwmLinearizedLearner(learner_config(), small_model(), 7, LmCollectives{}).parameters();
+}
+
 // Two GPU learners hold the same parameters and information, bit for bit.
 void expect_same_state(cuda::KwmLinearizedCuda& a, cuda::KwmLinearizedCuda& b) {
   EXPECT_EQ(a.parameters().flatten(), b.parameters().flatten());
@@ -239,8 +244,7 @@ TEST(LmCudaKwmLinearized, IndefiniteBlockIsSkippedAfterTheJitterScheduleAsOnTheC
 TEST(LmCudaKwmLinearized, GraphsGiveTheEagerStepBitForBit) {
   KWM_REQUIRE_CUDA_DEVICE();
   const GptConfig model = small_model();
-  KwmLinearizedLearner cpu(learner_config(), model, 7, LmCollectives{});
-  const GptParameters<double> start = cpu.parameters();
+  const GptParameters<double> start = small_start();
   cuda::KwmLinearizedCuda graphed(learner_config(), start);
   cuda::KwmLinearizedCuda eager(learner_config(), start);
   eager.set_graphs(false);
@@ -263,8 +267,7 @@ TEST(LmCudaKwmLinearized, GraphsGiveTheEagerStepBitForBit) {
 TEST(LmCudaKwmLinearized, PhaseTimingReportsEveryPhaseOfAStep) {
   KWM_REQUIRE_CUDA_DEVICE();
   const GptConfig model = small_model();
-  KwmLinearizedLearner cpu(learner_config(), model, 7, LmCollectives{});
-  cuda::KwmLinearizedCuda gpu(learner_config(), cpu.parameters());
+  cuda::KwmLinearizedCuda gpu(learner_config(), small_start());
   gpu.set_phase_timing(true);
   (void)gpu.step(testing::random_batch(model, 4, 16, 130));
   const auto& p = gpu.last_phases();
