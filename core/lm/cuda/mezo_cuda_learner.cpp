@@ -2,7 +2,6 @@
 // over ranks, the fp64 step on the device, and CPU-compatible checkpoints.
 #include "core/lm/cuda/mezo_cuda_learner.hpp"
 
-#include <bit>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -13,7 +12,6 @@
 #include "core/lm/cuda/mezo_kernels.cuh"
 #include "core/lm/gpt_forward.hpp"
 #include "core/lm/learners/ensemble_random.hpp"
-#include "core/lm/learners/learner_state_keys.hpp"
 #include "core/lm/learners/rank_collectives.hpp"
 
 namespace kwm::lm::cuda {
@@ -44,11 +42,13 @@ MezoCudaLearner::MezoCudaLearner(const MezoConfig& config, const GptConfig& mode
       seed_(seed),
       collectives_(std::move(collectives)),
       subspace_(config.subspace, mezo_start(config, model, seed, collectives_)) {
+  // The pass starts from theta_0 itself, so only u is copied after it (no second upload of the
+  // parameters).
   GptParameters<double> theta0 = GptParameters<double>::zeros(model);
   subspace_.embed(subspace_.origin(), theta0);
   pass_ = std::make_unique<GptForwardCuda>(theta0.cast<float>());
   u_.reserve(as_size(subspace_.dimension()));
-  upload(subspace_.origin());
+  upload_coordinates(subspace_.origin());
   host_.set(std::move(theta0));
 }
 
@@ -56,17 +56,23 @@ std::uint64_t MezoCudaLearner::direction_stream(std::int64_t step) const {
   return stream_seed(seed_, RandomPurpose::mezo_direction, static_cast<std::uint64_t>(step), 0);
 }
 
-void MezoCudaLearner::upload(const Eigen::VectorXd& u) {
+void MezoCudaLearner::upload_base() {
   // The copies below are not ordered after the pass's non-blocking stream: a step's update may
   // still be queued there (a restore right after a step), and must land first.
   KWM_CUDA_CHECK(cudaStreamSynchronize(pass_->stream()));
-  KWM_CUDA_CHECK(
-      cudaMemcpy(u_.data(), u.data(), as_size(u.size()) * sizeof(double), cudaMemcpyHostToDevice));
-  // A pageable cudaMemcpy may return before its DMA lands; the parameters' upload after it ends
-  // with a device synchronise, which covers both copies before the next kernel reads u.
   GptParameters<double> base = GptParameters<double>::zeros(model_);
   base.unflatten(subspace_.base());
   pass_->parameters().upload(base.cast<float>());
+  host_.mark_stale();
+}
+
+void MezoCudaLearner::upload_coordinates(const Eigen::VectorXd& u) {
+  KWM_CUDA_CHECK(cudaStreamSynchronize(pass_->stream()));
+  KWM_CUDA_CHECK(
+      cudaMemcpy(u_.data(), u.data(), as_size(u.size()) * sizeof(double), cudaMemcpyHostToDevice));
+  // A pageable cudaMemcpy may return before its DMA lands, and the pass's non-blocking stream is
+  // not ordered after it: wait before the next kernel reads u.
+  KWM_CUDA_CHECK(cudaDeviceSynchronize());
   host_.mark_stale();
 }
 
@@ -134,26 +140,16 @@ const GptParameters<double>& MezoCudaLearner::parameters() const {
 }
 
 LearnerState MezoCudaLearner::state() const {
-  LearnerState s;
-  s.counters["step"] = steps_;
-  s.counters["seed"] = std::bit_cast<std::int64_t>(seed_);
-  if (collectives_.rank == 0) {
-    s.tensors["coordinates"] = coordinates();
-    s.tensors["base"] = subspace_.base();
-  }
-  return s;
+  return write_mezo_state(steps_, seed_, coordinates(), subspace_.base(), collectives_.rank);
 }
 
 void MezoCudaLearner::restore(const LearnerState& s) {
-  // Everything read and checked before anything changes (a bad state loses nothing).
-  const std::int64_t step = state_counter(s, "step");
-  const std::int64_t seed = state_counter(s, "seed");
-  const Eigen::MatrixXd& u = state_tensor(s, "coordinates", subspace_.dimension(), 1);
-  const Eigen::MatrixXd& base = state_tensor(s, "base", subspace_.base().size(), 1);
-  subspace_.set_base(base.col(0));
-  steps_ = step;
-  seed_ = std::bit_cast<std::uint64_t>(seed);
-  upload(u.col(0));
+  const MezoState r = read_mezo_state(s, subspace_.dimension(), subspace_.base().size());
+  subspace_.set_base(r.base);
+  steps_ = r.step;
+  seed_ = r.seed;
+  upload_base();
+  upload_coordinates(r.coordinates);
 }
 
 void MezoCudaLearner::shift_head_bias(const Eigen::VectorXd& delta) {
@@ -161,7 +157,8 @@ void MezoCudaLearner::shift_head_bias(const Eigen::VectorXd& delta) {
   add_to_head_bias(shift, delta, name());
   Eigen::MatrixXd u = coordinates();
   subspace_.shift_base(shift.flatten(), u);
-  upload(u.col(0));
+  upload_base();
+  upload_coordinates(u.col(0));
 }
 
 std::unique_ptr<LanguageLearner> make_mezo_cuda_learner(const YAML::Node& learner,

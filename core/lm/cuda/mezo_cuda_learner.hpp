@@ -43,8 +43,7 @@ class MezoCudaLearner final : public LanguageLearner {
   StepReport step(const TokenBatch& batch) override;
   // theta(u), fp64 on the host: u copied back only when read after a change.
   const GptParameters<double>& parameters() const override;
-  // As MezoLearner::state(): counters step, seed; tensors coordinates (n x 1) and base (P x 1) on
-  // rank 0.
+  // write_mezo_state's keys, as MezoLearner (checkpoints cross devices as they are).
   LearnerState state() const override;
   void restore(const LearnerState& state) override;
   void shift_head_bias(const Eigen::VectorXd& delta) override;
@@ -59,9 +58,11 @@ class MezoCudaLearner final : public LanguageLearner {
   std::uint64_t direction_stream(std::int64_t step) const;
   // Writes theta(u + scale z_t) into the pass's fp32 parameters (the runs u holds).
   void write_point(std::uint64_t stream, double scale);
-  // The base (outside u) into the pass's parameters and u onto the device: after a start, a
-  // restore or a shifted head bias.
-  void upload(const Eigen::VectorXd& u);
+  // The base (the parameters outside u) into the pass's parameters: after a restore or a shifted
+  // head bias (the constructor builds the pass from theta_0 instead).
+  void upload_base();
+  // u onto the device: after a start, a restore or a shifted head bias.
+  void upload_coordinates(const Eigen::VectorXd& u);
 
   MezoConfig config_;
   GptConfig model_;

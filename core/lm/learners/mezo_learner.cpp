@@ -5,6 +5,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "core/lm/cross_entropy.hpp"
 #include "core/lm/gpt_forward.hpp"
@@ -92,26 +93,37 @@ StepReport MezoLearner::step(const TokenBatch& batch) {
   return report;
 }
 
-LearnerState MezoLearner::state() const {
+LearnerState write_mezo_state(std::int64_t step, std::uint64_t seed, const Eigen::VectorXd& u,
+                              const Eigen::VectorXd& base, int rank) {
   LearnerState s;
-  s.counters["step"] = steps_;
-  s.counters["seed"] = std::bit_cast<std::int64_t>(seed_);
-  if (collectives_.rank == 0) {
-    s.tensors["coordinates"] = coordinates_;
-    s.tensors["base"] = subspace_.base();
+  s.counters["step"] = step;
+  s.counters["seed"] = std::bit_cast<std::int64_t>(seed);
+  if (rank == 0) {
+    s.tensors["coordinates"] = u;
+    s.tensors["base"] = base;
   }
   return s;
 }
 
+MezoState read_mezo_state(const LearnerState& s, Eigen::Index n, Eigen::Index P) {
+  MezoState state;
+  state.step = state_counter(s, "step");
+  state.seed = std::bit_cast<std::uint64_t>(state_counter(s, "seed"));
+  state.coordinates = state_tensor(s, "coordinates", n, 1).col(0);
+  state.base = state_tensor(s, "base", P, 1).col(0);
+  return state;
+}
+
+LearnerState MezoLearner::state() const {
+  return write_mezo_state(steps_, seed_, coordinates_, subspace_.base(), collectives_.rank);
+}
+
 void MezoLearner::restore(const LearnerState& s) {
-  const std::int64_t step = state_counter(s, "step");
-  const std::int64_t seed = state_counter(s, "seed");
-  const Eigen::MatrixXd& u = state_tensor(s, "coordinates", coordinates_.size(), 1);
-  const Eigen::MatrixXd& base = state_tensor(s, "base", subspace_.base().size(), 1);
-  subspace_.set_base(base.col(0));
-  coordinates_ = u.col(0);
-  steps_ = step;
-  seed_ = std::bit_cast<std::uint64_t>(seed);
+  MezoState r = read_mezo_state(s, coordinates_.size(), subspace_.base().size());
+  subspace_.set_base(r.base);
+  coordinates_ = std::move(r.coordinates);
+  steps_ = r.step;
+  seed_ = r.seed;
   subspace_.embed(coordinates_, parameters_);
 }
 

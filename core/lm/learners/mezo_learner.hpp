@@ -53,8 +53,7 @@ class MezoLearner final : public LanguageLearner {
   }
   StepReport step(const TokenBatch& batch) override;
   const GptParameters<double>& parameters() const override { return parameters_; }
-  // Counters: step, seed (the uint64 seed's bits). Tensors: coordinates (n x 1) and base
-  // (P x 1), written by rank 0 only (every rank holds the same replicated state).
+  // write_mezo_state's keys (below).
   LearnerState state() const override;
   void restore(const LearnerState& state) override;
   void shift_head_bias(const Eigen::VectorXd& delta) override;
@@ -77,6 +76,21 @@ class MezoLearner final : public LanguageLearner {
   double projected_gradient_ = 0.0;
   std::int64_t steps_ = 0;
 };
+
+// The checkpointed state both mezo learners (CPU and CUDA) write and read, so a checkpoint crosses
+// devices as it is. Counters: step, seed (the uint64 seed's bits). Tensors, on rank 0 only (every
+// rank holds the same replicated state): coordinates (n x 1) and base (P x 1).
+struct MezoState {
+  std::int64_t step = 0;
+  std::uint64_t seed = 0;
+  Eigen::VectorXd coordinates;
+  Eigen::VectorXd base;
+};
+LearnerState write_mezo_state(std::int64_t step, std::uint64_t seed, const Eigen::VectorXd& u,
+                              const Eigen::VectorXd& base, int rank);
+// Reads and checks every key (missing or mis-shaped: std::invalid_argument naming it) before the
+// caller changes anything, so a bad state loses nothing.
+MezoState read_mezo_state(const LearnerState& state, Eigen::Index n, Eigen::Index P);
 
 // Factory entry (learner_factory.cpp): parses the `learner:` section (type mezo) and builds it.
 std::unique_ptr<LanguageLearner> make_mezo_learner(const YAML::Node& learner,
