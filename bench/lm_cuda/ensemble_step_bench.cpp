@@ -11,15 +11,12 @@
 //                  learner's streams), the predictions, the J x J analysis and its application
 // Random tokens, GPT-2 init (seed 1).
 // Run: lm_cuda_ensemble_bench [--batch B] [--reps R] [--warmup W] [--members J] [--rank r]
-#include <cstdint>
 #include <cstdio>
 #include <stdexcept>
-#include <string>
 
 #include "bench/lm_cuda/bench_support.hpp"
-#include "core/backend/cuda/cuda_check.hpp"
+#include "bench/lm_cuda/step_baseline.hpp"
 #include "core/lm/cuda/ensemble_cuda.hpp"
-#include "core/lm/cuda/gpt_forward_cuda.hpp"
 
 int main(int argc, char** argv) {
   try {
@@ -30,8 +27,6 @@ int main(int argc, char** argv) {
                                  {"--warmup", &warmup},
                                  {"--members", &members},
                                  {"--rank", &rank}});
-    if (!kwm::lm::cuda::device_available()) throw std::runtime_error("no CUDA device visible");
-    const kwm::lm::GptConfig config = kwm::lm::bench::lm_gpu_10m_model();
     kwm::lm::EnsembleConfig learner;  // configs/lm_tiny_ensemble.yaml
     learner.members = members;
     learner.subspace.kind = kwm::lm::SubspaceKind::lora;
@@ -42,26 +37,13 @@ int main(int argc, char** argv) {
     learner.observation_noise = 3.0;
     learner.process_noise = 0.003;
     learner.process_noise_mode = kwm::lm::EnsembleConfig::ProcessNoiseMode::centered;
-    const kwm::lm::TokenBatch data = kwm::lm::bench::random_batch(config, batch, 2);
-    const double tokens = static_cast<double>(data.tokens());
+    const kwm::lm::bench::StepBaseline base = kwm::lm::bench::step_baseline(batch, warmup, reps);
+    const kwm::lm::TokenBatch& data = base.data;
+    const double tokens = base.tokens, forward_s = base.forward_s;
 
-    kwm::lm::cuda::EnsembleCuda ensemble(learner, config, 1);
-    std::printf(
-        "model: %lld parameters; batch %d x %d = %.0f tokens; %d members on lora(%d, 0): %lld "
-        "coordinates\n",
-        static_cast<long long>(kwm::lm::parameter_count(config)), batch, config.context, tokens,
-        members, rank, static_cast<long long>(ensemble.subspace().dimension()));
-
-    const auto start = kwm::lm::GptParameters<double>::init(config, 1);
-    double forward_s = 0.0;
-    {
-      kwm::lm::cuda::GptForwardCuda forward(start.cast<float>());
-      double total = 0.0;
-      forward_s = kwm::lm::bench::device_seconds_per_call([&] { total = forward.total_nll(data); },
-                                                          warmup, reps);
-      std::printf("forward+loss: %.3f ms, %.0f tokens/s (mean NLL %.4f)\n", 1e3 * forward_s,
-                  tokens / forward_s, total / tokens);
-    }
+    kwm::lm::cuda::EnsembleCuda ensemble(learner, base.config, 1);
+    std::printf("%d members on lora(%d, 0): %lld coordinates\n", members, rank,
+                static_cast<long long>(ensemble.subspace().dimension()));
     const Eigen::VectorXd mean = ensemble.members().rowwise().mean();
     const double predict_s = kwm::lm::bench::device_seconds_per_call(
         [&] { ensemble.predict(data, ensemble.members(), mean); }, warmup, reps);

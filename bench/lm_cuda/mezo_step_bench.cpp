@@ -12,7 +12,7 @@
 #include <stdexcept>
 
 #include "bench/lm_cuda/bench_support.hpp"
-#include "core/lm/cuda/gpt_forward_cuda.hpp"
+#include "bench/lm_cuda/step_baseline.hpp"
 #include "core/lm/cuda/mezo_cuda_learner.hpp"
 
 int main(int argc, char** argv) {
@@ -20,28 +20,16 @@ int main(int argc, char** argv) {
     int batch = 32, reps = 20, warmup = 3;
     kwm::lm::bench::parse_flags(argc, argv,
                                 {{"--batch", &batch}, {"--reps", &reps}, {"--warmup", &warmup}});
-    if (!kwm::lm::cuda::device_available()) throw std::runtime_error("no CUDA device visible");
-    const kwm::lm::GptConfig config = kwm::lm::bench::lm_gpu_10m_model();
-    const auto start = kwm::lm::GptParameters<double>::init(config, 1);
-    const kwm::lm::TokenBatch data = kwm::lm::bench::random_batch(config, batch, 2);
-    const double tokens = static_cast<double>(data.tokens());
-    std::printf("model: %lld parameters; batch %d x %d = %.0f tokens\n",
-                static_cast<long long>(start.size()), batch, config.context, tokens);
-
-    kwm::lm::cuda::GptForwardCuda forward(start.cast<float>());
-    double total = 0.0;
-    const double forward_s = kwm::lm::bench::device_seconds_per_call(
-        [&] { total = forward.total_nll(data); }, warmup, reps);
-    std::printf("forward+loss: %.3f ms, %.0f tokens/s (mean NLL %.4f)\n", 1e3 * forward_s,
-                tokens / forward_s, total / tokens);
+    const kwm::lm::bench::StepBaseline base = kwm::lm::bench::step_baseline(batch, warmup, reps);
+    const double tokens = base.tokens, forward_s = base.forward_s;
 
     kwm::lm::MezoConfig learner;
     learner.schedule.learning_rate = 1e-4;
     learner.epsilon = 1e-3;
-    kwm::lm::cuda::MezoCudaLearner mezo(learner, config, 1);
+    kwm::lm::cuda::MezoCudaLearner mezo(learner, base.config, 1);
     kwm::lm::StepReport last;
     const double step_s =
-        kwm::lm::bench::device_seconds_per_call([&] { last = mezo.step(data); }, warmup, reps);
+        kwm::lm::bench::device_seconds_per_call([&] { last = mezo.step(base.data); }, warmup, reps);
     std::printf("mezo step: %.3f ms, %.0f tokens/s (loss at theta %.4f, projected gradient %.4g)\n",
                 1e3 * step_s, tokens / step_s, last.nll_before, mezo.last_projected_gradient());
     std::printf("step minus two forwards: %.3f ms\n", 1e3 * (step_s - 2.0 * forward_s));

@@ -9,16 +9,11 @@
 // variance 1, forgetting 1, delta 0.01, probability EMA 0.999). The PyTorch counterpart (AdamW on
 // the same model and batch) is bench/lm_cuda/torch_gpt_step.py.
 // Run: lm_cuda_rls_head_bench [--batch B] [--reps R] [--warmup W]
-#include <chrono>
-#include <cmath>
-#include <cstdint>
 #include <cstdio>
 #include <stdexcept>
-#include <string>
 
 #include "bench/lm_cuda/bench_support.hpp"
-#include "core/backend/cuda/cuda_check.hpp"
-#include "core/lm/cuda/gpt_forward_cuda.hpp"
+#include "bench/lm_cuda/step_baseline.hpp"
 #include "core/lm/cuda/rls_head_cuda.hpp"
 
 int main(int argc, char** argv) {
@@ -26,28 +21,14 @@ int main(int argc, char** argv) {
     int batch = 32, reps = 10, warmup = 2;
     kwm::lm::bench::parse_flags(argc, argv,
                                 {{"--batch", &batch}, {"--reps", &reps}, {"--warmup", &warmup}});
-    if (!kwm::lm::cuda::device_available()) throw std::runtime_error("no CUDA device visible");
-    const kwm::lm::GptConfig config = kwm::lm::bench::lm_gpu_10m_model();
-    const auto start = kwm::lm::GptParameters<double>::init(config, 1);
-    const kwm::lm::TokenBatch data = kwm::lm::bench::random_batch(config, batch, 2);
-    const double tokens = static_cast<double>(data.tokens());
-    std::printf("model: %lld parameters (head %lld); batch %d x %d = %.0f tokens\n",
-                static_cast<long long>(start.size()),
-                static_cast<long long>(start.head.weight.size() + start.head.bias.size()), batch,
-                config.context, tokens);
-
-    kwm::lm::cuda::GptForwardCuda forward(start.cast<float>());
-    double total = 0.0;
-    const double forward_s = kwm::lm::bench::device_seconds_per_call(
-        [&] { total = forward.total_nll(data); }, warmup, reps);
-    std::printf("forward+loss: %.3f ms, %.0f tokens/s (mean NLL %.4f)\n", 1e3 * forward_s,
-                tokens / forward_s, total / tokens);
+    const kwm::lm::bench::StepBaseline base = kwm::lm::bench::step_baseline(batch, warmup, reps);
+    const double tokens = base.tokens, forward_s = base.forward_s;
 
     const kwm::lm::RlsHeadConfig learner;  // the defaults
-    kwm::lm::cuda::RlsHeadCuda rls(learner, start);
+    kwm::lm::cuda::RlsHeadCuda rls(learner, base.start);
     kwm::lm::StepReport last;
     const double step_s =
-        kwm::lm::bench::device_seconds_per_call([&] { last = rls.step(data); }, warmup, reps);
+        kwm::lm::bench::device_seconds_per_call([&] { last = rls.step(base.data); }, warmup, reps);
     std::printf(
         "rls-head step: %.3f ms, %.0f tokens/s (prequential NLL of the last step %.4f; %lld "
         "steps, %lld skipped, %lld jitter retries)\n",
