@@ -64,6 +64,10 @@ RlsHeadCuda::RlsHeadCuda(const RlsHeadConfig& config, const GptParameters<double
   candidate_mean_.reserve(as_size(vocab_));
   sherman_morrison_.reserve(as_size(2 * vocab_ + m));
   status_.reserve(kStatusWords);
+  // The bias row's sums (x 1 and e 1): one workspace for both, sized by the longer column (fixed by
+  // the model, unlike the per-step buffers of reserve()).
+  row_sums_workspace_.reserve(as_size(
+      std::max(kernels::row_sums_workspace(features_), kernels::row_sums_workspace(vocab_))));
   if (owns()) {
     std::vector<float> prior(as_size(m * m), 0.0f);
     for (std::int64_t i = 0; i < m; ++i)
@@ -94,9 +98,6 @@ std::size_t RlsHeadCuda::reduced_floats() const {
 void RlsHeadCuda::reserve(std::int64_t columns) {
   nll_.reserve(as_size(columns + 1));
   probability_sums_.reserve(as_size(vocab_ * kernels::probability_chunks(columns)));
-  // The bias row's sums (x 1 and e 1): one workspace for both, sized by the longer column.
-  row_sums_workspace_.reserve(as_size(
-      std::max(kernels::row_sums_workspace(features_), kernels::row_sums_workspace(vocab_))));
 }
 
 StepReport RlsHeadCuda::step(const TokenBatch& batch) {
