@@ -15,9 +15,11 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 train() { "$kwm" train --config "$config" --quiet "$@" > /dev/null 2>"$work/err" ||
   fail "kwm train $*: $(cat "$work/err")"; }
 steps() { ls "$1/checkpoints" | grep '^step-[0-9]*$' | sed 's/step-//' | sort -n | tr '\n' ' '; }
-# metrics.jsonl without the wall-clock times.
+# metrics.jsonl without the wall-clock times (quietly cut short when the reader stops early: grep -q,
+# diff -q).
 metrics() { /usr/bin/python3 -c '
-import json, sys
+import json, signal, sys
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 for line in open(sys.argv[1]):
     j = json.loads(line); j.pop("elapsed_s", None); print(json.dumps(j, sort_keys=True))' "$1"; }
 
@@ -71,12 +73,17 @@ train --set train.checkpoint_every=50 --set train.keep_last=1 --set "train.keep_
 [ "$(steps "$work/keep2")" = "50 200 " ] || fail "keep_steps [50], keep_last 1: got $(steps "$work/keep2")"
 
 # 3. Time-based: a short interval writes checkpoints, a long one none. The short run must last
-# many intervals: one epoch of this config ran in about 0.04 s, so an interval of 0.02 s once gave a
-# single checkpoint (step 113) on a loaded 2-core machine; 3 epochs at 0.01 s gave 10 on an idle
-# one (0.002 s wrote one at every step, 648 in 107 s under ASan).
-train --set train.checkpoint_every_seconds=0.01 --set train.epochs=3 --set train.keep_last=0 \
+# many intervals at any speed, so the interval is a tenth of its expected training time (3 epochs,
+# timed by a one-epoch run): a fixed interval of 0.02 s once gave a single checkpoint on a loaded
+# 2-core machine (one epoch ran in about 0.04 s), and a fixed 0.01 s wrote one after every step
+# under ASan (648 writes in 3.5 minutes; an epoch there trains in about 3 s).
+epoch_seconds=$("$kwm" train --config "$config" --quiet --json --run-dir "$work/clock" 2>"$work/err" |
+  /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["train_seconds"])') ||
+  fail "one-epoch timing run: $(cat "$work/err")"
+interval=$(/usr/bin/python3 -c 'import sys; print(max(0.002, 0.3 * float(sys.argv[1])))' "$epoch_seconds")
+train --set train.checkpoint_every_seconds="$interval" --set train.epochs=3 --set train.keep_last=0 \
   --run-dir "$work/time"
-[ "$(steps "$work/time" | wc -w)" -ge 2 ] || fail "checkpoint_every_seconds: $(steps "$work/time")"
+[ "$(steps "$work/time" | wc -w)" -ge 2 ] || fail "checkpoint_every_seconds=$interval: $(steps "$work/time")"
 "$kwm" train --config "$config" --quiet --set train.checkpoint_every_seconds=3600 \
   --run-dir "$work/notime" > /dev/null 2>&1 || fail "checkpoint_every_seconds=3600 run failed"
 [ ! -d "$work/notime/checkpoints" ] || [ -z "$(steps "$work/notime")" ] ||
