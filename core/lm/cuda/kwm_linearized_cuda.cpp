@@ -13,6 +13,7 @@
 
 #include "core/backend/cuda/cuda_check.hpp"
 #include "core/lm/cuda/host_checks.hpp"
+#include "core/lm/cuda/jittered_solve.hpp"
 #include "core/lm/cuda/transpose_kernels.cuh"
 #include "core/lm/learners/block_placement.hpp"
 #include "core/lm/learners/rank_collectives.hpp"
@@ -479,50 +480,6 @@ void KwmLinearizedCuda::queue_solves() {
   }
 }
 
-// The escalating jitter of shared_row_information's jittered_llt, one host wait per attempt (a
-// rare path: the prior keeps L' positive definite unless the statistics are degenerate). Returns
-// the attempts made through `attempts`.
-bool KwmLinearizedCuda::retry_with_jitter(Block& b, int* flag, int* solve_info, int& attempts) {
-  const cudaStream_t stream = learner_stream();  // solver_'s; every wait below is on it
-  const std::int64_t m = b.inputs, rows = b.layer.rows;
-  const std::size_t bytes = as_size(m * m) * sizeof(float);
-  std::vector<float> diagonal(as_size(m));
-  KWM_CUDA_CHECK(cudaMemcpy2DAsync(diagonal.data(), sizeof(float), b.moments,
-                                   as_size(m + 1) * sizeof(float), sizeof(float), as_size(m),
-                                   cudaMemcpyDeviceToHost, stream));
-  KWM_CUDA_CHECK(cudaStreamSynchronize(stream));
-  double trace = 0.0;
-  for (const float v : diagonal) trace += static_cast<double>(v);
-  const double mean_diagonal = trace / static_cast<double>(m);
-  double j = config_.jitter.initial_relative * (mean_diagonal > 0.0 ? mean_diagonal : 1.0);
-  for (int k = 0; k < config_.jitter.max_retries; ++k, j *= config_.jitter.growth) {
-    ++attempts;
-    KWM_CUDA_CHECK(
-        cudaMemcpyAsync(b.factor.data(), b.moments, bytes, cudaMemcpyDeviceToDevice, stream));
-    kernels::add_diagonal(b.factor.data(), static_cast<float>(j), m, m, stream);
-    KWM_CUSOLVER_CHECK(cusolverDnSpotrf(
-        solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(m), b.factor.data(), static_cast<int>(m),
-        solver_workspace_.data(), static_cast<int>(solver_workspace_.capacity()), b.factor_info));
-    int status = 0;
-    KWM_CUDA_CHECK(
-        cudaMemcpyAsync(&status, b.factor_info, sizeof(int), cudaMemcpyDeviceToHost, stream));
-    KWM_CUDA_CHECK(cudaStreamSynchronize(stream));
-    if (status != 0) continue;
-    kernels::add_diagonal(b.moments, static_cast<float>(j), m, m, stream);  // L' as solved
-    KWM_CUDA_CHECK(cudaMemcpyAsync(b.step.data(), b.cross.data(), as_size(m * rows) * sizeof(float),
-                                   cudaMemcpyDeviceToDevice, stream));
-    KWM_CUSOLVER_CHECK(cusolverDnSpotrs(
-        solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(m), static_cast<int>(rows),
-        b.factor.data(), static_cast<int>(m), b.step.data(), static_cast<int>(m), solve_info));
-    kernels::flag_nonfinite(b.step.data(), m * rows, flag, stream);
-    int bad = 0;
-    KWM_CUDA_CHECK(cudaMemcpyAsync(&bad, flag, sizeof(int), cudaMemcpyDeviceToHost, stream));
-    KWM_CUDA_CHECK(cudaStreamSynchronize(stream));
-    return bad == 0;
-  }
-  return false;
-}
-
 void KwmLinearizedCuda::apply(Block& b) {
   DeviceGptParameters& p = model_.parameters();
   const cudaStream_t stream = model_.stream();
@@ -693,7 +650,14 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
       int* step_flag = status_device + layout.step_flag(k);
       // On the stream the retry runs on, so its flag kernel sees the zero.
       KWM_CUDA_CHECK(cudaMemsetAsync(step_flag, 0, sizeof(int), learner_stream()));
-      applied = retry_with_jitter(b, step_flag, status_device + layout.solve_info(), retries);
+      // A success keeps the jitter in L' (b.moments).
+      applied = solve_with_jitter(
+          {solver_, learner_stream(), solver_workspace_.data(),
+           static_cast<int>(solver_workspace_.capacity())},
+          config_.jitter,
+          {b.inputs, b.layer.rows, b.moments, b.cross.data(), b.factor.data(), b.step.data(),
+           b.factor_info, status_device + layout.solve_info(), step_flag},
+          retries);
     }
     ++candidates;
     if (applied) {

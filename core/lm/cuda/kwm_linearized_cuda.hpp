@@ -170,7 +170,6 @@ class KwmLinearizedCuda {
   enum class Mark { begin, forward, backward, statistics, factors, solves, apply_begin, end };
   void mark(Mark at, cudaStream_t stream);
   void read_phases();
-  bool retry_with_jitter(Block& block, int* flag, int* solve_info, int& attempts);
   void apply(Block& block);
   void share_parameters();
 

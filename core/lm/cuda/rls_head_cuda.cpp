@@ -15,6 +15,7 @@
 #include "core/backend/cuda/blas_dispatch.hpp"
 #include "core/backend/cuda/cuda_check.hpp"
 #include "core/lm/cuda/host_checks.hpp"
+#include "core/lm/cuda/jittered_solve.hpp"
 #include "core/lm/cuda/rls_head_kernels.cuh"
 #include "core/lm/cuda/transpose_kernels.cuh"
 #include "core/lm/learners/block_placement.hpp"
@@ -176,8 +177,14 @@ StepReport RlsHeadCuda::step(const TokenBatch& batch) {
     int attempts = 0;
     if (statistics_ok && flags[kFactorInfo] > 0) {
       KWM_CUDA_CHECK(cudaMemsetAsync(status + kNonfiniteStep, 0, sizeof(int), stream));
-      applied = retry_with_jitter(stream, status + kNonfiniteStep, status + kFactorInfo,
-                                  status + kSolveInfo, attempts);
+      // A success keeps the jitter in A'.
+      applied = solve_with_jitter(
+          {solver_, stream, solver_workspace_.data(),
+           static_cast<int>(solver_workspace_.capacity())},
+          config_.jitter,
+          {inputs_, vocab_, updated_.data(), cross_.data(), factor_.data(), step_.data(),
+           status + kFactorInfo, status + kSolveInfo, status + kNonfiniteStep},
+          attempts);
     }
     outcome[0] = applied ? 0.0 : 1.0;
     outcome[1] = static_cast<double>(attempts);
@@ -276,50 +283,6 @@ void RlsHeadCuda::queue_solve(cudaStream_t stream, cublasHandle_t blas, int* sta
                                       static_cast<int>(vocab), factor_.data(), static_cast<int>(m),
                                       step_.data(), static_cast<int>(m), status + kSolveInfo));
   kernels::flag_nonfinite(step_.data(), m * vocab, status + kNonfiniteStep, stream);
-}
-
-// The escalating jitter of shared_row_information's jittered_llt (j = initial_relative *
-// trace(A')/m * growth^k), one host wait per attempt: a rare path, the prior keeps A' positive
-// definite unless the statistics are degenerate. A success keeps the jitter in A'. The attempts
-// made are added to `attempts`.
-bool RlsHeadCuda::retry_with_jitter(cudaStream_t stream, int* flag, int* info, int* solve_info,
-                                    int& attempts) {
-  const std::int64_t m = inputs_, vocab = vocab_;
-  const std::size_t bytes = as_size(m * m) * sizeof(float);
-  std::vector<float> diagonal(as_size(m));
-  KWM_CUDA_CHECK(cudaMemcpy2DAsync(diagonal.data(), sizeof(float), updated_.data(),
-                                   as_size(m + 1) * sizeof(float), sizeof(float), as_size(m),
-                                   cudaMemcpyDeviceToHost, stream));
-  KWM_CUDA_CHECK(cudaStreamSynchronize(stream));
-  double trace = 0.0;
-  for (const float v : diagonal) trace += static_cast<double>(v);
-  const double mean_diagonal = trace / static_cast<double>(m);
-  double j = config_.jitter.initial_relative * (mean_diagonal > 0.0 ? mean_diagonal : 1.0);
-  for (int k = 0; k < config_.jitter.max_retries; ++k, j *= config_.jitter.growth) {
-    ++attempts;
-    KWM_CUDA_CHECK(
-        cudaMemcpyAsync(factor_.data(), updated_.data(), bytes, cudaMemcpyDeviceToDevice, stream));
-    kernels::add_diagonal(factor_.data(), static_cast<float>(j), m, m, stream);
-    KWM_CUSOLVER_CHECK(cusolverDnSpotrf(
-        solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(m), factor_.data(), static_cast<int>(m),
-        solver_workspace_.data(), static_cast<int>(solver_workspace_.capacity()), info));
-    int factored = 0;
-    KWM_CUDA_CHECK(cudaMemcpyAsync(&factored, info, sizeof(int), cudaMemcpyDeviceToHost, stream));
-    KWM_CUDA_CHECK(cudaStreamSynchronize(stream));
-    if (factored != 0) continue;
-    kernels::add_diagonal(updated_.data(), static_cast<float>(j), m, m, stream);  // A' solved
-    KWM_CUDA_CHECK(cudaMemcpyAsync(step_.data(), cross_.data(), as_size(m * vocab) * sizeof(float),
-                                   cudaMemcpyDeviceToDevice, stream));
-    KWM_CUSOLVER_CHECK(cusolverDnSpotrs(
-        solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(m), static_cast<int>(vocab),
-        factor_.data(), static_cast<int>(m), step_.data(), static_cast<int>(m), solve_info));
-    kernels::flag_nonfinite(step_.data(), m * vocab, flag, stream);
-    int bad = 0;
-    KWM_CUDA_CHECK(cudaMemcpyAsync(&bad, flag, sizeof(int), cudaMemcpyDeviceToHost, stream));
-    KWM_CUDA_CHECK(cudaStreamSynchronize(stream));
-    return bad == 0;
-  }
-  return false;
 }
 
 // [W b] += S^T, A <- A' (the owner), pbar <- pbar' (queued; the candidates' buffers become

@@ -93,7 +93,6 @@ class RlsHeadCuda {
   bool sum_batch_over_ranks(const GptForwardCuda::DeviceForward& pass, std::int64_t n,
                             StepReport& report, double& tokens);
   void queue_solve(cudaStream_t stream, cublasHandle_t blas, int* status);
-  bool retry_with_jitter(cudaStream_t stream, int* flag, int* info, int* solve_info, int& attempts);
   void apply(cublasHandle_t blas);  // queued on the step's stream
 
   RlsHeadConfig config_;

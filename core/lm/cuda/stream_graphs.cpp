@@ -22,7 +22,7 @@ void StreamGraphs::set_enabled(bool on) {
 }
 
 void StreamGraphs::run(const Key& key, cudaStream_t stream, const std::function<void()>& work) {
-  if (!enabled_ || refused_.count(key) != 0) {
+  if (!enabled_ || refused_.contains(key)) {
     work();
     return;
   }
@@ -52,7 +52,7 @@ void StreamGraphs::run(const Key& key, cudaStream_t stream, const std::function<
     (void)cudaGetLastError();  // capture errors are not sticky; clear the last one
     if (exec != nullptr) cudaGraphExecDestroy(exec);
     if (failure_.empty()) failure_ = "CUDA graph capture failed, running eagerly: " + failure;
-    refused_.emplace(key, true);
+    refused_.insert(key);
     work();  // nothing ran during the failed capture
     return;
   }

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -47,7 +48,7 @@ class StreamGraphs {
   void clear();
 
   std::map<Key, cudaGraphExec_t> graphs_;
-  std::map<Key, bool> refused_;  // keys whose capture failed: eager from then on
+  std::set<Key> refused_;  // keys whose capture failed: eager from then on
   bool enabled_ = true;
   std::string failure_;
 };

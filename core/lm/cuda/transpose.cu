@@ -1,6 +1,7 @@
-// Kernels of the transposed-Jacobian pass: cached layer norm and its transpose, GELU', the
-// causal-softmax transpose, the fused softmax innovation e = onehot - p, and the deterministic
-// embedding scatter-adds (one thread owns each output entry and sums its columns in order).
+// Kernels of the transposed-Jacobian pass: the layer norm's transpose (its cached forward is in
+// layer_norm.cu), GELU', the causal-softmax transpose, the fused softmax innovation
+// e = onehot - p, and the deterministic embedding scatter-adds (one thread owns each output entry
+// and sums its columns in order).
 #include "core/backend/cuda/cuda_check.hpp"
 #include "core/lm/cuda/block_reduce.cuh"
 #include "core/lm/cuda/launch.cuh"
@@ -11,30 +12,6 @@ namespace {
 
 constexpr int kColumnThreads = 128;
 constexpr int kWarpsPerBlock = kThreads / 32;
-
-__global__ void layer_norm_cached_kernel(const float* x, const float* gain, const float* bias,
-                                         float* y, float* xhat, float* inverse_std, Index d,
-                                         float eps) {
-  __shared__ float partial[32];
-  const Index n = blockIdx.x;
-  const float* column = x + n * d;
-  float sum = 0.0f;
-  for (Index i = threadIdx.x; i < d; i += blockDim.x) sum += column[i];
-  const float mean = block_reduce(sum, SumOp{}, partial) / static_cast<float>(d);
-  float square = 0.0f;
-  for (Index i = threadIdx.x; i < d; i += blockDim.x) {
-    const float c = column[i] - mean;
-    square += c * c;
-  }
-  const float variance = block_reduce(square, SumOp{}, partial) / static_cast<float>(d);
-  const float inv = rsqrtf(variance + eps);
-  for (Index i = threadIdx.x; i < d; i += blockDim.x) {
-    const float h = (column[i] - mean) * inv;
-    xhat[n * d + i] = h;
-    y[n * d + i] = h * gain[i] + bias[i];
-  }
-  if (threadIdx.x == 0) inverse_std[n] = inv;
-}
 
 __global__ void layer_norm_transpose_kernel(const float* g, const float* gain, const float* xhat,
                                             const float* inverse_std, float* back, float* product,
@@ -247,14 +224,6 @@ __global__ void layer_norm_step_kernel(const float* gain, const float* bias,
 }
 
 }  // namespace
-
-void layer_norm_cached(const float* x, const float* gain, const float* bias, float* y, float* xhat,
-                       float* inverse_std, Index d, Index columns, float eps, cudaStream_t stream) {
-  if (columns == 0) return;
-  layer_norm_cached_kernel<<<static_cast<unsigned>(columns), kColumnThreads, 0, stream>>>(
-      x, gain, bias, y, xhat, inverse_std, d, eps);
-  KWM_CUDA_CHECK_LAUNCH();
-}
 
 void layer_norm_transpose(const float* g, const float* gain, const float* xhat,
                           const float* inverse_std, float* back, float* product, Index d,
