@@ -22,8 +22,9 @@ struct DeviceSolver {
   int workspace_floats = 0;
 };
 
-// A m x m (column-major, lower triangle used) with rhs right-hand sides. On success A holds A + j I
-// (the matrix the step was solved with), factor its Cholesky factor and step the solution.
+// A m x m (column-major, lower triangle used) with rhs right-hand sides. Once an attempt factors,
+// A holds A + j I (the matrix the step was solved with, kept whether or not the step is finite),
+// factor its Cholesky factor and step the solution.
 struct JitteredSystem {
   std::int64_t m = 0;
   std::int64_t rhs = 0;
