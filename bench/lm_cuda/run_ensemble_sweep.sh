@@ -7,7 +7,10 @@
 # GPU with a validation after every step (the same 8,192 validation tokens and unigram head-bias
 # start as run_sample_efficiency.sh), from the same exported tokens.
 # The image has no SentencePiece: carry build/sp-carry and data/text.
-# usage: OUT=/some/dir [KWM=path] [STEPS=10] [SETTINGS="r:q:std ..."] bash bench/lm_cuda/run_ensemble_sweep.sh
+# A setting is r:q:std[:members[:subspace]]: members default to the shipped 32, subspace to the
+# shipped lora4 (loraN: ln_f, head.bias and a rank-N adapter on the head; head: ln_f and the whole
+# head). Fewer members cost fewer passes a step (members + 1).
+# usage: OUT=/some/dir [KWM=path] [STEPS=10] [SETTINGS="r:q:std[:members[:subspace]] ..."] bash bench/lm_cuda/run_ensemble_sweep.sh
 set -uo pipefail
 OUT=${OUT:?set OUT to the output directory}
 STEPS=${STEPS:-10}
@@ -39,16 +42,25 @@ awk -v block="$learner
   "$CONFIG" > "$W/ensemble.yaml"
 tokens=$((STEPS * 32 * 256))
 for s in $SETTINGS; do
-  IFS=: read -r r q std <<< "$s"
+  IFS=: read -r r q std members subspace <<< "$s"
+  members=${members:-32}
+  subspace=${subspace:-lora4}
+  case $subspace in
+    head) subspace_yaml="{type: head}" ;;
+    lora*) subspace_yaml="{type: lora, rank: ${subspace#lora}}" ;;
+    *) echo "unknown subspace '$subspace' in setting $s (head or loraN)" >&2; exit 2 ;;
+  esac
   name=r$r-q$q-std$std
+  [ "$members" = 32 ] && [ "$subspace" = lora4 ] || name=$name-j$members-$subspace
   dir=$W/runs/$name
   mkdir -p "$dir"
   cp -r "$W/tokens/tokens" "$W"/tokens/tokenizer.* "$dir/"
-  timeout -k 5 60 "$KWM" train --config "$W/ensemble.yaml" --run-dir "$dir" --quiet \
+  timeout -k 5 90 "$KWM" train --config "$W/ensemble.yaml" --run-dir "$dir" --quiet \
     --set train.tokens=$tokens --set train.eval_every=1 --set train.eval_tokens=8192 \
     --set train.head_bias_init=unigram --set train.test_tokens=2048 \
     --set learner.observation_noise="$r" --set learner.process_noise="$q" \
-    --set learner.initial_std="$std" > "$OUT/$name.log" 2>&1
+    --set learner.initial_std="$std" --set learner.members="$members" \
+    --set "learner.subspace=$subspace_yaml" > "$OUT/$name.log" 2>&1
   echo "exit $?" >> "$OUT/$name.log"
   cp "$dir/metrics.jsonl" "$OUT/$name.metrics.jsonl" 2> /dev/null
   printf '%s:' "$name"
