@@ -16,6 +16,7 @@
 
 #include "core/backend/cuda/cuda_check.hpp"
 #include "core/lm/cuda/device_buffer.hpp"
+#include "core/lm/cuda/host_checks.hpp"
 #include "core/lm/cuda/jittered_solve.hpp"
 #include "tests/lm_cuda/lm_cuda_test_support.hpp"
 
@@ -32,10 +33,10 @@ constexpr Eigen::Index kRhs = 7;
 class JitteredSolveFixture {
  public:
   explicit JitteredSolveFixture(const MatrixF& a, const MatrixF& b)
-      : information_(as_count(kM * kM)),
-        cross_(as_count(kM * kRhs)),
-        factor_(as_count(kM * kM)),
-        step_(as_count(kM * kRhs)),
+      : information_(cuda::as_size(kM * kM)),
+        cross_(cuda::as_size(kM * kRhs)),
+        factor_(cuda::as_size(kM * kM)),
+        step_(cuda::as_size(kM * kRhs)),
         words_(3) {
     KWM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     KWM_CUSOLVER_CHECK(cusolverDnCreate(&handle_));
@@ -44,7 +45,7 @@ class JitteredSolveFixture {
     KWM_CUSOLVER_CHECK(cusolverDnSpotrf_bufferSize(handle_, CUBLAS_FILL_MODE_LOWER,
                                                    static_cast<int>(kM), factor_.data(),
                                                    static_cast<int>(kM), &floats));
-    workspace_.reserve(as_count(std::max(floats, 1)));
+    workspace_.reserve(cuda::as_size(std::max(floats, 1)));
     workspace_floats_ = floats;
     put(information_.data(), a);
     put(cross_.data(), b);
@@ -68,16 +69,15 @@ class JitteredSolveFixture {
   MatrixF step() const { return get(step_.data(), kM, kRhs); }
 
  private:
-  static std::size_t as_count(Eigen::Index n) { return static_cast<std::size_t>(n); }
   static void put(float* to, const MatrixF& from) {
-    KWM_CUDA_CHECK(
-        cudaMemcpy(to, from.data(), as_count(from.size()) * sizeof(float), cudaMemcpyHostToDevice));
+    KWM_CUDA_CHECK(cudaMemcpy(to, from.data(), cuda::as_size(from.size()) * sizeof(float),
+                              cudaMemcpyHostToDevice));
   }
   MatrixF get(const float* from, Eigen::Index rows, Eigen::Index cols) const {
     KWM_CUDA_CHECK(cudaStreamSynchronize(stream_));
     MatrixF out(rows, cols);
-    KWM_CUDA_CHECK(
-        cudaMemcpy(out.data(), from, as_count(out.size()) * sizeof(float), cudaMemcpyDeviceToHost));
+    KWM_CUDA_CHECK(cudaMemcpy(out.data(), from, cuda::as_size(out.size()) * sizeof(float),
+                              cudaMemcpyDeviceToHost));
     return out;
   }
 
