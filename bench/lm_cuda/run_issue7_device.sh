@@ -5,9 +5,7 @@
 # and TF32 pass GEMMs, fp32 and TF32 statistics, with its phase breakdown) and the rls-head step against PyTorch AdamW on the same model and batches;
 # the roofline. Everything under $OUT, packed into $OUT/issue7.tar.gz (few files come back).
 # Carry build/sp-carry (tests/lm_cuda/make_sp_carry.sh; the image has no SentencePiece).
-# Part `solves`: the TF32 step with the triangular solves batched, per block for the largest blocks
-# only, and per block for all (--per-block-solves-from), twice each in alternation.
-# usage: OUT=/some/dir [PARTS="test cli|cli_core bench solves torch roofline"] [BATCHES="32 64"] bash bench/lm_cuda/run_issue7_device.sh
+# usage: OUT=/some/dir [PARTS="test cli|cli_core bench torch roofline"] [BATCHES="32 64"] bash bench/lm_cuda/run_issue7_device.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/kwm-issue7-out}
 PARTS=${PARTS:-"test cli bench torch roofline"}
@@ -72,20 +70,6 @@ if has bench; then
       timeout 60 "$B/lm_cuda_mezo_bench" --batch "$b" --reps 20
     done
   } > "$OUT/bench.log" 2>&1
-  pack
-fi
-if has solves; then
-  {
-    for round in 1 2; do
-      for b in $BATCHES; do
-        for from in -1 1025 0; do
-          echo "round $round"
-          timeout 60 "$B/lm_cuda_train_bench" --batch "$b" --reps 10 --tensor-math tf32 \
-            --statistics-math tf32 --phases 1 --skip-pass 1 --per-block-solves-from "$from"
-        done
-      done
-    done
-  } > "$OUT/solves.log" 2>&1
   pack
 fi
 if has torch; then

@@ -7,9 +7,7 @@
 // GPT-2 init (seed 1). The PyTorch counterpart is bench/lm_cuda/torch_gpt_step.py.
 // Run: lm_cuda_train_bench [--batch B] [--reps R] [--breakdown 1] [--tensor-math fp32|tf32]
 //                          [--statistics-math fp32|tf32] [--phases 1] [--graphs on|off]
-//                          [--skip-pass 1] [--per-block-solves-from M]
-// (M: linear blocks of size >= M solve one cublasStrsm pair each; -1, the default: the learner's
-// own default)
+//                          [--skip-pass 1]
 // (breakdown: the learner's SSYRK/SGEMM/potrf/potrs pieces alone at the batch's shapes;
 // tensor-math: the GPT pass's GEMMs in fp32, the default, or on TF32 tensor cores, in both the
 // pass and the step; statistics-math: the same for the learner's x x^T products, whose factors
@@ -207,7 +205,6 @@ void breakdown(std::int64_t columns) {
 int main(int argc, char** argv) {
   try {
     int batch = 32, reps = 10, with_breakdown = 0, with_phases = 0, skip_pass = 0;
-    int per_block_from = -1;
     std::string graphs_text = "on";
     std::string math_text = "fp32", statistics_text = "fp32";
     kwm::lm::bench::parse_flags(argc, argv,
@@ -215,8 +212,7 @@ int main(int argc, char** argv) {
                                  {"--reps", &reps},
                                  {"--breakdown", &with_breakdown},
                                  {"--phases", &with_phases},
-                                 {"--skip-pass", &skip_pass},
-                                 {"--per-block-solves-from", &per_block_from}},
+                                 {"--skip-pass", &skip_pass}},
                                 {{"--tensor-math", &math_text},
                                  {"--statistics-math", &statistics_text},
                                  {"--graphs", &graphs_text}});
@@ -262,11 +258,6 @@ int main(int argc, char** argv) {
     kwm.set_tensor_math(math);
     kwm.set_statistics_math(statistics_math);
     kwm.set_graphs(with_graphs != 0);
-    if (per_block_from >= 0) kwm.set_per_block_solves_from(per_block_from);
-    const long long split = kwm.per_block_solves_from() ==
-                                    kwm::lm::cuda::KwmLinearizedCuda::kAllBatched
-                                ? -1
-                                : static_cast<long long>(kwm.per_block_solves_from());
     kwm::lm::StepReport last;
     const double step_s =
         kwm::lm::bench::device_seconds_per_call([&] { last = kwm.step(data); }, 2, reps);
@@ -276,9 +267,9 @@ int main(int argc, char** argv) {
         1e3 * step_s, tokens / step_s, last.nll_before, static_cast<long long>(kwm.block_skips()),
         static_cast<long long>(kwm.jitter_retries()));
     std::printf(
-        "RESULT kwm math=%s statistics=%s graphs=%d per_block_solves_from=%lld batch=%d "
-        "tokens=%.0f pass_ms=%.3f pass_tok_s=%.0f step_ms=%.3f step_tok_s=%.0f\n",
-        math_name, statistics_name, with_graphs, split, batch, tokens, 1e3 * pass_s,
+        "RESULT kwm math=%s statistics=%s graphs=%d batch=%d tokens=%.0f pass_ms=%.3f "
+        "pass_tok_s=%.0f step_ms=%.3f step_tok_s=%.0f\n",
+        math_name, statistics_name, with_graphs, batch, tokens, 1e3 * pass_s,
         pass_s > 0.0 ? tokens / pass_s : 0.0, 1e3 * step_s, tokens / step_s);
     if (with_graphs != 0)
       std::printf("graphs: %zu captured, %zu refused %s\n", kwm.graphs().captured(),

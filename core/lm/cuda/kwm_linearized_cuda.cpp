@@ -464,24 +464,12 @@ void KwmLinearizedCuda::queue_information_and_factors() {
   KWM_CUDA_CHECK(cudaEventRecord(learner_done_, learner_stream()));
 }
 
-// The pass's stream: B <- F^-T F^-1 B (two triangular solves per shape, or per block from
-// per_block_solves_from_ on), each in place on the block's step.
+// The pass's stream: B <- F^-T F^-1 B (two triangular solves per shape), each in place on the
+// block's step.
 void KwmLinearizedCuda::queue_solves() {
   const cublasHandle_t blas = model_.blas();
   const float one = 1.0f;
   for (Batch& batch : solve_batches_) {
-    if (batch.m >= per_block_solves_from_) {
-      for (const std::size_t k : batch.blocks) {
-        for (const cublasOperation_t op : {CUBLAS_OP_N, CUBLAS_OP_T}) {
-          KWM_CUBLAS_CHECK(cublasStrsm(blas, CUBLAS_SIDE_LEFT, CUBLAS_FILL_MODE_LOWER, op,
-                                       CUBLAS_DIAG_NON_UNIT, static_cast<int>(batch.m),
-                                       static_cast<int>(batch.rows), &one,
-                                       blocks_[k].factor.data(), static_cast<int>(batch.m),
-                                       blocks_[k].step.data(), static_cast<int>(batch.m)));
-        }
-      }
-      continue;
-    }
     for (const cublasOperation_t op : {CUBLAS_OP_N, CUBLAS_OP_T}) {
       KWM_CUBLAS_CHECK(cublasStrsmBatched(
           blas, CUBLAS_SIDE_LEFT, CUBLAS_FILL_MODE_LOWER, op, CUBLAS_DIAG_NON_UNIT,
@@ -604,17 +592,15 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
   }
   KWM_CUDA_CHECK(cudaStreamWaitEvent(stream, learner_done_, 0));
 
-  // Owners: the cross terms and the diagonal blocks' candidates, then the solves (one graph per
-  // token count, which the layer-norm kernels take by value).
+  // Owners: the cross terms and the diagonal blocks' candidates, then the batched solves (one
+  // graph per token count, which the layer-norm kernels take by value).
   const std::size_t count = blocks_.size();
   const StatusLayout layout{count};
   int* status_device = status_.data();
   std::uintptr_t tokens_bits = 0;
   static_assert(sizeof(tokens_bits) >= sizeof(shared[1]));
   std::memcpy(&tokens_bits, &shared[1], sizeof(shared[1]));
-  // The solve split is part of the key: a graph holds the calls of the split it was captured with.
-  const auto split = static_cast<std::uintptr_t>(per_block_solves_from_);
-  graphs_.run({3, tokens_bits, split}, stream, [&] {
+  graphs_.run({3, tokens_bits}, stream, [&] {
     for (std::size_t k = 0; k < count; ++k) {
       Block& b = blocks_[k];
       if (!active(b) || !owned(b)) continue;

@@ -28,7 +28,6 @@
 #include <cusolverDn.h>
 
 #include <cstdint>
-#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -115,15 +114,6 @@ class KwmLinearizedCuda {
   void set_phase_timing(bool on);
   const Phases& last_phases() const { return phases_; }
 
-  // Linear blocks of size m >= `size` solve with one cublasStrsm pair each (cuBLAS's blocked,
-  // GEMM-based solve, which fills the GPU for one large block), smaller ones with one
-  // cublasStrsmBatched pair per shape (one launch for many small blocks). The results agree to
-  // fp32 rounding (tested); the benchmark's --per-block-solves-from compares the two.
-  // 0: every block on its own; kAllBatched: none.
-  static constexpr std::int64_t kAllBatched = std::numeric_limits<std::int64_t>::max();
-  void set_per_block_solves_from(std::int64_t size) { per_block_solves_from_ = size; }
-  std::int64_t per_block_solves_from() const { return per_block_solves_from_; }
-
   // CUDA graphs for the step's fixed sequences of small calls (stream_graphs.hpp): on by default;
   // off runs them call by call (the same results; the benchmark compares the two).
   void set_graphs(bool on) { graphs_.set_enabled(on); }
@@ -192,7 +182,6 @@ class KwmLinearizedCuda {
   cublasHandle_t side_blas_ = nullptr;
   cudaEvent_t forward_done_ = nullptr, learner_done_ = nullptr;
   TensorMath statistics_math_ = TensorMath::fp32;
-  std::int64_t per_block_solves_from_ = kAllBatched;
   std::vector<cudaEvent_t> marks_;  // timed events, one per Mark, while phase timing is on
   Phases phases_;
   std::vector<Block> blocks_;
