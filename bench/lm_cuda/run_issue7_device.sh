@@ -5,9 +5,7 @@
 # and TF32 pass GEMMs, fp32 and TF32 statistics, with its phase breakdown) and the rls-head step against PyTorch AdamW on the same model and batches;
 # the roofline. Everything under $OUT, packed into $OUT/issue7.tar.gz (few files come back).
 # Carry build/sp-carry (tests/lm_cuda/make_sp_carry.sh; the image has no SentencePiece).
-# Part `bf16`: the kwm-linearized step with TF32 against BF16 tensor-core GEMMs (pass:statistics
-# tf32:tf32, bf16:tf32, bf16:bf16), in two alternating rounds, each with its pass alone and phases.
-# usage: OUT=/some/dir [PARTS="test cli|cli_core bench bf16 torch roofline"] [BATCHES="32 64"] bash bench/lm_cuda/run_issue7_device.sh
+# usage: OUT=/some/dir [PARTS="test cli|cli_core bench torch roofline"] [BATCHES="32 64"] bash bench/lm_cuda/run_issue7_device.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/kwm-issue7-out}
 PARTS=${PARTS:-"test cli bench torch roofline"}
@@ -72,20 +70,6 @@ if has bench; then
       timeout 60 "$B/lm_cuda_mezo_bench" --batch "$b" --reps 20
     done
   } > "$OUT/bench.log" 2>&1
-  pack
-fi
-if has bf16; then
-  {
-    for round in 1 2; do
-      for b in $BATCHES; do
-        for maths in tf32:tf32 bf16:tf32 bf16:bf16; do
-          echo "round $round"
-          timeout 60 "$B/lm_cuda_train_bench" --batch "$b" --reps 10 --tensor-math "${maths%%:*}" \
-            --statistics-math "${maths#*:}" --phases 1
-        done
-      done
-    done
-  } > "$OUT/bf16.log" 2>&1
   pack
 fi
 if has torch; then

@@ -2,7 +2,7 @@
 # One device call (GPU machine with an H200 and a 16-core host, repository root) for issue 7's
 # sample-efficiency comparison on configs/lm_gpu_10m.yaml: validation loss against tokens, wall
 # time and forward passes for
-#   kwm-linearized (fp32; TF32 pass and statistics; BF16 pass and statistics), and kwm-ensemble with the tiny config's
+#   kwm-linearized (fp32, and TF32 pass and statistics), and kwm-ensemble with the tiny config's
 #   lora subspace, on the GPU (kwm
 #   train, learner.device: cuda), rls-head on the GPU when this
 #   kwm build accepts it (otherwise its refusal is recorded and the run skipped),
@@ -38,8 +38,8 @@ MEZO_RUNS=${MEZO_RUNS:-"all:1e-4 all:1e-3 head:2e-3"}
 # MeZO's settings), the same algorithm as the PyTorch runs on kwm's counter-based directions.
 KWM_MEZO_RUNS=${KWM_MEZO_RUNS:-"all:1e-4"}
 # Which groups of runs to make (all by default): kwm-linearized kwm-ensemble kwm-linearized-tf32
-# kwm-linearized-bf16 adamw mezo kwm-mezo rls-head cpu.
-PARTS=${PARTS:-"kwm-linearized kwm-ensemble kwm-linearized-tf32 kwm-linearized-bf16 adamw mezo kwm-mezo rls-head cpu"}
+# adamw mezo kwm-mezo rls-head cpu.
+PARTS=${PARTS:-"kwm-linearized kwm-ensemble kwm-linearized-tf32 adamw mezo kwm-mezo rls-head cpu"}
 CPU_SECONDS=${CPU_SECONDS:-60}      # limit of each CPU forward-only run; 0 skips them
 CPU_RANKS=${CPU_RANKS:-16}
 CPU_EVAL_EVERY=${CPU_EVAL_EVERY:-5}
@@ -177,9 +177,6 @@ want kwm-ensemble && kwm_gpu kwm-ensemble-gpu kwm-ensemble "$W/ensemble_gpu.yaml
 # does the faster step learn as the fp32 one does?
 want kwm-linearized-tf32 && kwm_gpu kwm-linearized-gpu-tf32 kwm-linearized "$CONFIG" \
   --set learner.device=cuda --set learner.tensor_math=tf32 --set learner.statistics_math=tf32
-# 1e. ... and with BF16 pass and statistics GEMMs (8x coarser inputs than TF32's).
-want kwm-linearized-bf16 && kwm_gpu kwm-linearized-gpu-bf16 kwm-linearized "$CONFIG" \
-  --set learner.device=cuda --set learner.tensor_math=bf16 --set learner.statistics_math=bf16
 # 1d. kwm's mezo on the GPU (MezoCudaLearner), before the PyTorch MeZO runs it is compared with.
 for run in $KWM_MEZO_RUNS; do
   want kwm-mezo || break

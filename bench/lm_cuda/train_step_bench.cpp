@@ -5,8 +5,8 @@
 // statistics, Cholesky solves and updates). Each timed call includes the token upload and the
 // host waits the step itself makes; the clock stops after a device synchronise. Random tokens,
 // GPT-2 init (seed 1). The PyTorch counterpart is bench/lm_cuda/torch_gpt_step.py.
-// Run: lm_cuda_train_bench [--batch B] [--reps R] [--breakdown 1] [--tensor-math fp32|tf32|bf16]
-//                          [--statistics-math fp32|tf32|bf16] [--phases 1] [--graphs on|off]
+// Run: lm_cuda_train_bench [--batch B] [--reps R] [--breakdown 1] [--tensor-math fp32|tf32]
+//                          [--statistics-math fp32|tf32] [--phases 1] [--graphs on|off]
 //                          [--skip-pass 1]
 // (breakdown: the learner's SSYRK/SGEMM/potrf/potrs pieces alone at the batch's shapes;
 // tensor-math: the GPT pass's GEMMs in fp32, the default, or on TF32 tensor cores, in both the
@@ -220,8 +220,8 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--graphs must be on or off; got '" + graphs_text + "'");
     const int with_graphs = graphs_text == "on" ? 1 : 0;
     const auto math_flag = [](const std::string& flag, const std::string& text) {
-      if (text != "fp32" && text != "tf32" && text != "bf16")
-        throw std::invalid_argument(flag + " must be fp32, tf32 or bf16; got '" + text + "'");
+      if (text != "fp32" && text != "tf32")
+        throw std::invalid_argument(flag + " must be fp32 or tf32; got '" + text + "'");
       return kwm::lm::cuda::parse_tensor_math(text);
     };
     const auto math = math_flag("--tensor-math", math_text);

@@ -41,12 +41,8 @@ class KwmLinearizedCudaLearner final : public LanguageLearner {
   std::string name() const override { return "kwm-linearized"; }
   std::string derivative_label() const override {
     std::string label = "linearized (transposed Jacobians), fp32 on CUDA";
-    const auto upper = [](TensorMath math) {
-      return math == TensorMath::tf32 ? std::string("TF32") : std::string("BF16");
-    };
-    if (math_ != TensorMath::fp32) label += ", " + upper(math_) + " GEMMs in the pass";
-    if (statistics_math_ != TensorMath::fp32)
-      label += ", " + upper(statistics_math_) + " statistics";
+    if (math_ == TensorMath::tf32) label += ", TF32 GEMMs in the pass";
+    if (statistics_math_ == TensorMath::tf32) label += ", TF32 statistics";
     return label;
   }
   StepReport step(const TokenBatch& batch) override;
@@ -73,8 +69,8 @@ class KwmLinearizedCudaLearner final : public LanguageLearner {
 };
 
 // learner.type must be kwm-linearized (its keys as parse_kwm_linearized_config reads them), plus
-// the optional tensor_math and statistics_math: fp32 | tf32 | bf16 (default fp32; anything else
-// throws std::invalid_argument naming the key).
+// the optional tensor_math and statistics_math: fp32 | tf32 (default fp32; anything else throws
+// std::invalid_argument naming the key).
 std::unique_ptr<LanguageLearner> make_kwm_linearized_cuda_learner(
     const YAML::Node& learner, const GptConfig& model, std::uint64_t seed,
     const LmCollectives& collectives, const DeviceAllReduceMaker& device_all_reduce = {});

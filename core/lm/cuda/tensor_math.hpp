@@ -1,11 +1,8 @@
-// TensorMath: whether the GPT passes' GEMMs (GptForwardCuda, GptTransposeCuda) run in plain fp32,
-// on TF32 tensor cores (inputs rounded to a 10-bit mantissa, fp32 accumulation) or on BF16 tensor
-// cores (inputs rounded to bfloat16's 7-bit mantissa, fp32 accumulation), and the two GEMM entry
-// points that honour it. Memory stays fp32 in every mode: cuBLAS rounds the inputs as it loads
-// them, so activations, caches and parameters keep fp32 and only the products are coarser. The
-// learner's factorisations and solves (KwmLinearizedCuda) stay fp32 whatever this says; its x x^T
-// statistics take a TensorMath of their own (KwmLinearizedCuda::set_statistics_math,
-// learner.statistics_math).
+// TensorMath: whether the GPT passes' GEMMs (GptForwardCuda, GptTransposeCuda) run in plain fp32
+// or on TF32 tensor cores (inputs rounded to a 10-bit mantissa, fp32 accumulation), and the two
+// GEMM entry points that honour it. The learner's factorisations and solves (KwmLinearizedCuda)
+// stay fp32 whatever this says; its x x^T statistics take a TensorMath of their own
+// (KwmLinearizedCuda::set_statistics_math, learner.statistics_math).
 #pragma once
 
 #include <cublas_v2.h>
@@ -17,40 +14,26 @@
 
 namespace kwm::lm::cuda {
 
-enum class TensorMath { fp32, tf32, bf16 };
+enum class TensorMath { fp32, tf32 };
 
 inline const char* tensor_math_name(TensorMath math) {
-  switch (math) {
-    case TensorMath::tf32:
-      return "tf32";
-    case TensorMath::bf16:
-      return "bf16";
-    case TensorMath::fp32:
-      break;
-  }
-  return "fp32";
+  return math == TensorMath::tf32 ? "tf32" : "fp32";
 }
 
-// The config value of learner.tensor_math (or of `key`, e.g. learner.statistics_math): fp32, tf32
-// or bf16.
+// The config value of learner.tensor_math (or of `key`, e.g. learner.statistics_math): fp32 or
+// tf32.
 inline TensorMath parse_tensor_math(const std::string& name,
                                     const std::string& key = "learner.tensor_math") {
   if (name == "fp32") return TensorMath::fp32;
   if (name == "tf32") return TensorMath::tf32;
-  if (name == "bf16") return TensorMath::bf16;
-  throw std::invalid_argument("key '" + key + "' must be fp32, tf32 or bf16; got '" + name + "'");
+  throw std::invalid_argument("key '" + key + "' must be fp32 or tf32; got '" + name + "'");
 }
 
-// The cuBLAS compute type of a tensor-core mode (fp32 inputs and outputs, fp32 accumulation).
-inline cublasComputeType_t tensor_core_compute(TensorMath math) {
-  return math == TensorMath::bf16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F_FAST_TF32;
-}
-
-// TF32 and BF16 are chosen per call (cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_TF32 or
-// CUBLAS_COMPUTE_32F_FAST_16BF), not by the handle's math mode: the pass's cuBLAS handle is shared
-// with KwmLinearizedCuda, which queues its GEMVs and GEAMs on it, and those must stay fp32 (its x
-// x^T statistics take TF32 only when learner.statistics_math asks, through these same entry
-// points). In fp32 mode these are the very calls the passes made before (cublasSgemm_64 and
+// TF32 is chosen per call (cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_TF32), not by the handle's
+// math mode: the pass's cuBLAS handle is shared with KwmLinearizedCuda, which queues its
+// GEMVs and GEAMs on it, and those must stay fp32 (its x x^T statistics take TF32 only when
+// learner.statistics_math asks, through these same entry points). In fp32 mode
+// these are the very calls the passes made before (cublasSgemm_64 and
 // cublasSgemmStridedBatched_64), so fp32 results are unchanged bit for bit.
 
 // C = alpha op(A) op(B) + beta C, all fp32 in memory, column-major.
@@ -61,7 +44,8 @@ inline cublasStatus_t gemm(cublasHandle_t handle, TensorMath math, cublasOperati
   if (math == TensorMath::fp32)
     return cublasSgemm_64(handle, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   return cublasGemmEx_64(handle, ta, tb, m, n, k, alpha, a, CUDA_R_32F, lda, b, CUDA_R_32F, ldb,
-                         beta, c, CUDA_R_32F, ldc, tensor_core_compute(math), CUBLAS_GEMM_DEFAULT);
+                         beta, c, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F_FAST_TF32,
+                         CUBLAS_GEMM_DEFAULT);
 }
 
 // count products C_i = alpha op(A_i) op(B_i) + beta C_i, X_i = X + i * stride_x.
@@ -78,7 +62,7 @@ inline cublasStatus_t gemm_strided_batched(cublasHandle_t handle, TensorMath mat
                                         stride_b, beta, c, ldc, stride_c, count);
   return cublasGemmStridedBatchedEx_64(
       handle, ta, tb, m, n, k, alpha, a, CUDA_R_32F, lda, stride_a, b, CUDA_R_32F, ldb, stride_b,
-      beta, c, CUDA_R_32F, ldc, stride_c, count, tensor_core_compute(math), CUBLAS_GEMM_DEFAULT);
+      beta, c, CUDA_R_32F, ldc, stride_c, count, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT);
 }
 
 }  // namespace kwm::lm::cuda
