@@ -5,7 +5,8 @@
 # and TF32 pass GEMMs, fp32 and TF32 statistics, with its phase breakdown) and the rls-head step against PyTorch AdamW on the same model and batches;
 # the roofline. Everything under $OUT, packed into $OUT/issue7.tar.gz (few files come back).
 # Carry build/sp-carry (tests/lm_cuda/make_sp_carry.sh; the image has no SentencePiece).
-# usage: OUT=/some/dir [PARTS="test cli|cli_core bench torch roofline"] [BATCHES="32 64"] bash bench/lm_cuda/run_issue7_device.sh
+# usage: OUT=/some/dir [PARTS="test cli|cli_core bench torch roofline"] [BATCHES="32 64"]
+#   [TORCH_ARGS="--cudagraphs 1"] bash bench/lm_cuda/run_issue7_device.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/kwm-issue7-out}
 PARTS=${PARTS:-"test cli bench torch roofline"}
@@ -74,7 +75,8 @@ if has bench; then
 fi
 if has torch; then
   # shellcheck disable=SC2086
-  timeout 200 python3 bench/lm_cuda/torch_gpt_step.py --batch $BATCHES --reps "${TORCH_REPS:-50}" > "$OUT/torch.log" 2>&1
+  timeout 200 python3 bench/lm_cuda/torch_gpt_step.py --batch $BATCHES --reps "${TORCH_REPS:-50}" \
+    ${TORCH_ARGS:-} > "$OUT/torch.log" 2>&1
   echo "torch exit $?" >> "$OUT/torch.log"
   pack
 fi

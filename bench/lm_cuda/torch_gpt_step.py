@@ -6,6 +6,10 @@ Variants, each timed with CUDA events after warm-up (median of --reps):
   adamw-bf16-compiled   forward + backward + fused AdamW step under bf16 autocast, torch.compile
                         (the fast PyTorch recipe the KWM step is raced against)
   fwdbwd-bf16-compiled  the same without the optimizer step
+  adamw-bf16-cudagraphs with --cudagraphs 1 only: adamw-bf16-compiled with
+                        torch.compile(mode="reduce-overhead"), which replays the compiled forward
+                        and backward as CUDA graphs (a stronger reference than the issue's recipe:
+                        it takes the host's launch cost out of PyTorch's step)
   fwdbwd-fp32-eager     forward + backward in plain fp32 (TF32 off), eager: the same arithmetic
                         precision as the KWM fp32 pass
   mezo-fp32-eager       one MeZO step on every parameter (torch_sample_efficiency.py's: in-place
@@ -13,7 +17,7 @@ Variants, each timed with CUDA events after warm-up (median of --reps):
                         forward passes, the update along z; eps 1e-3, rate 1e-4), the
                         counterpart of lm_cuda_mezo_bench
 Attention is F.scaled_dot_product_attention(is_causal=True) (flash/efficient kernels).
-usage: python3 torch_gpt_step.py --batch 32 64 [--reps 20]
+usage: python3 torch_gpt_step.py --batch 32 64 [--reps 20] [--cudagraphs 1]
 """
 import argparse
 import json
@@ -86,7 +90,7 @@ def timed(fn, warmup, reps):
     return statistics.median(times), min(times), max(times)
 
 
-def run(batch, reps):
+def run(batch, reps, cudagraphs=False):
     torch.manual_seed(1)
     dev = "cuda"
     ctx = 256
@@ -137,12 +141,25 @@ def run(batch, reps):
         g = ((plus - minus) / (2.0 * eps)).item()
         mezo_perturb(mezo_params, seed, -1e-4 * g, dev)
 
+    graphed = torch.compile(model, mode="reduce-overhead") if cudagraphs else None
+
+    def train_step_graphs():
+        torch.compiler.cudagraph_mark_step_begin()
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = graphed(idx, tgt)
+        loss.backward()
+        opt.step()
+
     t0 = time.time()
     train_step()
     torch.cuda.synchronize()
     results["compile_s"] = time.time() - t0
-    for name, fn in (("adamw-bf16-compiled", train_step), ("fwdbwd-bf16-compiled", fwdbwd_bf16),
-                     ("fwdbwd-fp32-eager", fwdbwd_fp32), ("mezo-fp32-eager", mezo_step)):
+    variants = [("adamw-bf16-compiled", train_step), ("fwdbwd-bf16-compiled", fwdbwd_bf16),
+                ("fwdbwd-fp32-eager", fwdbwd_fp32), ("mezo-fp32-eager", mezo_step)]
+    if cudagraphs:
+        variants.insert(1, ("adamw-bf16-cudagraphs", train_step_graphs))
+    for name, fn in variants:
         med, lo, hi = timed(fn, 3, reps)
         results[name] = {"ms": 1e3 * med, "min_ms": 1e3 * lo, "max_ms": 1e3 * hi,
                          "tokens_per_s": tokens / med}
@@ -155,9 +172,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, nargs="+", default=[32])
     ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--cudagraphs", type=int, default=0)
     args = ap.parse_args()
     for batch in args.batch:
-        run(batch, args.reps)
+        run(batch, args.reps, args.cudagraphs != 0)
 
 
 if __name__ == "__main__":
