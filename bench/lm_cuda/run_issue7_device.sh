@@ -6,7 +6,8 @@
 # the roofline. Everything under $OUT, packed into $OUT/issue7.tar.gz (few files come back).
 # Carry build/sp-carry (tests/lm_cuda/make_sp_carry.sh; the image has no SentencePiece).
 # usage: OUT=/some/dir [PARTS="test cli|cli_core bench torch roofline"] [BATCHES="32 64"]
-#   [TORCH_ARGS="--cudagraphs 1"] bash bench/lm_cuda/run_issue7_device.sh
+#   [TORCH_ARGS="--cudagraphs 1", the default; TORCH_ARGS= leaves the CUDA-graph step out]
+#   bash bench/lm_cuda/run_issue7_device.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/kwm-issue7-out}
 PARTS=${PARTS:-"test cli bench torch roofline"}
@@ -76,7 +77,7 @@ fi
 if has torch; then
   # shellcheck disable=SC2086
   timeout 200 python3 bench/lm_cuda/torch_gpt_step.py --batch $BATCHES --reps "${TORCH_REPS:-50}" \
-    ${TORCH_ARGS:-} > "$OUT/torch.log" 2>&1
+    ${TORCH_ARGS---cudagraphs 1} > "$OUT/torch.log" 2>&1
   echo "torch exit $?" >> "$OUT/torch.log"
   pack
 fi
