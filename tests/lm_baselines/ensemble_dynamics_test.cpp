@@ -1,6 +1,6 @@
 // The low-rank-adapter subspace (closed form of the merged weights), the shared-body member
-// logits, and the ensemble's process-noise dynamics (centered draws keep the mean; the annealed
-// schedule's closed form).
+// logits, the ensemble's process-noise dynamics (centered draws keep the mean; the annealed
+// schedule's closed form), and its member draws (own streams, or antithetic mirrored pairs).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/lm/learners/ensemble_config.hpp"
+#include "core/lm/learners/ensemble_draws.hpp"
 #include "core/lm/learners/ensemble_learner.hpp"
 #include "core/lm/learners/ensemble_subspace.hpp"
 #include "core/lm/learners/mezo_learner.hpp"
@@ -189,6 +190,80 @@ TEST(EnsembleLearner, AnnealedProcessNoiseFollowsItsSchedule) {
       parse_ensemble_config(YAML::Load("{process_noise_mode: walk, process_noise_halflife: 50}"));
   EXPECT_EQ(parsed.process_noise_mode, EnsembleConfig::ProcessNoiseMode::walk);
   EXPECT_EQ(parsed.process_noise_halflife, 50.0);
+}
+
+// The members' draws, shared by the CPU and GPU learners: without antithetic, column j is member
+// j's own stream bit for bit (the draws every earlier run and checkpoint made); with it, column
+// 2k is member 2k's stream and column 2k + 1 its exact negative, an odd count is refused, and
+// the draws are the same however many threads drew them (large draws use several).
+TEST(EnsembleDraws, OwnStreamsOrMirroredPairs) {
+  const std::uint64_t seed = 17;
+  for (const Eigen::Index rows : {Eigen::Index{40}, Eigen::Index{20000}}) {  // one thread, several
+    const Eigen::MatrixXd plain = member_draws(seed, RandomPurpose::process_noise, 3, rows, 6, 0.5);
+    const Eigen::MatrixXd paired =
+        member_draws(seed, RandomPurpose::process_noise, 3, rows, 6, 0.5, true);
+    for (Eigen::Index j = 0; j < 6; ++j) {
+      const Eigen::VectorXd own = normal_vector(
+          stream_seed(seed, RandomPurpose::process_noise, 3, static_cast<std::uint64_t>(j)), rows,
+          0.5);
+      EXPECT_EQ(plain.col(j), own) << "column " << j;
+      if (j % 2 == 0) {
+        EXPECT_EQ(paired.col(j), own) << "column " << j;
+      } else {
+        EXPECT_EQ(paired.col(j), -paired.col(j - 1)) << "column " << j;
+      }
+    }
+    EXPECT_LT(paired.rowwise().sum().cwiseAbs().maxCoeff(), 1e-15 * rows);
+    EXPECT_GT(plain.rowwise().mean().cwiseAbs().maxCoeff(), 0.05);
+  }
+  EXPECT_THROW(member_draws(seed, RandomPurpose::process_noise, 3, 4, 5, 1.0, true),
+               std::invalid_argument);
+}
+
+// learner.antithetic: the ensemble's mean starts at the origin (up to rounding), where eight
+// independent draws move it by more than 0.1 in some coordinate; the process noise keeps the pairs
+// mirrored; an odd member count is refused naming the key.
+TEST(EnsembleLearner, AntitheticMembersStartAtTheOriginAndPairUp) {
+  const GptConfig model = untied_model(1);
+  const MarkovSource source{model.vocab_size, 0.75};
+  const TokenBatch b = batch_from(source.sample(200, 1), 0, 2, 16);
+  EnsembleConfig config = noisy_ensemble(EnsembleConfig::ProcessNoiseMode::centered);
+  config.initial_std = 0.3;
+  config.antithetic = true;
+  EnsembleLearner paired(config, model, 5);
+  config.antithetic = false;
+  EnsembleLearner plain(config, model, 5);
+  const auto origin = [&](const EnsembleLearner& learner) {
+    return learner.members().rowwise().mean() -
+           (learner.members().col(0) + learner.members().col(1)) / 2.0;
+  };
+  EXPECT_LT(origin(paired).cwiseAbs().maxCoeff(), 1e-12) << "pairs' midpoints are the mean";
+  // Each pair's midpoint is the origin, and so is the mean.
+  const Eigen::VectorXd start = (paired.members().col(0) + paired.members().col(1)) / 2.0;
+  const Eigen::VectorXd paired_mean = paired.members().rowwise().mean();
+  const Eigen::VectorXd plain_mean = plain.members().rowwise().mean();
+  EXPECT_LT((paired_mean - start).cwiseAbs().maxCoeff(), 1e-12);
+  EXPECT_GT((plain_mean - start).cwiseAbs().maxCoeff(), 0.1) << "8 draws of std 0.3";
+  // The first forecast's process noise comes in mirrored pairs as well: with the analysis held
+  // back (r = 1e12), the pairs stay mirrored about the mean.
+  EnsembleConfig held = config;
+  held.antithetic = true;
+  held.observation_noise = 1e12;
+  EnsembleLearner learner(held, model, 5);
+  (void)learner.step(b);
+  const Eigen::VectorXd mean = learner.members().rowwise().mean();
+  for (Eigen::Index j = 0; j < 8; j += 2) {
+    const Eigen::VectorXd sum = learner.members().col(j) + learner.members().col(j + 1);
+    EXPECT_LT((sum - 2.0 * mean).cwiseAbs().maxCoeff(), 1e-9) << "pair " << j / 2;
+  }
+  try {
+    (void)parse_ensemble_config(YAML::Load("{members: 7, antithetic: true}"));
+    FAIL() << "an odd member count was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("learner.antithetic"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(parse_ensemble_config(YAML::Load("{members: 8, antithetic: true}")).antithetic);
+  EXPECT_FALSE(parse_ensemble_config(YAML::Load("{members: 8}")).antithetic);
 }
 
 // Both forward-only learners learn through the adapters: a Markov source past the unigram.

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -17,6 +16,7 @@
 #include "core/lm/cuda/tensor_math.hpp"
 #include "core/lm/gpt_forward.hpp"
 #include "core/lm/learners/ensemble_batch.hpp"
+#include "core/lm/learners/ensemble_draws.hpp"
 #include "core/lm/learners/ensemble_learner.hpp"
 #include "core/lm/learners/ensemble_random.hpp"
 #include "core/lm/learners/rank_collectives.hpp"
@@ -33,31 +33,6 @@ void check_shared_body(const SubspaceConfig& subspace, const GptConfig& model) {
         "learner.device: cuda runs kwm-ensemble with subspace head or {type: lora, blocks: 0} on "
         "an untied head only (the members share one body pass); got " +
         describe(subspace) + (model.tied_head ? " on a tied head" : ""));
-}
-
-// Column j: normal_vector(stream_seed(seed, purpose, step, j), rows, std), the CPU learner's draw
-// for member j. Each column comes from its own stream, so drawing them on several threads gives
-// the same numbers.
-Eigen::MatrixXd member_draws(std::uint64_t seed, RandomPurpose purpose, std::uint64_t step,
-                             Eigen::Index rows, Eigen::Index members, double std) {
-  Eigen::MatrixXd out(rows, members);
-  const auto draw = [&](Eigen::Index first, Eigen::Index stride) {
-    for (Eigen::Index j = first; j < members; j += stride)
-      out.col(j) =
-          normal_vector(stream_seed(seed, purpose, step, static_cast<std::uint64_t>(j)), rows, std);
-  };
-  const auto threads = static_cast<Eigen::Index>(
-      std::min<unsigned>(std::max(std::thread::hardware_concurrency(), 1u),
-                         static_cast<unsigned>(std::max<Eigen::Index>(members, 1))));
-  if (threads <= 1 || rows * members < 65536) {
-    draw(0, 1);
-    return out;
-  }
-  std::vector<std::thread> pool;
-  for (Eigen::Index t = 1; t < threads; ++t) pool.emplace_back(draw, t, threads);
-  draw(0, threads);
-  for (auto& t : pool) t.join();
-  return out;
 }
 
 GptParameters<double> unflattened(const GptConfig& model, const Eigen::VectorXd& flat) {
@@ -149,7 +124,7 @@ EnsembleCuda::EnsembleCuda(const EnsembleConfig& config, const GptConfig& model,
   first_ = rank * j_total / ranks;  // as EnsembleLearner: contiguous, balanced shares
   last_ = (rank + 1) * j_total / ranks;
   members_ = member_draws(seed_, RandomPurpose::initial_deviation, 0, subspace_.dimension(),
-                          j_total, config_.initial_std);
+                          j_total, config_.initial_std, config_.antithetic);
   members_.colwise() += subspace_.origin();
 }
 
@@ -165,7 +140,7 @@ void EnsembleCuda::forecast() {
   if (q > 0.0) {
     Eigen::MatrixXd noise =
         member_draws(seed_, RandomPurpose::process_noise, static_cast<std::uint64_t>(steps_ + 1),
-                     members_.rows(), members_.cols(), q);
+                     members_.rows(), members_.cols(), q, config_.antithetic);
     if (config_.process_noise_mode == EnsembleConfig::ProcessNoiseMode::centered)
       noise.colwise() -= noise.rowwise().mean();
     members_ += noise;
@@ -294,8 +269,8 @@ StepReport EnsembleCuda::step(const TokenBatch& batch) {
   Eigen::MatrixXd observations = Eigen::MatrixXd::Constant(m, j_total, probability ? 1.0 : 0.0);
   if (config_.perturb_observations && m > 0) {  // eps_j ~ N(0, R) from the member's stream
     const Eigen::VectorXd std = noise.cwiseSqrt();
-    const Eigen::MatrixXd draws =
-        member_draws(seed_, RandomPurpose::observation_perturbation, step, m, j_total, 1.0);
+    const Eigen::MatrixXd draws = member_draws(seed_, RandomPurpose::observation_perturbation, step,
+                                               m, j_total, 1.0, config_.antithetic);
     for (int j = 0; j < j_total; ++j) observations.col(j) += std.cwiseProduct(draws.col(j));
   }
   bool ok = m > 0 && noise.allFinite();

@@ -28,14 +28,18 @@ void EnsembleConfig::validate() const {
   if (!(process_noise_halflife >= 0.0) || !std::isfinite(process_noise_halflife))
     fail_option("learner.process_noise_halflife",
                 "must be a finite number >= 0; got " + std::to_string(process_noise_halflife));
+  if (antithetic && members % 2 != 0)
+    fail_option("learner.antithetic",
+                "needs an even learner.members (mirrored pairs); got " + std::to_string(members));
 }
 
 EnsembleConfig parse_ensemble_config(const YAML::Node& learner) {
   const std::string p = "learner";
-  check_option_keys(learner, p,
-                    {"type", "members", "subspace", "initial_std", "observation",
-                     "observation_noise", "noise_floor", "inflation", "process_noise",
-                     "process_noise_mode", "process_noise_halflife", "perturb_observations"});
+  check_option_keys(
+      learner, p,
+      {"type", "members", "subspace", "initial_std", "observation", "observation_noise",
+       "noise_floor", "inflation", "process_noise", "process_noise_mode", "process_noise_halflife",
+       "perturb_observations", "antithetic"});
   const auto type = read_option<std::string>(learner, "type", p, "kwm-ensemble");
   if (type != "kwm-ensemble")
     fail_option(p + ".type", "must be kwm-ensemble for this learner; got '" + type + "'");
@@ -67,6 +71,7 @@ EnsembleConfig parse_ensemble_config(const YAML::Node& learner) {
   c.process_noise_halflife =
       read_option(learner, "process_noise_halflife", p, c.process_noise_halflife);
   c.perturb_observations = read_option(learner, "perturb_observations", p, c.perturb_observations);
+  c.antithetic = read_option(learner, "antithetic", p, c.antithetic);
   c.validate();
   return c;
 }

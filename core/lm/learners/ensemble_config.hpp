@@ -42,6 +42,11 @@ struct EnsembleConfig {
   // constant.
   double process_noise_halflife = 0.0;
   bool perturb_observations = false;  // true: eps_j ~ N(0, R) (stochastic EKI); false: eps_j = 0
+  // true: members come in mirrored pairs, member 2k + 1's draws (initial deviation, process noise,
+  // observation perturbation) the negatives of member 2k's (ensemble_draws.hpp): the ensemble
+  // starts with its mean at the origin (up to rounding), and each pair's predictions difference +d and -d
+  // (a central difference). Needs an even `members`.
+  bool antithetic = false;
 
   // Throws std::invalid_argument naming the key (learner.members, ...).
   void validate() const;
@@ -49,7 +54,7 @@ struct EnsembleConfig {
 
 // Keys: type (kwm-ensemble), members, subspace, initial_std, observation (target_probability |
 // nll_residual), observation_noise, noise_floor, inflation, process_noise, process_noise_mode
-// (walk | centered), process_noise_halflife, perturb_observations.
+// (walk | centered), process_noise_halflife, perturb_observations, antithetic.
 // Unknown key -> std::invalid_argument naming it.
 EnsembleConfig parse_ensemble_config(const YAML::Node& learner);
 

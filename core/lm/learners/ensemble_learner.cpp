@@ -10,6 +10,7 @@
 #include "core/lm/cross_entropy.hpp"
 #include "core/lm/gpt_forward.hpp"
 #include "core/lm/learners/ensemble_batch.hpp"
+#include "core/lm/learners/ensemble_draws.hpp"
 #include "core/lm/learners/ensemble_random.hpp"
 #include "core/lm/learners/learner_state_keys.hpp"
 #include "core/lm/learners/rank_collectives.hpp"
@@ -51,11 +52,9 @@ EnsembleLearner::EnsembleLearner(const EnsembleConfig& config, const GptConfig& 
   first_ = rank * j_total / ranks;
   last_ = (rank + 1) * j_total / ranks;
   members_.resize(subspace_.dimension(), j_total);
-  for (int j = 0; j < j_total; ++j)
-    members_.col(j) =
-        subspace_.origin() + normal_vector(stream_seed(seed_, RandomPurpose::initial_deviation, 0,
-                                                       static_cast<std::uint64_t>(j)),
-                                           subspace_.dimension(), config_.initial_std);
+  members_ = member_draws(seed_, RandomPurpose::initial_deviation, 0, subspace_.dimension(),
+                          j_total, config_.initial_std, config_.antithetic);
+  members_.colwise() += subspace_.origin();
   mean_ = GptParameters<double>::zeros(model);
   scratch_ = GptParameters<double>::zeros(model);
   refresh_mean();
@@ -67,12 +66,9 @@ void EnsembleLearner::forecast() {
   inflate_ensemble(members_, config_.inflation);
   const double q = process_noise_std(config_, steps_ + 1);
   if (q > 0.0) {
-    const auto step = static_cast<std::uint64_t>(steps_ + 1);
-    Eigen::MatrixXd noise(members_.rows(), members_.cols());
-    for (Eigen::Index j = 0; j < members_.cols(); ++j)
-      noise.col(j) = normal_vector(
-          stream_seed(seed_, RandomPurpose::process_noise, step, static_cast<std::uint64_t>(j)),
-          members_.rows(), q);
+    Eigen::MatrixXd noise =
+        member_draws(seed_, RandomPurpose::process_noise, static_cast<std::uint64_t>(steps_ + 1),
+                     members_.rows(), members_.cols(), q, config_.antithetic);
     if (config_.process_noise_mode == EnsembleConfig::ProcessNoiseMode::centered)
       noise.colwise() -= noise.rowwise().mean();
     members_ += noise;
@@ -122,11 +118,9 @@ StepReport EnsembleLearner::step(const TokenBatch& batch) {
   Eigen::MatrixXd observations = Eigen::MatrixXd::Constant(m, j_total, probability ? 1.0 : 0.0);
   if (config_.perturb_observations) {  // eps_j ~ N(0, R) from the member's stream
     const Eigen::VectorXd std = noise.cwiseSqrt();
-    for (int j = 0; j < j_total; ++j)
-      observations.col(j) +=
-          std.cwiseProduct(normal_vector(stream_seed(seed_, RandomPurpose::observation_perturbation,
-                                                     step, static_cast<std::uint64_t>(j)),
-                                         m));
+    const Eigen::MatrixXd draws = member_draws(seed_, RandomPurpose::observation_perturbation, step,
+                                               m, j_total, 1.0, config_.antithetic);
+    for (int j = 0; j < j_total; ++j) observations.col(j) += std.cwiseProduct(draws.col(j));
   }
   bool ok = m > 0 && noise.allFinite();
   if (ok) {
