@@ -14,8 +14,9 @@ namespace kwm::lm {
 // j's own stream, so drawing the columns on several threads (as here, for large draws) gives the
 // same numbers. Antithetic: member 2k + 1 takes the negative of member 2k's draw (its own stream
 // is not used), so every pair sums to zero exactly and the average over an even number of members
-// is zero up to the rounding of the sum: the ensemble starts with its mean at the origin, and each pair's spread probes +d and -d
-// (a central difference, as MeZO's two-point estimate). members must then be even.
+// is zero up to the rounding of the sum: the ensemble starts with its mean at the origin, and each
+// pair's spread probes +d and -d (a central difference, as MeZO's two-point estimate). members must
+// then be even.
 Eigen::MatrixXd member_draws(std::uint64_t seed, RandomPurpose purpose, std::uint64_t step,
                              Eigen::Index rows, Eigen::Index members, double std,
                              bool antithetic = false);
