@@ -44,8 +44,8 @@ struct EnsembleConfig {
   bool perturb_observations = false;  // true: eps_j ~ N(0, R) (stochastic EKI); false: eps_j = 0
   // true: members come in mirrored pairs, member 2k + 1's draws (initial deviation, process noise,
   // observation perturbation) the negatives of member 2k's (ensemble_draws.hpp): the ensemble
-  // starts with its mean at the origin (up to rounding), and each pair's predictions difference +d
-  // and -d (a central difference). Needs an even `members`.
+  // starts with its mean at the origin (up to rounding), and each pair predicts at +d and -d
+  // about it (a central difference). Needs an even `members`.
   bool antithetic = false;
 
   // Throws std::invalid_argument naming the key (learner.members, ...).
