@@ -123,9 +123,7 @@ EnsembleCuda::EnsembleCuda(const EnsembleConfig& config, const GptConfig& model,
   const int j_total = config_.members, ranks = collectives_.ranks, rank = collectives_.rank;
   first_ = rank * j_total / ranks;  // as EnsembleLearner: contiguous, balanced shares
   last_ = (rank + 1) * j_total / ranks;
-  members_ = member_draws(seed_, RandomPurpose::initial_deviation, 0, subspace_.dimension(),
-                          j_total, config_.initial_std, config_.antithetic);
-  members_.colwise() += subspace_.origin();
+  members_ = initial_members(config_, seed_, subspace_.origin());
 }
 
 void EnsembleCuda::upload_base() {
@@ -134,18 +132,7 @@ void EnsembleCuda::upload_base() {
   body_.parameters().upload(body);
 }
 
-void EnsembleCuda::forecast() {
-  inflate_ensemble(members_, config_.inflation);
-  const double q = process_noise_std(config_, steps_ + 1);
-  if (q > 0.0) {
-    Eigen::MatrixXd noise =
-        member_draws(seed_, RandomPurpose::process_noise, static_cast<std::uint64_t>(steps_ + 1),
-                     members_.rows(), members_.cols(), q, config_.antithetic);
-    if (config_.process_noise_mode == EnsembleConfig::ProcessNoiseMode::centered)
-      noise.colwise() -= noise.rowwise().mean();
-    members_ += noise;
-  }
-}
+void EnsembleCuda::forecast() { forecast_members(members_, config_, seed_, steps_ + 1); }
 
 void EnsembleCuda::reserve(std::int64_t tokens, std::int64_t points) {
   const std::int64_t d = model_.d_model, vocab = model_.vocab_size;
@@ -237,7 +224,7 @@ StepReport EnsembleCuda::step(const TokenBatch& batch) {
   }
   // The CPU learner scores its mean before the forecast (theta(mean) of the current members).
   const Eigen::VectorXd mean = members_.rowwise().mean();
-  const auto step = static_cast<std::uint64_t>(steps_ + 1);
+  const std::int64_t step = steps_ + 1;
   forecast();
 
   const int j_total = config_.members, local = last_ - first_;
@@ -257,25 +244,11 @@ StepReport EnsembleCuda::step(const TokenBatch& batch) {
   if (m > 0) report.forward_passes += local;
   sum_over_ranks(collectives_, predictions.data(), static_cast<std::size_t>(predictions.size()));
 
-  // From here on the CPU learner's arithmetic, line for line (ensemble_learner.cpp).
-  const bool probability = config_.observation == EnsembleObservation::target_probability;
-  Eigen::VectorXd noise(m);
-  if (probability) {
-    const Eigen::ArrayXd pbar = predictions.rowwise().mean().array();
-    noise = (config_.observation_noise * pbar * (1.0 - pbar) + config_.noise_floor).matrix();
-  } else {
-    noise.setConstant(config_.observation_noise);
-  }
-  Eigen::MatrixXd observations = Eigen::MatrixXd::Constant(m, j_total, probability ? 1.0 : 0.0);
-  if (config_.perturb_observations && m > 0) {  // eps_j ~ N(0, R) from the member's stream
-    const Eigen::VectorXd std = noise.cwiseSqrt();
-    const Eigen::MatrixXd draws = member_draws(seed_, RandomPurpose::observation_perturbation, step,
-                                               m, j_total, 1.0, config_.antithetic);
-    for (int j = 0; j < j_total; ++j) observations.col(j) += std.cwiseProduct(draws.col(j));
-  }
-  bool ok = m > 0 && noise.allFinite();
+  // From here on the CPU learner's arithmetic, through the same functions (ensemble_draws.hpp).
+  const EnsembleObservations observed = ensemble_observations(predictions, config_, seed_, step);
+  bool ok = m > 0 && observed.noise.allFinite();
   if (ok) {
-    analysis_ = ensemble_analysis(predictions, observations, noise);
+    analysis_ = ensemble_analysis(predictions, observed.values, observed.noise);
     ok = analysis_.ok;
   }
   const bool skip = any_rank(collectives_, !ok);

@@ -51,10 +51,7 @@ EnsembleLearner::EnsembleLearner(const EnsembleConfig& config, const GptConfig& 
   // Contiguous, balanced shares: rank r runs members [r J / R, (r+1) J / R).
   first_ = rank * j_total / ranks;
   last_ = (rank + 1) * j_total / ranks;
-  members_.resize(subspace_.dimension(), j_total);
-  members_ = member_draws(seed_, RandomPurpose::initial_deviation, 0, subspace_.dimension(),
-                          j_total, config_.initial_std, config_.antithetic);
-  members_.colwise() += subspace_.origin();
+  members_ = initial_members(config_, seed_, subspace_.origin());
   mean_ = GptParameters<double>::zeros(model);
   scratch_ = GptParameters<double>::zeros(model);
   refresh_mean();
@@ -62,18 +59,7 @@ EnsembleLearner::EnsembleLearner(const EnsembleConfig& config, const GptConfig& 
 
 void EnsembleLearner::refresh_mean() { subspace_.embed(members_.rowwise().mean(), mean_); }
 
-void EnsembleLearner::forecast() {
-  inflate_ensemble(members_, config_.inflation);
-  const double q = process_noise_std(config_, steps_ + 1);
-  if (q > 0.0) {
-    Eigen::MatrixXd noise =
-        member_draws(seed_, RandomPurpose::process_noise, static_cast<std::uint64_t>(steps_ + 1),
-                     members_.rows(), members_.cols(), q, config_.antithetic);
-    if (config_.process_noise_mode == EnsembleConfig::ProcessNoiseMode::centered)
-      noise.colwise() -= noise.rowwise().mean();
-    members_ += noise;
-  }
-}
+void EnsembleLearner::forecast() { forecast_members(members_, config_, seed_, steps_ + 1); }
 
 StepReport EnsembleLearner::step(const TokenBatch& batch) {
   validate_batch(mean_.config, batch);
@@ -86,7 +72,7 @@ StepReport EnsembleLearner::step(const TokenBatch& batch) {
   }
   const TokenBatch all = gather_batch(batch, collectives_);
   const Eigen::Index m = all.tokens();
-  const auto step = static_cast<std::uint64_t>(steps_ + 1);
+  const std::int64_t step = steps_ + 1;
   forecast();
 
   const int j_total = config_.members;
@@ -105,26 +91,10 @@ StepReport EnsembleLearner::step(const TokenBatch& batch) {
   }
   sum_over_ranks(collectives_, predictions.data(), static_cast<std::size_t>(predictions.size()));
 
-  // Target and noise per token. target_probability: y = 1, R_n = r (pbar_n (1 - pbar_n)) +
-  // floor with pbar_n the members' mean; nll_residual: y = 0, R_n = r.
-  const bool probability = config_.observation == EnsembleObservation::target_probability;
-  Eigen::VectorXd noise(m);
-  if (probability) {
-    const Eigen::ArrayXd pbar = predictions.rowwise().mean().array();
-    noise = (config_.observation_noise * pbar * (1.0 - pbar) + config_.noise_floor).matrix();
-  } else {
-    noise.setConstant(config_.observation_noise);
-  }
-  Eigen::MatrixXd observations = Eigen::MatrixXd::Constant(m, j_total, probability ? 1.0 : 0.0);
-  if (config_.perturb_observations) {  // eps_j ~ N(0, R) from the member's stream
-    const Eigen::VectorXd std = noise.cwiseSqrt();
-    const Eigen::MatrixXd draws = member_draws(seed_, RandomPurpose::observation_perturbation, step,
-                                               m, j_total, 1.0, config_.antithetic);
-    for (int j = 0; j < j_total; ++j) observations.col(j) += std.cwiseProduct(draws.col(j));
-  }
-  bool ok = m > 0 && noise.allFinite();
+  const EnsembleObservations observed = ensemble_observations(predictions, config_, seed_, step);
+  bool ok = m > 0 && observed.noise.allFinite();
   if (ok) {
-    analysis_ = ensemble_analysis(predictions, observations, noise);
+    analysis_ = ensemble_analysis(predictions, observed.values, observed.noise);
     ok = analysis_.ok;
   }
   // Every rank holds the same numbers, so the flags agree; the vote keeps the collectives in step
