@@ -6,11 +6,11 @@
 # markdown row per setting: mean over seeds of the validation NLL at step 0, the best and the last
 # one, and per seed the forward passes (all members', and the mean's prequential pass) at which
 # validation first reached each target (unigram 3.252, 3.245, 3.240; '-': not reached).
-# usage: bench/lm/antithetic_sweep.sh    (KWM=path/to/kwm, default build/lead/launch/kwm;
+# usage: bench/lm/antithetic_sweep.sh    (KWM=path/to/kwm, default build/release/launch/kwm, what launch/main_job.sh builds;
 #        OUT=dir, default runs/antithetic_sweep; about 75 s on a 2-core machine)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-KWM=${KWM:-build/lead/launch/kwm}
+KWM=${KWM:-build/release/launch/kwm}
 OUT=${OUT:-runs/antithetic_sweep}
 [ -x "$KWM" ] || { echo "antithetic_sweep: no kwm binary at $KWM" >&2; exit 2; }
 mkdir -p "$OUT"
