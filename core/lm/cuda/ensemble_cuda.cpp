@@ -18,7 +18,6 @@
 #include "core/lm/learners/ensemble_batch.hpp"
 #include "core/lm/learners/ensemble_draws.hpp"
 #include "core/lm/learners/ensemble_learner.hpp"
-#include "core/lm/learners/ensemble_random.hpp"
 #include "core/lm/learners/rank_collectives.hpp"
 
 namespace kwm::lm::cuda {

@@ -11,7 +11,6 @@
 #include "core/lm/gpt_forward.hpp"
 #include "core/lm/learners/ensemble_batch.hpp"
 #include "core/lm/learners/ensemble_draws.hpp"
-#include "core/lm/learners/ensemble_random.hpp"
 #include "core/lm/learners/learner_state_keys.hpp"
 #include "core/lm/learners/rank_collectives.hpp"
 #include "core/lm/linear.hpp"
