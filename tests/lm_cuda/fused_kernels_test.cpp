@@ -2,8 +2,9 @@
 // against host fp64 on random data, at shapes that take every path: row sums (strided,
 // accumulated, fewer columns than chunks, rows not a multiple of the 32-row tile), row sums with
 // squares, the bias add and bias + GELU (float4 and scalar paths, in place and not), and the cross
-// terms (with and without the bias row, and their non-finite flag). Outputs are poisoned with NaN
-// first, so an element the kernel never writes fails. Tolerance: fp32 sums of at most 1000 terms
+// terms (with and without the bias row, and their non-finite flag), and the packed lower triangle
+// of the several-rank statistics (exact). Outputs are poisoned with NaN first, so an element the
+// kernel never writes fails. Tolerance: fp32 sums of at most 1000 terms
 // against fp64, 1e-5 of the largest magnitude. Skipped without a CUDA device.
 #include <gtest/gtest.h>
 
@@ -222,6 +223,52 @@ TEST(LmCudaFusedKernels, CrossTermsAreTheScaledTransposeAndFlagNonFinite) {
                                cross.data(), step.data(), flag.data(), nullptr);
     KWM_CUDA_CHECK(cudaMemcpy(&raised, flag.data(), sizeof(int), cudaMemcpyDeviceToHost));
     EXPECT_EQ(raised, 1);
+  }
+}
+
+// The packed lower triangle of kwm-linearized's several-rank statistics: pack_lower writes
+// column j's entries j..m-1 in LAPACK's 'L' packed order (checked entry by entry against the host),
+// unpack_symmetric writes them back into both triangles, so a pack, a sum of packs and an unpack
+// give the sum of the full symmetric matrices exactly (fp32 additions of two values, as the
+// all-reduce makes). Sizes: smaller than a tile, not a multiple of 32, and 257 (the model's d + 1).
+TEST(LmCudaFusedKernels, PackedLowerTriangleRoundTripsAndSumsExactly) {
+  KWM_REQUIRE_CUDA_DEVICE();
+  for (const Index m : {Index{1}, Index{5}, Index{33}, Index{70}, Index{257}}) {
+    const auto full_count = static_cast<std::size_t>(m * m);
+    const auto packed_count = static_cast<std::size_t>(m * (m + 1) / 2);
+    // Two symmetric matrices (the statistics of two ranks).
+    std::vector<std::vector<float>> sym;
+    for (const std::uint32_t seed : {21u, 22u}) {
+      auto v = random_values(full_count, seed + static_cast<std::uint32_t>(m));
+      for (Index j = 0; j < m; ++j)
+        for (Index i = 0; i < j; ++i)
+          v[static_cast<std::size_t>(i + j * m)] = v[static_cast<std::size_t>(j + i * m)];
+      sym.push_back(v);
+    }
+    DeviceBuffer<float> a = upload(sym[0]), b = upload(sym[1]);
+    DeviceBuffer<float> pa = upload(std::vector<float>(packed_count, kPoison));
+    DeviceBuffer<float> pb = upload(std::vector<float>(packed_count, kPoison));
+    cuda::kernels::pack_lower(a.data(), m, pa.data(), nullptr);
+    cuda::kernels::pack_lower(b.data(), m, pb.data(), nullptr);
+    const std::vector<float> packed_a = download(pa, packed_count);
+    std::size_t at = 0, mismatches = 0;
+    for (Index j = 0; j < m; ++j)
+      for (Index i = j; i < m; ++i, ++at)
+        if (packed_a[at] != sym[0][static_cast<std::size_t>(i + j * m)]) ++mismatches;
+    EXPECT_EQ(at, packed_count);
+    EXPECT_EQ(mismatches, 0U) << "m = " << m << ": packed order";
+    // The "all-reduce": the sum of the two packs, on the host.
+    const std::vector<float> packed_b = download(pb, packed_count);
+    std::vector<float> summed(packed_count);
+    for (std::size_t k = 0; k < packed_count; ++k) summed[k] = packed_a[k] + packed_b[k];
+    DeviceBuffer<float> ps = upload(summed);
+    DeviceBuffer<float> out = upload(std::vector<float>(full_count, kPoison));
+    cuda::kernels::unpack_symmetric(ps.data(), m, out.data(), nullptr);
+    const std::vector<float> got = download(out, full_count);
+    mismatches = 0;
+    for (std::size_t k = 0; k < full_count; ++k)
+      if (got[k] != sym[0][k] + sym[1][k]) ++mismatches;  // NaN (unwritten) mismatches too
+    EXPECT_EQ(mismatches, 0U) << "m = " << m << ": unpacked sum";
   }
 }
 

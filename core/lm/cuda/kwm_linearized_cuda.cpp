@@ -116,11 +116,13 @@ KwmLinearizedCuda::KwmLinearizedCuda(const KwmLinearizedConfig& config,
     Block& b = blocks_[k];
     b.owner = owners[k];
     moments_offset.push_back(statistics_size_);
+    packed_offset_.push_back(packed_size_);
     const std::int64_t d = c.d_model;
     switch (b.kind) {
       case Kind::token_embedding:
       case Kind::position_embedding:
         statistics_size_ += as_size(b.inputs);
+        packed_size_ += as_size(b.inputs);
         covered += b.inputs * d;
         if (!owned(b)) break;
         fill(b.information, std::vector<float>(as_size(b.inputs), prior));
@@ -129,6 +131,7 @@ KwmLinearizedCuda::KwmLinearizedCuda(const KwmLinearizedConfig& config,
         break;
       case Kind::layer_norm: {
         statistics_size_ += as_size(2 * d);
+        packed_size_ += as_size(2 * d);
         covered += 2 * d;
         if (!owned(b)) break;
         std::vector<float> info(as_size(3 * d), 0.0f);
@@ -141,6 +144,7 @@ KwmLinearizedCuda::KwmLinearizedCuda(const KwmLinearizedConfig& config,
       case Kind::linear: {
         const std::int64_t m = b.inputs, rows = b.layer.rows;
         statistics_size_ += as_size(m * m);
+        packed_size_ += as_size(m * (m + 1) / 2);  // S is symmetric: its lower triangle travels
         covered += rows * b.layer.cols + (b.layer.bias != nullptr ? rows : 0);
         if (!owned(b)) break;
         std::vector<float> info(as_size(m * m), 0.0f);
@@ -174,6 +178,7 @@ KwmLinearizedCuda::KwmLinearizedCuda(const KwmLinearizedConfig& config,
   gram_.reserve(as_size(widest * widest));
   plan_batches();
   if (host_.ranks > 1) {
+    packed_.reserve(std::max<std::size_t>(packed_size_, 1));
     reduce_ = host_staged_all_reduce(host_, model_.stream());
   } else {  // the statistics and factors overlap the transposed pass (see the header)
     KWM_CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
@@ -294,7 +299,7 @@ bool KwmLinearizedCuda::active(const Block& block) const {
 
 std::size_t KwmLinearizedCuda::reduced_floats() const {
   if (host_.ranks == 1) return 0;
-  return statistics_size_ + 2 * parameter_count_;
+  return packed_size_ + 2 * parameter_count_;
 }
 
 // This rank's raw statistics of one block into its moments slice (zeroed by queue_statistics).
@@ -443,6 +448,39 @@ void KwmLinearizedCuda::queue_statistics(const TokenBatch& batch) {
   mark(Mark::statistics, stream);
 }
 
+// Several ranks, on the pass's stream: every block's moments into packed_ (a linear block's S as
+// its lower triangle, the only part L' and its factor read), and back after the sum. The linear
+// blocks' S come back symmetric, so the moments hold what one rank's statistics would.
+void KwmLinearizedCuda::pack_statistics() {
+  const cudaStream_t stream = model_.stream();
+  for (std::size_t k = 0; k < blocks_.size(); ++k) {
+    const Block& b = blocks_[k];
+    float* to = packed_.data() + packed_offset_[k];
+    const std::size_t next = k + 1 < blocks_.size() ? packed_offset_[k + 1] : packed_size_;
+    if (b.kind == Kind::linear) {
+      kernels::pack_lower(b.moments, b.inputs, to, stream);
+    } else {
+      KWM_CUDA_CHECK(cudaMemcpyAsync(to, b.moments, (next - packed_offset_[k]) * sizeof(float),
+                                     cudaMemcpyDeviceToDevice, stream));
+    }
+  }
+}
+
+void KwmLinearizedCuda::unpack_statistics() {
+  const cudaStream_t stream = model_.stream();
+  for (std::size_t k = 0; k < blocks_.size(); ++k) {
+    Block& b = blocks_[k];
+    const float* from = packed_.data() + packed_offset_[k];
+    const std::size_t next = k + 1 < blocks_.size() ? packed_offset_[k + 1] : packed_size_;
+    if (b.kind == Kind::linear) {
+      kernels::unpack_symmetric(from, b.inputs, b.moments, stream);
+    } else {
+      KWM_CUDA_CHECK(cudaMemcpyAsync(b.moments, from, (next - packed_offset_[k]) * sizeof(float),
+                                     cudaMemcpyDeviceToDevice, stream));
+    }
+  }
+}
+
 // Learner stream, owners: every linear block's L' and its factor F F^T = L' (one batched potrf
 // per size); then learner_done_ for the pass's stream to wait on.
 void KwmLinearizedCuda::queue_information_and_factors() {
@@ -586,7 +624,9 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
 
   if (side_ == nullptr) {  // several ranks: statistics, their sums (with J^T e), L' and factors
     queue_statistics(batch);
-    reduce_(statistics_.data(), statistics_size_);
+    pack_statistics();
+    reduce_(packed_.data(), packed_size_);
+    unpack_statistics();
     reduce_(model_.transpose().data(), as_size(model_.parameters().size()));
     queue_information_and_factors();
   }

@@ -163,6 +163,8 @@ class KwmLinearizedCuda {
   void queue_information_and_factors();
   void queue_moments(Block& block);
   void queue_information(Block& block, int* flag);
+  void pack_statistics();
+  void unpack_statistics();
   void queue_cross(Block& block, int* flag);
   void queue_embedding(Block& block, int* flag);
   void queue_layer_norm(Block& block, double tokens, int* flag, int* retries);
@@ -190,6 +192,11 @@ class KwmLinearizedCuda {
   DeviceBuffer<int> status_;        // see step()
   DeviceBuffer<float> statistics_;  // every block's moments, summed over ranks
   std::size_t statistics_size_ = 0;
+  // Several ranks: the statistics as they travel, each linear block's symmetric S as its lower
+  // triangle (pack_statistics / unpack_statistics), every other block's moments as they are.
+  DeviceBuffer<float> packed_;
+  std::size_t packed_size_ = 0;
+  std::vector<std::size_t> packed_offset_;  // per block, into packed_
   std::size_t parameter_count_ = 0;
   DeviceBuffer<float> solver_workspace_;
   DeviceBuffer<float> sums_;  // row_sums' partials (the learner stream's own)

@@ -67,6 +67,12 @@ void cross_terms(const float* weight_t, const float* bias_t, Index rows, Index d
 // *flag = 1 when any of x[0, count) is NaN or Inf (never cleared here).
 void flag_nonfinite(const float* x, Index count, int* flag, cudaStream_t stream);
 
+// The lower triangle (i >= j) of the symmetric m x m `full` (column-major) into m (m + 1) / 2
+// floats of `packed`, column after column (LAPACK's 'L' packed order); unpack_symmetric writes it
+// back into both triangles of `full`. Exact copies (packed_triangles.cu).
+void pack_lower(const float* full, Index m, float* packed, cudaStream_t stream);
+void unpack_symmetric(const float* packed, Index m, float* full, cudaStream_t stream);
+
 // a(i, i) += shift for i < n (leading dimension ld).
 void add_diagonal(float* a, float shift, Index n, Index ld, cudaStream_t stream);
 
