@@ -5,7 +5,10 @@
 # and TF32 pass GEMMs, fp32 and TF32 statistics, with its phase breakdown) and the rls-head step against PyTorch AdamW on the same model and batches;
 # the roofline. Everything under $OUT, packed into $OUT/issue7.tar.gz (few files come back).
 # Carry build/sp-carry (tests/lm_cuda/make_sp_carry.sh; the image has no SentencePiece).
-# usage: OUT=/some/dir [PARTS="test cli|cli_core bench torch roofline"] [BATCHES="32 64"]
+# Part `solves`: the TF32 step (TF32 statistics) with the triangular solves' right-hand sides
+# whole and in column chunks of SOLVE_COLUMNS (--solve-columns), each with its phases, in two
+# alternating rounds.
+# usage: OUT=/some/dir [PARTS="test cli|cli_core bench solves torch roofline"] [BATCHES="32 64"]
 #   [TORCH_ARGS="--cudagraphs 1", the default; TORCH_ARGS= leaves the CUDA-graph step out]
 #   bash bench/lm_cuda/run_issue7_device.sh
 set -uo pipefail
@@ -74,6 +77,23 @@ if has bench; then
   } > "$OUT/bench.log" 2>&1
   pack
 fi
+if has solves; then
+  {
+    for round in 1 2; do
+      for b in $BATCHES; do
+        for width in whole ${SOLVE_COLUMNS:-256 128 64 32}; do
+          echo "round $round width $width"
+          flag=""
+          [ "$width" = whole ] || flag="--solve-columns $width"
+          # shellcheck disable=SC2086
+          timeout 60 "$B/lm_cuda_train_bench" --batch "$b" --reps 10 --tensor-math tf32 \
+            --statistics-math tf32 --phases 1 --skip-pass 1 $flag
+        done
+      done
+    done
+  } > "$OUT/solves.log" 2>&1
+  pack
+fi
 if has torch; then
   # shellcheck disable=SC2086
   timeout 200 python3 bench/lm_cuda/torch_gpt_step.py --batch $BATCHES --reps "${TORCH_REPS:-50}" \
@@ -91,5 +111,6 @@ tail -5 "$OUT/build.log"
 [ -f "$OUT/test.log" ] && grep -E "FAILED|PASSED|Failure|exit" "$OUT/test.log" | head -20
 [ -f "$OUT/ctest.log" ] && grep -E "Test +#|ok:|FAIL|exit|tests passed" "$OUT/ctest.log" | head -20
 [ -f "$OUT/bench.log" ] && grep -E "RESULT" "$OUT/bench.log"
+[ -f "$OUT/solves.log" ] && grep -E "RESULT|phases" "$OUT/solves.log"
 [ -f "$OUT/torch.log" ] && grep -E "tokens/s|exit" "$OUT/torch.log" | head -12
 [ -f "$OUT/roofline.log" ] && tail -3 "$OUT/roofline.log"

@@ -7,14 +7,16 @@
 // GPT-2 init (seed 1). The PyTorch counterpart is bench/lm_cuda/torch_gpt_step.py.
 // Run: lm_cuda_train_bench [--batch B] [--reps R] [--breakdown 1] [--tensor-math fp32|tf32]
 //                          [--statistics-math fp32|tf32] [--phases 1] [--graphs on|off]
-//                          [--skip-pass 1]
+//                          [--skip-pass 1] [--solve-columns W]
 // (breakdown: the learner's SSYRK/SGEMM/potrf/potrs pieces alone at the batch's shapes;
 // tensor-math: the GPT pass's GEMMs in fp32, the default, or on TF32 tensor cores, in both the
 // pass and the step; statistics-math: the same for the learner's x x^T products, whose factors
 // and solves stay fp32 (core/lm/cuda/tensor_math.hpp); phases: after the timed calls, R more
 // steps with KwmLinearizedCuda's event timing on, their mean device time per phase; graphs: the
 // step's fixed call sequences replayed as CUDA graphs, the default, or queued call by call;
-// skip-pass 1: the pass is not timed alone, and its RESULT fields read 0)
+// skip-pass 1: the pass is not timed alone, and its RESULT fields read 0; solve-columns: the
+// triangular solves' right-hand sides in chunks of at most W columns, each a batch entry
+// (KwmLinearizedCuda::set_solve_columns; without the flag every block's are whole, RESULT 0))
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -28,6 +30,7 @@
 #include <vector>
 
 #include "bench/lm_cuda/bench_support.hpp"
+#include "bench/lm_cuda/step_arithmetic.hpp"
 #include "core/backend/cuda/blas_dispatch.hpp"
 #include "core/backend/cuda/cuda_check.hpp"
 #include "core/lm/cuda/gpt_forward_cuda.hpp"
@@ -205,6 +208,7 @@ void breakdown(std::int64_t columns) {
 int main(int argc, char** argv) {
   try {
     int batch = 32, reps = 10, with_breakdown = 0, with_phases = 0, skip_pass = 0;
+    int solve_columns = 0;
     std::string graphs_text = "on";
     std::string math_text = "fp32", statistics_text = "fp32";
     kwm::lm::bench::parse_flags(argc, argv,
@@ -212,7 +216,8 @@ int main(int argc, char** argv) {
                                  {"--reps", &reps},
                                  {"--breakdown", &with_breakdown},
                                  {"--phases", &with_phases},
-                                 {"--skip-pass", &skip_pass}},
+                                 {"--skip-pass", &skip_pass},
+                                 {"--solve-columns", &solve_columns}},
                                 {{"--tensor-math", &math_text},
                                  {"--statistics-math", &statistics_text},
                                  {"--graphs", &graphs_text}});
@@ -238,6 +243,16 @@ int main(int argc, char** argv) {
         static_cast<long long>(start.size()), batch, config.context, tokens, math_name,
         statistics_name);
 
+    const kwm::lm::bench::StepArithmetic work =
+        kwm::lm::bench::step_arithmetic(config, data.tokens());
+    std::printf(
+        "arithmetic per step (GFLOP, 2 per multiply-add, as the step computes it): forward %.1f, "
+        "transposed pass %.1f, statistics %.1f, factors %.1f, solves %.1f; kwm step %.1f; an "
+        "AdamW step's forward + backward GEMMs %.1f, so %.3fx AdamW's tokens/s at equal FLOP "
+        "rates\n",
+        1e-9 * work.forward, 1e-9 * work.transposed, 1e-9 * work.statistics, 1e-9 * work.factors,
+        1e-9 * work.solves, 1e-9 * work.kwm(), 1e-9 * work.adamw, work.adamw / work.kwm());
+
     // --skip-pass 1 leaves the pass alone out, so that a kernel profile (profile_step_device.sh)
     // holds the step's launches only.
     double pass_s = 0.0;
@@ -246,8 +261,8 @@ int main(int argc, char** argv) {
       pass.set_tensor_math(math);
       double nll = 0.0;
       pass_s = kwm::lm::bench::device_seconds_per_call([&] { nll = pass.run(data); }, 2, reps);
-      std::printf("forward+transpose: %.3f ms, %.0f tokens/s (mean NLL %.4f)\n", 1e3 * pass_s,
-                  tokens / pass_s, nll / tokens);
+      std::printf("forward+transpose: %.3f ms, %.0f tokens/s, %.1f TFLOP/s (mean NLL %.4f)\n",
+                  1e3 * pass_s, tokens / pass_s, 1e-12 * work.adamw / pass_s, nll / tokens);
     }
 
     kwm::lm::KwmLinearizedConfig learner;  // the defaults of configs/lm_gpu_10m.yaml
@@ -258,6 +273,7 @@ int main(int argc, char** argv) {
     kwm.set_tensor_math(math);
     kwm.set_statistics_math(statistics_math);
     kwm.set_graphs(with_graphs != 0);
+    kwm.set_solve_columns(solve_columns);
     kwm::lm::StepReport last;
     const double step_s =
         kwm::lm::bench::device_seconds_per_call([&] { last = kwm.step(data); }, 2, reps);
@@ -267,9 +283,9 @@ int main(int argc, char** argv) {
         1e3 * step_s, tokens / step_s, last.nll_before, static_cast<long long>(kwm.block_skips()),
         static_cast<long long>(kwm.jitter_retries()));
     std::printf(
-        "RESULT kwm math=%s statistics=%s graphs=%d batch=%d tokens=%.0f pass_ms=%.3f "
-        "pass_tok_s=%.0f step_ms=%.3f step_tok_s=%.0f\n",
-        math_name, statistics_name, with_graphs, batch, tokens, 1e3 * pass_s,
+        "RESULT kwm math=%s statistics=%s graphs=%d solve_columns=%d batch=%d tokens=%.0f "
+        "pass_ms=%.3f pass_tok_s=%.0f step_ms=%.3f step_tok_s=%.0f\n",
+        math_name, statistics_name, with_graphs, solve_columns, batch, tokens, 1e3 * pass_s,
         pass_s > 0.0 ? tokens / pass_s : 0.0, 1e3 * step_s, tokens / step_s);
     if (with_graphs != 0)
       std::printf("graphs: %zu captured, %zu refused %s\n", kwm.graphs().captured(),
@@ -296,6 +312,13 @@ int main(int argc, char** argv) {
           reps, sum.overlapped ? "beside the backward pass" : "after the pass", sum.forward_ms,
           sum.backward_ms, sum.statistics_ms, sum.factors_ms, sum.solves_ms, sum.apply_ms,
           sum.total_ms);
+      const auto rate = [](double flop, double ms) { return ms > 0.0 ? 1e-9 * flop / ms : 0.0; };
+      std::printf(
+          "phase FLOP rates (TFLOP/s): forward %.1f, statistics %.1f, factors %.1f, solves %.1f; "
+          "the whole step %.1f\n",
+          rate(work.forward, sum.forward_ms), rate(work.statistics, sum.statistics_ms),
+          rate(work.factors, sum.factors_ms), rate(work.solves, sum.solves_ms),
+          rate(work.kwm(), sum.total_ms));
     }
     if (with_breakdown != 0) breakdown(data.tokens());
     return 0;

@@ -11,6 +11,7 @@
 // phase timing reports a consistent breakdown. Skipped without a CUDA device.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <iostream>
 #include <limits>
 #include <string>
@@ -262,6 +263,48 @@ TEST(LmCudaKwmLinearized, GraphsGiveTheEagerStepBitForBit) {
             << graphed.graphs().refused() << " refused"
             << (graphed.graphs().failure().empty() ? "" : " (" + graphed.graphs().failure() + ")")
             << "\n";
+}
+
+// Column chunks of the right-hand sides (set_solve_columns) solve the same systems as whole
+// blocks: over three steps whose width changes (5: chunks and remainders of every block; 16: only
+// the 24-output qkv and the 23-output head split; back to 5, whose graph and pointer arrays are
+// kept), the parameters agree with the whole solves to fp32 rounding while they move by much
+// more, and the information, which the solves do not touch, is the same bit for bit.
+TEST(LmCudaKwmLinearized, SolveColumnChunksAgreeWithWholeSolves) {
+  KWM_REQUIRE_CUDA_DEVICE();
+  const GptConfig model = small_model();
+  const GptParameters<double> start = small_start();
+  cuda::KwmLinearizedCuda whole(learner_config(), start);
+  ASSERT_EQ(whole.solve_columns(), 0);
+  cuda::KwmLinearizedCuda chunked(learner_config(), start);
+  EXPECT_THROW(chunked.set_solve_columns(-1), std::invalid_argument);
+  const GptParameters<double> fp32_start = whole.parameters();
+  int seed = 150;
+  for (const int width : {5, 16, 5}) {
+    chunked.set_solve_columns(width);
+    const TokenBatch data = testing::random_batch(model, 4, 16, seed++);
+    const StepReport want = whole.step(data);
+    const StepReport have = chunked.step(data);
+    EXPECT_EQ(have.nll_before, want.nll_before) << "the same parameters went into the pass";
+  }
+  EXPECT_EQ(chunked.block_skips(), 0);
+  const GptParameters<double> want_after = whole.parameters();
+  const GptParameters<double> have_after = chunked.parameters();
+  const auto s = fp32_start.tensors();
+  const auto w = want_after.tensors();
+  const auto h = have_after.tensors();
+  double moved = 0.0;
+  for (std::size_t k = 0; k < w.size(); ++k) {
+    const auto map = [](const auto& t) {
+      return Eigen::Map<const Eigen::MatrixXd>(t.data, t.rows, t.cols);
+    };
+    const Eigen::MatrixXd want_change = map(w[k]) - map(s[k]);
+    moved = std::max(moved, want_change.cwiseAbs().maxCoeff());
+    EXPECT_LT(relative(map(h[k]) - map(s[k]), want_change), kStepTolerance) << w[k].name;
+  }
+  EXPECT_GT(moved, 1e-3) << "the steps must move the parameters for the comparison to mean much";
+  for (std::size_t b = 0; b < whole.block_names().size(); ++b)
+    EXPECT_EQ(chunked.information(b), whole.information(b)) << whole.block_names()[b];
 }
 
 TEST(LmCudaKwmLinearized, PhaseTimingReportsEveryPhaseOfAStep) {

@@ -39,6 +39,13 @@ struct StatusLayout {
   std::size_t factor_infos() const { return 2 * blocks + 2; }
 };
 
+// A device array of the batched calls' matrix pointers (synchronous: never inside a capture).
+void upload_pointers(DeviceBuffer<float*>& to, const std::vector<float*>& from) {
+  to.reserve(from.size());
+  KWM_CUDA_CHECK(
+      cudaMemcpy(to.data(), from.data(), from.size() * sizeof(float*), cudaMemcpyHostToDevice));
+}
+
 }  // namespace
 
 KwmLinearizedCuda::KwmLinearizedCuda(const KwmLinearizedConfig& config,
@@ -256,37 +263,63 @@ void KwmLinearizedCuda::plan_batches() {
   std::size_t infos = 0;
   for (const auto& [m, members] : by_size) infos += members.size();
   status_.reserve(status.factor_infos() + std::max<std::size_t>(infos, 1));
-  const auto pointers = [](DeviceBuffer<float*>& to, const std::vector<float*>& from) {
-    to.reserve(from.size());
-    KWM_CUDA_CHECK(
-        cudaMemcpy(to.data(), from.data(), from.size() * sizeof(float*), cudaMemcpyHostToDevice));
-  };
   std::size_t slot = status.factor_infos();
   for (const auto& [m, members] : by_size) {
     Batch batch;
     batch.m = m;
     batch.blocks = members;
+    batch.entries = members.size();
     std::vector<float*> factors;
     for (const std::size_t k : members) {
       factors.push_back(blocks_[k].factor.data());
       blocks_[k].factor_info = status_.data() + slot++;  // contiguous per batch, as potrf writes
     }
-    pointers(batch.factors, factors);
+    upload_pointers(batch.factors, factors);
     factor_batches_.push_back(std::move(batch));
   }
-  for (const auto& [shape, members] : by_shape) {
+  plan_solves();
+}
+
+void KwmLinearizedCuda::set_solve_columns(std::int64_t width) {
+  if (width < 0)
+    throw std::invalid_argument("kwm-linearized on CUDA: the solve column width must be >= 0");
+  solve_columns_ = width;
+  plan_solves();  // here, not in the step: its copies must not run inside a graph's capture
+}
+
+// The solve batches for solve_columns_ (once per width): a block of d_out columns becomes
+// whole chunks of `width` columns and a remainder; entries with the same (m, columns) share one
+// cublasStrsmBatched pair. The steps are column-major m x d_out, so chunk c starts c * width * m
+// floats in.
+void KwmLinearizedCuda::plan_solves() {
+  if (solve_plans_.count(solve_columns_) != 0) return;
+  struct Entries {
+    std::vector<std::size_t> blocks;
+    std::vector<float*> factors, steps;
+  };
+  std::map<std::pair<std::int64_t, std::int64_t>, Entries> by_shape;
+  for (std::size_t k = 0; k < blocks_.size(); ++k) {
+    Block& b = blocks_[k];
+    if (b.kind != Kind::linear || !owned(b)) continue;
+    const std::int64_t width = solve_columns_ > 0 ? solve_columns_ : b.layer.rows;
+    for (std::int64_t first = 0; first < b.layer.rows; first += width) {
+      const std::int64_t columns = std::min(width, b.layer.rows - first);
+      Entries& e = by_shape[{b.inputs, columns}];
+      if (e.blocks.empty() || e.blocks.back() != k) e.blocks.push_back(k);
+      e.factors.push_back(b.factor.data());
+      e.steps.push_back(b.step.data() + first * b.inputs);
+    }
+  }
+  std::vector<Batch>& plan = solve_plans_[solve_columns_];
+  for (auto& [shape, e] : by_shape) {
     Batch batch;
     batch.m = shape.first;
     batch.rows = shape.second;
-    batch.blocks = members;
-    std::vector<float*> factors, steps;
-    for (const std::size_t k : members) {
-      factors.push_back(blocks_[k].factor.data());
-      steps.push_back(blocks_[k].step.data());
-    }
-    pointers(batch.factors, factors);
-    pointers(batch.steps, steps);
-    solve_batches_.push_back(std::move(batch));
+    batch.blocks = std::move(e.blocks);
+    batch.entries = e.factors.size();
+    upload_pointers(batch.factors, e.factors);
+    upload_pointers(batch.steps, e.steps);
+    plan.push_back(std::move(batch));
   }
 }
 
@@ -495,7 +528,7 @@ void KwmLinearizedCuda::queue_information_and_factors() {
       KWM_CUSOLVER_CHECK(cusolverDnSpotrfBatched(
           solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(batch.m), batch.factors.data(),
           static_cast<int>(batch.m), blocks_[batch.blocks.front()].factor_info,
-          static_cast<int>(batch.blocks.size())));
+          static_cast<int>(batch.entries)));
     }
   });
   mark(Mark::factors, learner_stream());
@@ -507,13 +540,13 @@ void KwmLinearizedCuda::queue_information_and_factors() {
 void KwmLinearizedCuda::queue_solves() {
   const cublasHandle_t blas = model_.blas();
   const float one = 1.0f;
-  for (Batch& batch : solve_batches_) {
+  for (Batch& batch : solve_plans_.at(solve_columns_)) {
     for (const cublasOperation_t op : {CUBLAS_OP_N, CUBLAS_OP_T}) {
       KWM_CUBLAS_CHECK(cublasStrsmBatched(
           blas, CUBLAS_SIDE_LEFT, CUBLAS_FILL_MODE_LOWER, op, CUBLAS_DIAG_NON_UNIT,
           static_cast<int>(batch.m), static_cast<int>(batch.rows), &one, batch.factors.data(),
           static_cast<int>(batch.m), batch.steps.data(), static_cast<int>(batch.m),
-          static_cast<int>(batch.blocks.size())));
+          static_cast<int>(batch.entries)));
     }
   }
 }
@@ -640,7 +673,7 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
   std::uintptr_t tokens_bits = 0;
   static_assert(sizeof(tokens_bits) >= sizeof(shared[1]));
   std::memcpy(&tokens_bits, &shared[1], sizeof(shared[1]));
-  graphs_.run({3, tokens_bits}, stream, [&] {
+  graphs_.run({3, tokens_bits, static_cast<std::uintptr_t>(solve_columns_)}, stream, [&] {
     for (std::size_t k = 0; k < count; ++k) {
       Block& b = blocks_[k];
       if (!active(b) || !owned(b)) continue;

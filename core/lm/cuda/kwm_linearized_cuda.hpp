@@ -28,6 +28,7 @@
 #include <cusolverDn.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -114,6 +115,14 @@ class KwmLinearizedCuda {
   void set_phase_timing(bool on);
   const Phases& last_phases() const { return phases_; }
 
+  // The triangular solves' right-hand sides in column chunks of at most `width`: each chunk is
+  // its own entry of the batched solve (the block's factor pointer repeats), so a shape with few
+  // blocks and many columns spreads over more of the GPU. 0, the default, keeps every block's
+  // right-hand sides whole. Columns solve independently, so the steps agree to fp32 rounding
+  // (tested); the benchmark's --solve-columns compares widths. May change between steps.
+  void set_solve_columns(std::int64_t width);
+  std::int64_t solve_columns() const { return solve_columns_; }
+
   // CUDA graphs for the step's fixed sequences of small calls (stream_graphs.hpp): on by default;
   // off runs them call by call (the same results; the benchmark compares the two).
   void set_graphs(bool on) { graphs_.set_enabled(on); }
@@ -144,16 +153,19 @@ class KwmLinearizedCuda {
     DeviceBuffer<float> cross;        // linear: (1/r) a dz^T (inputs x d_out)
     DeviceBuffer<float> step;         // linear: the solved step; embedding/LN: candidate values
   };
-  // Owned linear blocks of one size m (one batched potrf) or of one (m, d_out) (batched solves).
+  // Owned linear blocks of one size m (one batched potrf) or right-hand sides of one (m, columns)
+  // (batched solves; the entries are whole blocks or column chunks of them).
   struct Batch {
     std::int64_t m = 0, rows = 0;
     std::vector<std::size_t> blocks;
+    std::size_t entries = 0;              // the batch count: blocks, or column chunks of them
     DeviceBuffer<float*> factors, steps;  // device arrays of the blocks' pointers
   };
 
   bool active(const Block& block) const;
   bool owned(const Block& block) const { return block.owner == host_.rank; }
   void plan_batches();
+  void plan_solves();
   // The learner's stream and cuBLAS handle for the statistics and factors: the second stream
   // with one rank, the pass's with several.
   cudaStream_t learner_stream() const { return side_ != nullptr ? side_ : model_.stream(); }
@@ -188,7 +200,11 @@ class KwmLinearizedCuda {
   Phases phases_;
   std::vector<Block> blocks_;
   std::vector<std::string> names_;
-  std::vector<Batch> factor_batches_, solve_batches_;
+  std::vector<Batch> factor_batches_;
+  // Solve batches per column width, kept for the learner's life: a captured solve graph points
+  // into its width's pointer arrays, and the width is part of that graph's key.
+  std::map<std::int64_t, std::vector<Batch>> solve_plans_;
+  std::int64_t solve_columns_ = 0;
   DeviceBuffer<int> status_;        // see step()
   DeviceBuffer<float> statistics_;  // every block's moments, summed over ranks
   std::size_t statistics_size_ = 0;
