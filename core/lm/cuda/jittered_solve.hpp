@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "core/kalman/config.hpp"
+#include "core/lm/cuda/device_buffer.hpp"
 
 namespace kwm::lm::cuda {
 
@@ -21,6 +22,12 @@ struct DeviceSolver {
   float* workspace = nullptr;
   int workspace_floats = 0;
 };
+
+// The solver over all of `workspace` (reserved by the caller from potrf's buffer size).
+inline DeviceSolver device_solver(cusolverDnHandle_t handle, cudaStream_t stream,
+                                  DeviceBuffer<float>& workspace) {
+  return {handle, stream, workspace.data(), static_cast<int>(workspace.capacity())};
+}
 
 // A m x m (column-major, lower triangle used) with rhs right-hand sides. Once an attempt factors,
 // A holds A + j I (the matrix the step was solved with, kept whether or not the step is finite),

@@ -748,9 +748,7 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
       KWM_CUDA_CHECK(cudaMemsetAsync(step_flag, 0, sizeof(int), learner_stream()));
       // A success keeps the jitter in L' (b.moments).
       applied = solve_with_jitter(
-          {solver_, learner_stream(), solver_workspace_.data(),
-           static_cast<int>(solver_workspace_.capacity())},
-          config_.jitter,
+          device_solver(solver_, learner_stream(), solver_workspace_), config_.jitter,
           {b.inputs, b.layer.rows, b.moments, b.cross.data(), b.factor.data(), b.step.data(),
            b.factor_info, status_device + layout.solve_info(), step_flag},
           retries);

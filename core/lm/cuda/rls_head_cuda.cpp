@@ -179,9 +179,7 @@ StepReport RlsHeadCuda::step(const TokenBatch& batch) {
       KWM_CUDA_CHECK(cudaMemsetAsync(status + kNonfiniteStep, 0, sizeof(int), stream));
       // A success keeps the jitter in A'.
       applied = solve_with_jitter(
-          {solver_, stream, solver_workspace_.data(),
-           static_cast<int>(solver_workspace_.capacity())},
-          config_.jitter,
+          device_solver(solver_, stream, solver_workspace_), config_.jitter,
           {inputs_, vocab_, updated_.data(), cross_.data(), factor_.data(), step_.data(),
            status + kFactorInfo, status + kSolveInfo, status + kNonfiniteStep},
           attempts);
