@@ -12,6 +12,7 @@ cd "$src"
 config=configs/quickstart.yaml
 [ -f data/sunspots.csv ] || { echo "skip: data/sunspots.csv missing (launch/fetch_data.sh)"; exit 77; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$src/tests/checkpoint/checkpoint_interval.sh"
 train() { "$kwm" train --config "$config" --quiet "$@" > /dev/null 2>"$work/err" ||
   fail "kwm train $*: $(cat "$work/err")"; }
 steps() { ls "$1/checkpoints" | grep '^step-[0-9]*$' | sed 's/step-//' | sort -n | tr '\n' ' '; }
@@ -72,18 +73,17 @@ train --set train.checkpoint_every=50 --set train.keep_last=1 --set "train.keep_
   --run-dir "$work/keep2"
 [ "$(steps "$work/keep2")" = "50 200 " ] || fail "keep_steps [50], keep_last 1: got $(steps "$work/keep2")"
 
-# 3. Time-based: a long interval writes no checkpoint, a short one several. The short run must
-# last many intervals at any speed, so its interval is a tenth of its expected training time (3
-# epochs, timed by the long run's one epoch): a fixed interval of 0.02 s once gave a single
-# checkpoint on a loaded 2-core machine (one epoch ran in about 0.04 s), and a fixed 0.01 s wrote
-# one after every step under ASan (648 writes in 3.5 minutes; an epoch there trains in about 3 s).
+# 3. Time-based: a long interval writes no checkpoint, a short one several. The short run (3
+# epochs) takes checkpoint_interval's rule, timed by the long run's one epoch: a fixed 0.02 s once
+# gave a single checkpoint on a loaded 2-core machine (an epoch in about 0.04 s), a fixed 0.01 s one
+# after every step under ASan (648 writes in 3.5 minutes; an epoch there trains in about 3 s).
 epoch_seconds=$("$kwm" train --config "$config" --quiet --json --run-dir "$work/notime" \
   --set train.checkpoint_every_seconds=3600 2>"$work/err" |
   /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["train_seconds"])') ||
   fail "checkpoint_every_seconds=3600 run: $(cat "$work/err")"
 [ ! -d "$work/notime/checkpoints" ] || [ -z "$(steps "$work/notime")" ] ||
   fail "checkpoint_every_seconds=3600 wrote $(steps "$work/notime")"
-interval=$(/usr/bin/python3 -c 'import sys; print(max(0.002, 0.3 * float(sys.argv[1])))' "$epoch_seconds")
+interval=$(checkpoint_interval "$epoch_seconds" 0.002)
 train --set train.checkpoint_every_seconds="$interval" --set train.epochs=3 --set train.keep_last=0 \
   --run-dir "$work/time"
 [ "$(steps "$work/time" | wc -w)" -ge 2 ] || fail "checkpoint_every_seconds=$interval: $(steps "$work/time")"

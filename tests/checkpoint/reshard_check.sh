@@ -13,6 +13,7 @@ trap 'rm -rf "$work"' EXIT
 cd "$src"
 [ -f data/sunspots.csv ] || { echo "skip: data/sunspots.csv missing (launch/fetch_data.sh)"; exit 77; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$src/tests/checkpoint/checkpoint_interval.sh"
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 train() {  # ranks, extra args...
   local ranks=$1; shift
@@ -24,11 +25,11 @@ test_mse() { /usr/bin/python3 -c 'import json,sys; print(repr(json.loads(sys.std
 
 train 4 > "$work/straight.json" || fail "4-rank run: $(cat "$work/err")"
 straight=$(test_mse < "$work/straight.json")
-# The time-based run below trains 3 epochs; its interval is a tenth of that run's expected training
-# time (3 x this one-epoch run's), so it writes several checkpoints at any speed: a fixed 0.02 s
-# wrote one after nearly every step under ASan (325 writes, 74 s on 2 cores).
-interval=$(/usr/bin/python3 -c 'import json,sys; print(max(0.005, 0.3 * json.load(sys.stdin)["train_seconds"]))' \
+# The time-based run below trains 3 epochs at checkpoint_interval's rule, timed by this one-epoch
+# run (a fixed 0.02 s wrote one after nearly every step under ASan: 325 writes, 74 s on 2 cores).
+epoch_seconds=$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["train_seconds"])' \
   < "$work/straight.json")
+interval=$(checkpoint_interval "$epoch_seconds" 0.005)
 mv "$work/run" "$work/straight"
 train 4 > /dev/null || fail "4-rank checkpointing run: $(cat "$work/err")"
 rm -rf "$work/run/checkpoints/step-216"
