@@ -22,6 +22,8 @@ namespace kwm::lm {
 namespace {
 
 using cuda::DeviceBuffer;
+using testing::download;
+using testing::upload;
 using Index = std::int64_t;
 constexpr double kTolerance = 1e-5;
 constexpr float kPoison = std::numeric_limits<float>::quiet_NaN();
@@ -32,20 +34,6 @@ std::vector<float> random_values(std::size_t count, std::uint32_t seed) {
   std::vector<float> v(count);
   for (float& x : v) x = normal(rng);
   return v;
-}
-
-DeviceBuffer<float> upload(const std::vector<float>& host) {
-  DeviceBuffer<float> d(std::max<std::size_t>(host.size(), 1));
-  KWM_CUDA_CHECK(
-      cudaMemcpy(d.data(), host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice));
-  return d;
-}
-
-std::vector<float> download(const DeviceBuffer<float>& d, std::size_t count) {
-  std::vector<float> host(count);
-  KWM_CUDA_CHECK(cudaDeviceSynchronize());
-  KWM_CUDA_CHECK(cudaMemcpy(host.data(), d.data(), count * sizeof(float), cudaMemcpyDeviceToHost));
-  return host;
 }
 
 // max |got - want| / max |want| over the listed entries; NaN (an unwritten entry) gives infinity.

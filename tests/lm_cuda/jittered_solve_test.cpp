@@ -33,8 +33,8 @@ constexpr Eigen::Index kRhs = 7;
 class JitteredSolveFixture {
  public:
   explicit JitteredSolveFixture(const MatrixF& a, const MatrixF& b)
-      : information_(cuda::as_size(kM * kM)),
-        cross_(cuda::as_size(kM * kRhs)),
+      : information_(testing::upload(a)),
+        cross_(testing::upload(b)),
         factor_(cuda::as_size(kM * kM)),
         step_(cuda::as_size(kM * kRhs)),
         words_(3) {
@@ -47,8 +47,6 @@ class JitteredSolveFixture {
                                                    static_cast<int>(kM), &floats));
     workspace_.reserve(cuda::as_size(std::max(floats, 1)));
     workspace_floats_ = floats;
-    put(information_.data(), a);
-    put(cross_.data(), b);
     KWM_CUDA_CHECK(cudaMemset(words_.data(), 0, 3 * sizeof(int)));
   }
   ~JitteredSolveFixture() {
@@ -65,22 +63,10 @@ class JitteredSolveFixture {
          words_.data() + 1, words_.data() + 2},
         attempts);
   }
-  MatrixF information() const { return get(information_.data(), kM, kM); }
-  MatrixF step() const { return get(step_.data(), kM, kRhs); }
+  MatrixF information() const { return testing::download(information_, kM, kM); }
+  MatrixF step() const { return testing::download(step_, kM, kRhs); }
 
  private:
-  static void put(float* to, const MatrixF& from) {
-    KWM_CUDA_CHECK(cudaMemcpy(to, from.data(), cuda::as_size(from.size()) * sizeof(float),
-                              cudaMemcpyHostToDevice));
-  }
-  MatrixF get(const float* from, Eigen::Index rows, Eigen::Index cols) const {
-    KWM_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    MatrixF out(rows, cols);
-    KWM_CUDA_CHECK(cudaMemcpy(out.data(), from, cuda::as_size(out.size()) * sizeof(float),
-                              cudaMemcpyDeviceToHost));
-    return out;
-  }
-
   cudaStream_t stream_ = nullptr;
   cusolverDnHandle_t handle_ = nullptr;
   DeviceBuffer<float> information_, cross_, factor_, step_, workspace_;
