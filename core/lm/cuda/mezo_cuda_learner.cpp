@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/backend/cuda/cuda_check.hpp"
 #include "core/lm/cuda/host_checks.hpp"
@@ -33,19 +34,31 @@ GptParameters<double> mezo_start(const MezoConfig& config, const GptConfig& mode
   return GptParameters<double>::init(model, seed);
 }
 
+// Whether the flat shift `delta` moves a parameter outside the runs u holds.
+bool moves_outside(const Eigen::VectorXd& delta,
+                   const std::vector<std::pair<Eigen::Index, Eigen::Index>>& runs) {
+  Eigen::VectorXd outside = delta;
+  for (const auto& [offset, size] : runs) outside.segment(offset, size).setZero();
+  return (outside.array() != 0.0).any();
+}
+
 }  // namespace
 
 MezoCudaLearner::MezoCudaLearner(const MezoConfig& config, const GptConfig& model,
                                  std::uint64_t seed, LmCollectives collectives)
+    : MezoCudaLearner(config, model, seed, collectives,
+                      mezo_start(config, model, seed, collectives)) {}
+
+MezoCudaLearner::MezoCudaLearner(const MezoConfig& config, const GptConfig& model,
+                                 std::uint64_t seed, LmCollectives collectives,
+                                 GptParameters<double> theta0)
     : config_(config),
       model_(model),
       seed_(seed),
       collectives_(std::move(collectives)),
-      subspace_(config.subspace, mezo_start(config, model, seed, collectives_)) {
-  // The pass starts from theta_0 itself, so only u is copied after it (no second upload of the
-  // parameters).
-  GptParameters<double> theta0 = GptParameters<double>::zeros(model);
-  subspace_.embed(subspace_.origin(), theta0);
+      subspace_(config.subspace, theta0) {
+  // theta(origin) is theta_0 itself for an index subspace, so the pass starts from it and only u
+  // is copied after it (no second upload of the parameters).
   pass_ = std::make_unique<GptForwardCuda>(theta0.cast<float>());
   u_.reserve(as_size(subspace_.dimension()));
   upload_coordinates(subspace_.origin());
@@ -155,9 +168,13 @@ void MezoCudaLearner::restore(const LearnerState& s) {
 void MezoCudaLearner::shift_head_bias(const Eigen::VectorXd& delta) {
   GptParameters<double> shift = GptParameters<double>::zeros(model_);
   add_to_head_bias(shift, delta, name());
+  const Eigen::VectorXd flat = shift.flatten();
   Eigen::MatrixXd u = coordinates();
-  subspace_.shift_base(shift.flatten(), u);
-  upload_base();
+  subspace_.shift_base(flat, u);
+  // The pass's parameters inside u's runs are rewritten by write_point before every forward pass,
+  // so the base goes up again only when the shift reaches outside them (never for all, where u is
+  // every parameter; head and last_blocks hold the head bias too).
+  if (moves_outside(flat, subspace_.index_ranges())) upload_base();
   upload_coordinates(u.col(0));
 }
 

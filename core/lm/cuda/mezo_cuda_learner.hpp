@@ -55,11 +55,14 @@ class MezoCudaLearner final : public LanguageLearner {
   Eigen::VectorXd device_direction(std::int64_t step) const;
 
  private:
+  // The public constructor's, given the checked start theta_0 (mezo_start).
+  MezoCudaLearner(const MezoConfig& config, const GptConfig& model, std::uint64_t seed,
+                  LmCollectives collectives, GptParameters<double> theta0);
   std::uint64_t direction_stream(std::int64_t step) const;
   // Writes theta(u + scale z_t) into the pass's fp32 parameters (the runs u holds).
   void write_point(std::uint64_t stream, double scale);
-  // The base (the parameters outside u) into the pass's parameters: after a restore or a shifted
-  // head bias (the constructor builds the pass from theta_0 instead).
+  // The base (the parameters outside u) into the pass's parameters: after a restore or a head
+  // bias shift that reaches outside u (the constructor builds the pass from theta_0 instead).
   void upload_base();
   // u onto the device: after a start, a restore or a shifted head bias.
   void upload_coordinates(const Eigen::VectorXd& u);
