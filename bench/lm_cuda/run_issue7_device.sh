@@ -7,9 +7,8 @@
 # Carry build/sp-carry (tests/lm_cuda/make_sp_carry.sh; the image has no SentencePiece).
 # Part `solves`: the TF32 step (TF32 statistics) with the triangular solves' right-hand sides
 # whole and in column chunks of SOLVE_COLUMNS (--solve-columns), each with its phases, in two
-# alternating rounds; part `factors`: the same step with the order-1025 factors batched and one
-# potrf each on FACTOR_STREAMS side streams (--factor-streams), two alternating rounds.
-# usage: OUT=/some/dir [PARTS="test cli|cli_core bench solves factors torch roofline"] [BATCHES="32 64"]
+# alternating rounds.
+# usage: OUT=/some/dir [PARTS="test cli|cli_core bench solves torch roofline"] [BATCHES="32 64"]
 #   [TORCH_ARGS="--cudagraphs 1", the default; TORCH_ARGS= leaves the CUDA-graph step out]
 #   bash bench/lm_cuda/run_issue7_device.sh
 set -uo pipefail
@@ -95,23 +94,6 @@ if has solves; then
   } > "$OUT/solves.log" 2>&1
   pack
 fi
-if has factors; then
-  {
-    for round in 1 2; do
-      for b in $BATCHES; do
-        for streams in batched ${FACTOR_STREAMS:-12 4}; do
-          echo "round $round factor streams $streams"
-          flag=""
-          [ "$streams" = batched ] || flag="--factor-streams $streams"
-          # shellcheck disable=SC2086
-          timeout 60 "$B/lm_cuda_train_bench" --batch "$b" --reps 10 --tensor-math tf32 \
-            --statistics-math tf32 --phases 1 --skip-pass 1 $flag ${FACTOR_EXTRA:-}
-        done
-      done
-    done
-  } > "$OUT/factors.log" 2>&1
-  pack
-fi
 if has torch; then
   # shellcheck disable=SC2086
   timeout 200 python3 bench/lm_cuda/torch_gpt_step.py --batch $BATCHES --reps "${TORCH_REPS:-50}" \
@@ -130,6 +112,5 @@ tail -5 "$OUT/build.log"
 [ -f "$OUT/ctest.log" ] && grep -E "Test +#|ok:|FAIL|exit|tests passed" "$OUT/ctest.log" | head -20
 [ -f "$OUT/bench.log" ] && grep -E "RESULT" "$OUT/bench.log"
 [ -f "$OUT/solves.log" ] && grep -E "RESULT|phases" "$OUT/solves.log"
-[ -f "$OUT/factors.log" ] && grep -E "RESULT|phases|graphs" "$OUT/factors.log"
 [ -f "$OUT/torch.log" ] && grep -E "tokens/s|exit" "$OUT/torch.log" | head -12
 [ -f "$OUT/roofline.log" ] && tail -3 "$OUT/roofline.log"

@@ -7,8 +7,7 @@
 // GPT-2 init (seed 1). The PyTorch counterpart is bench/lm_cuda/torch_gpt_step.py.
 // Run: lm_cuda_train_bench [--batch B] [--reps R] [--breakdown 1] [--tensor-math fp32|tf32]
 //                          [--statistics-math fp32|tf32] [--phases 1] [--graphs on|off]
-//                          [--skip-pass 1] [--solve-columns W] [--factor-streams S]
-//                          [--factors-from M]
+//                          [--skip-pass 1] [--solve-columns W]
 // (breakdown: the learner's SSYRK/SGEMM/potrf/potrs pieces alone at the batch's shapes;
 // tensor-math: the GPT pass's GEMMs in fp32, the default, or on TF32 tensor cores, in both the
 // pass and the step; statistics-math: the same for the learner's x x^T products, whose factors
@@ -17,9 +16,7 @@
 // step's fixed call sequences replayed as CUDA graphs, the default, or queued call by call;
 // skip-pass 1: the pass is not timed alone, and its RESULT fields read 0; solve-columns: the
 // triangular solves' right-hand sides in chunks of at most W columns, each a batch entry
-// (KwmLinearizedCuda::set_solve_columns; without the flag every block's are whole, RESULT 0);
-// factor-streams: blocks of order >= M (factors-from, default 1025, the MLP projection's) factor
-// one potrf each on S side streams (set_concurrent_factors; without it all batched, RESULT 0))
+// (KwmLinearizedCuda::set_solve_columns; without the flag every block's are whole, RESULT 0))
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -211,7 +208,7 @@ void breakdown(std::int64_t columns) {
 int main(int argc, char** argv) {
   try {
     int batch = 32, reps = 10, with_breakdown = 0, with_phases = 0, skip_pass = 0;
-    int solve_columns = 0, factor_streams = 0, factors_from = 1025;
+    int solve_columns = 0;
     std::string graphs_text = "on";
     std::string math_text = "fp32", statistics_text = "fp32";
     kwm::lm::bench::parse_flags(argc, argv,
@@ -220,9 +217,7 @@ int main(int argc, char** argv) {
                                  {"--breakdown", &with_breakdown},
                                  {"--phases", &with_phases},
                                  {"--skip-pass", &skip_pass},
-                                 {"--solve-columns", &solve_columns},
-                                 {"--factor-streams", &factor_streams},
-                                 {"--factors-from", &factors_from}},
+                                 {"--solve-columns", &solve_columns}},
                                 {{"--tensor-math", &math_text},
                                  {"--statistics-math", &statistics_text},
                                  {"--graphs", &graphs_text}});
@@ -279,7 +274,6 @@ int main(int argc, char** argv) {
     kwm.set_statistics_math(statistics_math);
     kwm.set_graphs(with_graphs != 0);
     kwm.set_solve_columns(solve_columns);
-    kwm.set_concurrent_factors(factor_streams, factors_from);
     kwm::lm::StepReport last;
     const double step_s =
         kwm::lm::bench::device_seconds_per_call([&] { last = kwm.step(data); }, 2, reps);
@@ -289,11 +283,10 @@ int main(int argc, char** argv) {
         1e3 * step_s, tokens / step_s, last.nll_before, static_cast<long long>(kwm.block_skips()),
         static_cast<long long>(kwm.jitter_retries()));
     std::printf(
-        "RESULT kwm math=%s statistics=%s graphs=%d solve_columns=%d factor_streams=%d "
-        "factors_from=%d batch=%d tokens=%.0f pass_ms=%.3f pass_tok_s=%.0f step_ms=%.3f "
-        "step_tok_s=%.0f\n",
-        math_name, statistics_name, with_graphs, solve_columns, factor_streams, factors_from, batch,
-        tokens, 1e3 * pass_s, pass_s > 0.0 ? tokens / pass_s : 0.0, 1e3 * step_s, tokens / step_s);
+        "RESULT kwm math=%s statistics=%s graphs=%d solve_columns=%d batch=%d tokens=%.0f "
+        "pass_ms=%.3f pass_tok_s=%.0f step_ms=%.3f step_tok_s=%.0f\n",
+        math_name, statistics_name, with_graphs, solve_columns, batch, tokens, 1e3 * pass_s,
+        pass_s > 0.0 ? tokens / pass_s : 0.0, 1e3 * step_s, tokens / step_s);
     if (with_graphs != 0)
       std::printf("graphs: %zu captured, %zu refused %s\n", kwm.graphs().captured(),
                   kwm.graphs().refused(), kwm.graphs().failure().c_str());

@@ -15,7 +15,6 @@
 #include <iostream>
 #include <limits>
 #include <string>
-#include <utility>
 
 #include "core/lm/cuda/gpt_forward_cuda.hpp"
 #include "core/lm/cuda/kwm_linearized_cuda.hpp"
@@ -306,49 +305,6 @@ TEST(LmCudaKwmLinearized, SolveColumnChunksAgreeWithWholeSolves) {
   EXPECT_GT(moved, 1e-3) << "the steps must move the parameters for the comparison to mean much";
   for (std::size_t b = 0; b < whole.block_names().size(); ++b)
     EXPECT_EQ(chunked.information(b), whole.information(b)) << whole.block_names()[b];
-}
-
-// Per-block factors on side streams (set_concurrent_factors) agree with the batched factors:
-// over three steps that switch from every block on 3 streams, to only the largest (the MLP
-// projection's, order d_mlp + 1 = 13) on 2, and back (whose graph and workspaces are kept), the
-// parameters agree to fp32 rounding while they move by much more, and the information, formed
-// before the factors, is the same bit for bit.
-TEST(LmCudaKwmLinearized, ConcurrentFactorsAgreeWithTheBatchedFactors) {
-  KWM_REQUIRE_CUDA_DEVICE();
-  const GptConfig model = small_model();
-  const GptParameters<double> start = small_start();
-  cuda::KwmLinearizedCuda batched(learner_config(), start);
-  cuda::KwmLinearizedCuda concurrent(learner_config(), start);
-  EXPECT_THROW(concurrent.set_concurrent_factors(-1, 0), std::invalid_argument);
-  const std::int64_t largest = model.mlp_width() + 1;
-  const GptParameters<double> fp32_start = batched.parameters();
-  int seed = 160;
-  for (const auto& [streams, from] : {std::pair<int, std::int64_t>{3, 0}, {2, largest}, {3, 0}}) {
-    concurrent.set_concurrent_factors(streams, from);
-    const TokenBatch data = testing::random_batch(model, 4, 16, seed++);
-    const StepReport want = batched.step(data);
-    const StepReport have = concurrent.step(data);
-    EXPECT_EQ(have.nll_before, want.nll_before) << "the same parameters went into the pass";
-  }
-  EXPECT_EQ(concurrent.block_skips(), 0);
-  EXPECT_GT(concurrent.graphs().captured(), 0U) << concurrent.graphs().failure();
-  const GptParameters<double> want_after = batched.parameters();
-  const GptParameters<double> have_after = concurrent.parameters();
-  const auto s = fp32_start.tensors();
-  const auto w = want_after.tensors();
-  const auto h = have_after.tensors();
-  double moved = 0.0;
-  for (std::size_t k = 0; k < w.size(); ++k) {
-    const auto map = [](const auto& t) {
-      return Eigen::Map<const Eigen::MatrixXd>(t.data, t.rows, t.cols);
-    };
-    const Eigen::MatrixXd want_change = map(w[k]) - map(s[k]);
-    moved = std::max(moved, want_change.cwiseAbs().maxCoeff());
-    EXPECT_LT(relative(map(h[k]) - map(s[k]), want_change), kStepTolerance) << w[k].name;
-  }
-  EXPECT_GT(moved, 1e-3) << "the steps must move the parameters for the comparison to mean much";
-  for (std::size_t b = 0; b < batched.block_names().size(); ++b)
-    EXPECT_EQ(concurrent.information(b), batched.information(b)) << batched.block_names()[b];
 }
 
 TEST(LmCudaKwmLinearized, PhaseTimingReportsEveryPhaseOfAStep) {

@@ -287,19 +287,6 @@ void KwmLinearizedCuda::set_solve_columns(std::int64_t width) {
   plan_solves();  // here, not in the step: its copies must not run inside a graph's capture
 }
 
-void KwmLinearizedCuda::set_concurrent_factors(int streams, std::int64_t from_size) {
-  if (streams < 0)
-    throw std::invalid_argument("kwm-linearized on CUDA: the factor streams must be >= 0");
-  std::int64_t largest = 0;
-  for (const Batch& batch : factor_batches_) largest = std::max(largest, batch.m);
-  concurrent_ = nullptr;
-  concurrent_from_ = from_size;
-  if (streams == 0 || largest == 0) return;
-  std::unique_ptr<ConcurrentFactors>& lanes = concurrent_lanes_[streams];
-  if (!lanes) lanes = std::make_unique<ConcurrentFactors>(streams, largest);
-  concurrent_ = lanes.get();
-}
-
 // The solve batches for solve_columns_ (once per width): a block of d_out columns becomes
 // whole chunks of `width` columns and a remainder; entries with the same (m, columns) share one
 // cublasStrsmBatched pair. The steps are column-major m x d_out, so chunk c starts c * width * m
@@ -531,28 +518,18 @@ void KwmLinearizedCuda::unpack_statistics() {
 // per size); then learner_done_ for the pass's stream to wait on.
 void KwmLinearizedCuda::queue_information_and_factors() {
   const StatusLayout layout{blocks_.size()};
-  const StreamGraphs::Key key{
-      2, static_cast<std::uintptr_t>(concurrent_ != nullptr ? concurrent_->streams() : 0),
-      static_cast<std::uintptr_t>(concurrent_from_)};
-  graphs_.run(key, learner_stream(), [&] {  // every pointer here is the learner's own, fixed
+  graphs_.run({2}, learner_stream(), [&] {  // every pointer here is the learner's own, fixed
     for (std::size_t k = 0; k < blocks_.size(); ++k) {
       Block& b = blocks_[k];
       if (b.kind == Kind::linear && active(b) && owned(b))
         queue_information(b, status_.data() + layout.flag(k));
     }
-    std::vector<ConcurrentFactors::Job> jobs;
     for (Batch& batch : factor_batches_) {
-      if (concurrent_ != nullptr && batch.m >= concurrent_from_) {
-        for (const std::size_t k : batch.blocks)
-          jobs.push_back({batch.m, blocks_[k].factor.data(), blocks_[k].factor_info});
-        continue;
-      }
       KWM_CUSOLVER_CHECK(cusolverDnSpotrfBatched(
           solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(batch.m), batch.factors.data(),
           static_cast<int>(batch.m), blocks_[batch.blocks.front()].factor_info,
           static_cast<int>(batch.entries)));
     }
-    if (concurrent_ != nullptr) concurrent_->queue(learner_stream(), jobs);
   });
   mark(Mark::factors, learner_stream());
   KWM_CUDA_CHECK(cudaEventRecord(learner_done_, learner_stream()));

@@ -34,7 +34,6 @@
 #include <utility>
 #include <vector>
 
-#include "core/lm/cuda/concurrent_factors.hpp"
 #include "core/lm/cuda/device_all_reduce.hpp"
 #include "core/lm/cuda/device_buffer.hpp"
 #include "core/lm/cuda/gpt_transpose_cuda.hpp"
@@ -124,13 +123,6 @@ class KwmLinearizedCuda {
   void set_solve_columns(std::int64_t width);
   std::int64_t solve_columns() const { return solve_columns_; }
 
-  // Blocks of order >= `from_size` factor one cusolverDnSpotrf each on `streams` side streams
-  // side by side (concurrent_factors.hpp) instead of one cusolverDnSpotrfBatched per size; the
-  // smaller ones stay batched. streams 0, the default: every size batched. The factors agree to
-  // fp32 rounding (tested); the benchmark's --factor-streams compares the two. May change
-  // between steps.
-  void set_concurrent_factors(int streams, std::int64_t from_size);
-
   // CUDA graphs for the step's fixed sequences of small calls (stream_graphs.hpp): on by default;
   // off runs them call by call (the same results; the benchmark compares the two).
   void set_graphs(bool on) { graphs_.set_enabled(on); }
@@ -213,11 +205,6 @@ class KwmLinearizedCuda {
   // into its width's pointer arrays, and the width is part of that graph's key.
   std::map<std::int64_t, std::vector<Batch>> solve_plans_;
   std::int64_t solve_columns_ = 0;
-  // set_concurrent_factors: the side streams per stream count, kept for the learner's life (a
-  // captured factor graph points into their workspaces); null: every size batched.
-  std::map<int, std::unique_ptr<ConcurrentFactors>> concurrent_lanes_;
-  ConcurrentFactors* concurrent_ = nullptr;
-  std::int64_t concurrent_from_ = 0;
   DeviceBuffer<int> status_;        // see step()
   DeviceBuffer<float> statistics_;  // every block's moments, summed over ranks
   std::size_t statistics_size_ = 0;
