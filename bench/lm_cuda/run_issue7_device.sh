@@ -6,8 +6,8 @@
 # the roofline. Everything under $OUT, packed into $OUT/issue7.tar.gz (few files come back).
 # Carry build/sp-carry (tests/lm_cuda/make_sp_carry.sh; the image has no SentencePiece).
 # Part `solves`: the TF32 step (TF32 statistics) with the triangular solves' right-hand sides
-# whole and in column chunks of SOLVE_COLUMNS (--solve-columns), each with its phases, in two
-# alternating rounds.
+# whole and in column chunks of SOLVE_COLUMNS (--solve-columns; the learner's default is 128),
+# each with its phases, in two alternating rounds.
 # usage: OUT=/some/dir [PARTS="test cli|cli_core bench solves torch roofline"] [BATCHES="32 64"]
 #   [TORCH_ARGS="--cudagraphs 1", the default; TORCH_ARGS= leaves the CUDA-graph step out]
 #   bash bench/lm_cuda/run_issue7_device.sh
@@ -83,11 +83,8 @@ if has solves; then
       for b in $BATCHES; do
         for width in whole ${SOLVE_COLUMNS:-256 128 64 32}; do
           echo "round $round width $width"
-          flag=""
-          [ "$width" = whole ] || flag="--solve-columns $width"
-          # shellcheck disable=SC2086
           timeout 60 "$B/lm_cuda_train_bench" --batch "$b" --reps 10 --tensor-math tf32 \
-            --statistics-math tf32 --phases 1 --skip-pass 1 $flag
+            --statistics-math tf32 --phases 1 --skip-pass 1 --solve-columns "$width"
         done
       done
     done

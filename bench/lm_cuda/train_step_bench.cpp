@@ -7,7 +7,7 @@
 // GPT-2 init (seed 1). The PyTorch counterpart is bench/lm_cuda/torch_gpt_step.py.
 // Run: lm_cuda_train_bench [--batch B] [--reps R] [--breakdown 1] [--tensor-math fp32|tf32]
 //                          [--statistics-math fp32|tf32] [--phases 1] [--graphs on|off]
-//                          [--skip-pass 1] [--solve-columns W]
+//                          [--skip-pass 1] [--solve-columns W|whole]
 // (breakdown: the learner's SSYRK/SGEMM/potrf/potrs pieces alone at the batch's shapes;
 // tensor-math: the GPT pass's GEMMs in fp32, the default, or on TF32 tensor cores, in both the
 // pass and the step; statistics-math: the same for the learner's x x^T products, whose factors
@@ -15,8 +15,9 @@
 // steps with KwmLinearizedCuda's event timing on, their mean device time per phase; graphs: the
 // step's fixed call sequences replayed as CUDA graphs, the default, or queued call by call;
 // skip-pass 1: the pass is not timed alone, and its RESULT fields read 0; solve-columns: the
-// triangular solves' right-hand sides in chunks of at most W columns, each a batch entry
-// (KwmLinearizedCuda::set_solve_columns; without the flag every block's are whole, RESULT 0))
+// triangular solves' right-hand sides in chunks of at most W columns, each a batch entry, or
+// whole (KwmLinearizedCuda::set_solve_columns; without the flag the learner's default, 128;
+// RESULT prints 0 for whole))
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -208,7 +209,7 @@ void breakdown(std::int64_t columns) {
 int main(int argc, char** argv) {
   try {
     int batch = 32, reps = 10, with_breakdown = 0, with_phases = 0, skip_pass = 0;
-    int solve_columns = 0;
+    std::string solve_columns_text;
     std::string graphs_text = "on";
     std::string math_text = "fp32", statistics_text = "fp32";
     kwm::lm::bench::parse_flags(argc, argv,
@@ -216,11 +217,11 @@ int main(int argc, char** argv) {
                                  {"--reps", &reps},
                                  {"--breakdown", &with_breakdown},
                                  {"--phases", &with_phases},
-                                 {"--skip-pass", &skip_pass},
-                                 {"--solve-columns", &solve_columns}},
+                                 {"--skip-pass", &skip_pass}},
                                 {{"--tensor-math", &math_text},
                                  {"--statistics-math", &statistics_text},
-                                 {"--graphs", &graphs_text}});
+                                 {"--graphs", &graphs_text},
+                                 {"--solve-columns", &solve_columns_text}});
     if (graphs_text != "on" && graphs_text != "off")
       throw std::invalid_argument("--graphs must be on or off; got '" + graphs_text + "'");
     const int with_graphs = graphs_text == "on" ? 1 : 0;
@@ -273,7 +274,12 @@ int main(int argc, char** argv) {
     kwm.set_tensor_math(math);
     kwm.set_statistics_math(statistics_math);
     kwm.set_graphs(with_graphs != 0);
-    kwm.set_solve_columns(solve_columns);
+    if (solve_columns_text == "whole")
+      kwm.set_solve_columns(0);
+    else if (!solve_columns_text.empty())
+      kwm.set_solve_columns(
+          kwm::lm::bench::positive_int(solve_columns_text.c_str(), "--solve-columns"));
+    const int solve_columns = static_cast<int>(kwm.solve_columns());
     kwm::lm::StepReport last;
     const double step_s =
         kwm::lm::bench::device_seconds_per_call([&] { last = kwm.step(data); }, 2, reps);

@@ -269,23 +269,32 @@ TEST(LmCudaKwmLinearized, GraphsGiveTheEagerStepBitForBit) {
 // blocks: over three steps whose width changes (5: chunks and remainders of every block; 16: only
 // the 24-output qkv and the 23-output head split; back to 5, whose graph and pointer arrays are
 // kept), the parameters agree with the whole solves to fp32 rounding while they move by much
-// more, and the information, which the solves do not touch, is the same bit for bit.
+// more. The first step's loss is the same bit for bit (the same start); after it the two
+// learners' parameters differ by rounding, so the later losses and the information (which the
+// solves do not touch, but whose statistics come from those parameters) agree to the step
+// tolerances.
 TEST(LmCudaKwmLinearized, SolveColumnChunksAgreeWithWholeSolves) {
   KWM_REQUIRE_CUDA_DEVICE();
   const GptConfig model = small_model();
   const GptParameters<double> start = small_start();
   cuda::KwmLinearizedCuda whole(learner_config(), start);
-  ASSERT_EQ(whole.solve_columns(), 0);
+  EXPECT_EQ(whole.solve_columns(), cuda::KwmLinearizedCuda::kDefaultSolveColumns);
+  whole.set_solve_columns(0);
   cuda::KwmLinearizedCuda chunked(learner_config(), start);
   EXPECT_THROW(chunked.set_solve_columns(-1), std::invalid_argument);
   const GptParameters<double> fp32_start = whole.parameters();
   int seed = 150;
+  bool first = true;
   for (const int width : {5, 16, 5}) {
     chunked.set_solve_columns(width);
     const TokenBatch data = testing::random_batch(model, 4, 16, seed++);
     const StepReport want = whole.step(data);
     const StepReport have = chunked.step(data);
-    EXPECT_EQ(have.nll_before, want.nll_before) << "the same parameters went into the pass";
+    if (first) {
+      EXPECT_EQ(have.nll_before, want.nll_before) << "the same start";
+    }
+    EXPECT_LT(std::abs(have.nll_before - want.nll_before) / want.nll_before, kStepLossTolerance);
+    first = false;
   }
   EXPECT_EQ(chunked.block_skips(), 0);
   const GptParameters<double> want_after = whole.parameters();
@@ -304,7 +313,8 @@ TEST(LmCudaKwmLinearized, SolveColumnChunksAgreeWithWholeSolves) {
   }
   EXPECT_GT(moved, 1e-3) << "the steps must move the parameters for the comparison to mean much";
   for (std::size_t b = 0; b < whole.block_names().size(); ++b)
-    EXPECT_EQ(chunked.information(b), whole.information(b)) << whole.block_names()[b];
+    EXPECT_LT(relative(chunked.information(b), whole.information(b)), kInformationTolerance)
+        << whole.block_names()[b];
 }
 
 TEST(LmCudaKwmLinearized, PhaseTimingReportsEveryPhaseOfAStep) {

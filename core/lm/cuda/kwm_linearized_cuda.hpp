@@ -117,9 +117,13 @@ class KwmLinearizedCuda {
 
   // The triangular solves' right-hand sides in column chunks of at most `width`: each chunk is
   // its own entry of the batched solve (the block's factor pointer repeats), so a shape with few
-  // blocks and many columns spreads over more of the GPU. 0, the default, keeps every block's
-  // right-hand sides whole. Columns solve independently, so the steps agree to fp32 rounding
-  // (tested); the benchmark's --solve-columns compares widths. May change between steps.
+  // blocks and many columns spreads over more of the GPU. 0 keeps every block's right-hand sides
+  // whole. Columns solve independently, so the steps agree to fp32 rounding (tested); the
+  // benchmark's --solve-columns compares widths. May change between steps. The default, 128,
+  // took the solves from 3.08 to 2.48 ms and the step from 16.42 to 15.81 ms on the 10M model at
+  // 32 x 256 on an H100 (24.5 against 25.0 ms at 64 x 256; 64 and 256 were as fast, 32 a little
+  // slower; docs/gpu-lm.md).
+  static constexpr std::int64_t kDefaultSolveColumns = 128;
   void set_solve_columns(std::int64_t width);
   std::int64_t solve_columns() const { return solve_columns_; }
 
@@ -204,7 +208,7 @@ class KwmLinearizedCuda {
   // Solve batches per column width, kept for the learner's life: a captured solve graph points
   // into its width's pointer arrays, and the width is part of that graph's key.
   std::map<std::int64_t, std::vector<Batch>> solve_plans_;
-  std::int64_t solve_columns_ = 0;
+  std::int64_t solve_columns_ = kDefaultSolveColumns;
   DeviceBuffer<int> status_;        // see step()
   DeviceBuffer<float> statistics_;  // every block's moments, summed over ranks
   std::size_t statistics_size_ = 0;
