@@ -33,6 +33,7 @@ namespace kwm::lm {
 struct StepView {
   const ForwardCache<double>* cache = nullptr;
   const TransposedJacobian<double>* innovations = nullptr;
+  int statistics_stride = 1;  // KwmLinearizedConfig::statistics_stride
 };
 
 struct BlockSettings {
