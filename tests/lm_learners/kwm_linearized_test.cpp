@@ -7,8 +7,6 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <stdexcept>
-#include <string>
 
 #include "core/lm/cross_entropy.hpp"
 #include "core/lm/gpt_forward.hpp"
@@ -67,65 +65,6 @@ TEST(KwmLinearized, FirstStepOfTheHeadEqualsTheSharedRowClosedForm) {
   EXPECT_NE(learner.parameters().blocks[0].qkv.weight, before.blocks[0].qkv.weight);
   EXPECT_NE(learner.parameters().token_embedding, before.token_embedding);
   EXPECT_NE(learner.parameters().blocks[0].ln1.gain, before.blocks[0].ln1.gain);
-}
-
-TEST(KwmLinearized, StridedStatisticsHeadStepEqualsItsClosedForm) {
-  // statistics_stride 3 over sequences of 16: S from positions 0, 3, ..., 15 of each sequence
-  // (6 of 16), scaled by 16 / 6; the cross term D still sums over every token.
-  const GptConfig model = tiny_model();
-  const auto stream = MarkovSource{}.sample(1000, 1);
-  const TokenBatch batch = batch_from(stream, 0, 4, 16);
-  KwmLinearizedConfig config = linearized_config();
-  config.noise_variance = 2.0;
-  config.initial_variance = 0.5;
-  config.statistics_stride = 3;
-  KwmLinearizedLearner learner(config, model, 4, {});
-  const GptParameters<double> before = learner.parameters();
-  ForwardCache<double> cache;
-  const CrossEntropy<double> loss = cross_entropy(forward(before, batch, &cache), batch.targets);
-  const Eigen::Index d = model.d_model + 1;
-  Eigen::MatrixXd a(d, batch.tokens());
-  a.topRows(d - 1) = cache.linear.back().input;
-  a.row(d - 1).setOnes();
-  Eigen::MatrixXd kept(d, 4 * 6);
-  for (int b = 0; b < 4; ++b)
-    for (int k = 0; k < 6; ++k) kept.col(b * 6 + k) = a.col(b * 16 + 3 * k);
-  const Eigen::MatrixXd e = output_innovation(loss, batch.targets);
-  const double r = config.noise_variance;
-  const Eigen::MatrixXd l = Eigen::MatrixXd::Identity(d, d) / config.initial_variance +
-                            (16.0 / 6.0) * kept * kept.transpose() / r;
-  Eigen::MatrixXd expected(model.vocab_size, d);
-  expected << before.head.weight, before.head.bias;
-  expected += (e * a.transpose() / r) * l.inverse();
-  learner.step(batch);
-  Eigen::MatrixXd got(model.vocab_size, d);
-  got << learner.parameters().head.weight, learner.parameters().head.bias;
-  EXPECT_LT((got - expected).norm() / expected.norm(), 1e-10);
-  // ... and it is not the full-statistics step.
-  KwmLinearizedConfig full_config = config;
-  full_config.statistics_stride = 1;
-  KwmLinearizedLearner full(full_config, model, 4, {});
-  full.step(batch);
-  Eigen::MatrixXd full_head(model.vocab_size, d);
-  full_head << full.parameters().head.weight, full.parameters().head.bias;
-  EXPECT_GT((got - full_head).norm() / expected.norm(), 1e-6);
-}
-
-TEST(KwmLinearized, StatisticsStrideIsValidatedAndRoundTripsThroughYaml) {
-  KwmLinearizedConfig config = linearized_config();
-  config.statistics_stride = 0;
-  EXPECT_THROW(config.validate(), std::invalid_argument);
-  config.statistics_stride = 4;
-  EXPECT_EQ(parse_kwm_linearized_config(to_yaml(config)).statistics_stride, 4);
-  YAML::Node bad = to_yaml(config);
-  bad["statistics_stride"] = -2;
-  try {
-    (void)parse_kwm_linearized_config(bad);
-    ADD_FAILURE() << "a negative stride must be refused";
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("learner.statistics_stride"), std::string::npos)
-        << e.what();
-  }
 }
 
 void expect_learns(const KwmLinearizedConfig& config, int layers, const char* label) {
@@ -206,20 +145,6 @@ TEST(KwmLinearized, EmulatedRanksEqualOneRankAdaptiveNoise) {
   KwmLinearizedConfig config = linearized_config();
   config.noise_mode = LinearizedNoise::adaptive;
   expect_ranks_equal_one_rank(config, 1e-8);
-}
-
-// Strided statistics take the same positions of every sequence, so ranks holding different
-// sequences still equal one rank.
-TEST(KwmLinearized, EmulatedRanksEqualOneRankStridedStatistics) {
-  KwmLinearizedConfig config = linearized_config();
-  config.statistics_stride = 4;
-  expect_ranks_equal_one_rank(config, 1e-12);
-}
-
-TEST(KwmLinearized, StridedStatisticsAlsoLearn) {
-  KwmLinearizedConfig config = linearized_config();
-  config.statistics_stride = 4;
-  expect_learns(config, 1, "fixed r, 1 layer, statistics stride 4");
 }
 
 TEST(KwmLinearized, NonFiniteBatchIsSkippedAndLeavesTheStateUntouched) {

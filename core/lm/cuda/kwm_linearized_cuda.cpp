@@ -53,10 +53,6 @@ KwmLinearizedCuda::KwmLinearizedCuda(const KwmLinearizedConfig& config,
     : config_(config), host_(host), model_(start_values(start)) {
   config_.validate();
   validate_collectives(host_, "kwm-linearized on CUDA");
-  if (config_.statistics_stride != 1)
-    throw std::invalid_argument(
-        "kwm-linearized on CUDA: learner.statistics_stride must be 1 (strided statistics run on "
-        "the CPU only)");
   if (config_.noise_mode != LinearizedNoise::fixed)
     throw std::invalid_argument(
         "kwm-linearized on CUDA: learner.noise.mode must be fixed (adaptive noise runs on the "

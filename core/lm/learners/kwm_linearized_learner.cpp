@@ -27,22 +27,18 @@ void KwmLinearizedConfig::validate() const {
     fail_option("learner.noise.ema", "must be in [0, 1); got " + std::to_string(noise_ema));
   if (!(noise_floor > 0.0) || !std::isfinite(noise_floor))
     fail_option("learner.noise.floor", "must be finite and > 0");
-  if (statistics_stride < 1)
-    fail_option("learner.statistics_stride",
-                "must be >= 1; got " + std::to_string(statistics_stride));
 }
 
 KwmLinearizedConfig parse_kwm_linearized_config(const YAML::Node& learner) {
   const std::string p = "learner";
   check_option_keys(learner, p,
                     {"type", "initial_variance", "forgetting", "noise", "update_embeddings",
-                     "update_layer_norms", "statistics_stride", "jitter"});
+                     "update_layer_norms", "jitter"});
   KwmLinearizedConfig c;
   c.initial_variance = read_option(learner, "initial_variance", p, c.initial_variance);
   c.forgetting = read_option(learner, "forgetting", p, c.forgetting);
   c.update_embeddings = read_option(learner, "update_embeddings", p, c.update_embeddings);
   c.update_layer_norms = read_option(learner, "update_layer_norms", p, c.update_layer_norms);
-  c.statistics_stride = read_option(learner, "statistics_stride", p, c.statistics_stride);
   const YAML::Node noise = learner ? learner["noise"] : YAML::Node();
   const std::string n = p + ".noise";
   check_option_keys(noise, n, {"mode", "variance", "ema", "floor"});
@@ -73,7 +69,6 @@ YAML::Node to_yaml(const KwmLinearizedConfig& c) {
   y["noise"]["floor"] = c.noise_floor;
   y["update_embeddings"] = c.update_embeddings;
   y["update_layer_norms"] = c.update_layer_norms;
-  y["statistics_stride"] = c.statistics_stride;
   y["jitter"] = jitter_to_yaml(c.jitter);
   return y;
 }
@@ -148,7 +143,7 @@ StepReport KwmLinearizedLearner::step(const TokenBatch& batch) {
   for (std::size_t b = 0; b < blocks_.size(); ++b)
     offset[b + 1] = offset[b] + (active(b) ? blocks_[b]->statistics_size() : 0);
   std::vector<double> buffer(offset.back() + 1, 0.0);
-  const StepView view{&cache, &innovations, config_.statistics_stride};
+  const StepView view{&cache, &innovations};
   for (std::size_t b = 0; b < blocks_.size(); ++b)
     if (active(b)) blocks_[b]->accumulate(view, buffer.data() + offset[b]);
   buffer.back() = static_cast<double>(batch.tokens());

@@ -52,18 +52,12 @@ struct KwmLinearizedConfig {
   double noise_floor = 1e-8;       // adaptive: lower bound of r, > 0
   bool update_embeddings = true;   // token and position embeddings
   bool update_layer_norms = true;  // LN gains and biases
-  // Linear blocks' x x^T from the positions t with t % stride == 0 of each sequence only, scaled
-  // by T / (their count): an unbiased estimate of the full S at 1/stride of its arithmetic (the
-  // statistics are most of what the step adds to a gradient pass; docs/gpu-lm.md, "the step's
-  // arithmetic"). An approximation of the filter, opt-in; 1 (the default) uses every token. The
-  // cross terms, embeddings and layer norms always use every token. CPU only for now.
-  int statistics_stride = 1;
   kwm::JitterConfig jitter;
   void validate() const;  // throws std::invalid_argument naming learner.<key>
 };
 
 // Keys: type (kwm-linearized), initial_variance, forgetting, noise{mode: fixed|adaptive,
-// variance, ema, floor}, update_embeddings, update_layer_norms, statistics_stride,
+// variance, ema, floor}, update_embeddings, update_layer_norms,
 // jitter{initial_relative, growth, max_retries}.
 KwmLinearizedConfig parse_kwm_linearized_config(const YAML::Node& learner);
 YAML::Node to_yaml(const KwmLinearizedConfig& config);

@@ -10,18 +10,6 @@
 namespace kwm::lm {
 namespace {
 
-// The columns n = b T + t of `a` with t % stride == 0: the same positions of every sequence, so
-// that ranks holding different sequences keep what one rank would.
-Eigen::MatrixXd strided_positions(const Eigen::MatrixXd& a, int length, int stride) {
-  const Eigen::Index sequences = a.cols() / length;
-  const Eigen::Index per_sequence = (length + stride - 1) / stride;
-  Eigen::MatrixXd kept(a.rows(), sequences * per_sequence);
-  Eigen::Index column = 0;
-  for (Eigen::Index b = 0; b < sequences; ++b)
-    for (Eigen::Index t = 0; t < length; t += stride) kept.col(column++) = a.col(b * length + t);
-  return kept;
-}
-
 // Shared-row block of one linear layer: [W b] on [a; 1].
 class LinearBlock final : public KalmanBlock {
  public:
@@ -44,15 +32,7 @@ class LinearBlock final : public KalmanBlock {
         augmented_input(view.cache->linear[site_].input, layer_->bias.size() > 0);
     const Eigen::MatrixXd& dz = view.innovations->linear_output[site_];
     Eigen::MatrixXd second_moment = Eigen::MatrixXd::Zero(d_in_, d_in_);
-    if (view.statistics_stride > 1) {
-      const Eigen::MatrixXd kept = strided_positions(a, view.cache->length, view.statistics_stride);
-      if (kept.cols() > 0) {  // a rank may hold no sequence
-        const double scale = static_cast<double>(a.cols()) / static_cast<double>(kept.cols());
-        second_moment.selfadjointView<Eigen::Lower>().rankUpdate(kept, scale);
-      }
-    } else {
-      second_moment.selfadjointView<Eigen::Lower>().rankUpdate(a);
-    }
+    second_moment.selfadjointView<Eigen::Lower>().rankUpdate(a);
     second_moment = second_moment.selfadjointView<Eigen::Lower>();
     pack_upper_triangle(second_moment, out);
     const std::size_t packed = packed_triangle_size(d_in_);

@@ -33,7 +33,6 @@ namespace kwm::lm {
 struct StepView {
   const ForwardCache<double>* cache = nullptr;
   const TransposedJacobian<double>* innovations = nullptr;
-  int statistics_stride = 1;  // KwmLinearizedConfig::statistics_stride
 };
 
 struct BlockSettings {
