@@ -1,6 +1,6 @@
-// mezo: the step is -lr g z with z regenerated from the seed and g the two-point difference,
-// runs are reproducible from the seed, it learns past the unigram reference, restarts bit for
-// bit, agrees across emulated ranks, and checks its config.
+// mezo: the step is -lr g z with z regenerated from the seed and g the two-point difference (a
+// head subspace from one shared body pass), runs are reproducible from the seed, it learns past the
+// unigram reference, restarts bit for bit, agrees across emulated ranks, and checks its config.
 #include "core/lm/learners/mezo_learner.hpp"
 
 #include <gtest/gtest.h>
@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/lm/learners/ensemble_random.hpp"
+#include "core/lm/learners/ensemble_subspace.hpp"
 #include "core/lm/learners/learner_factory.hpp"
 #include "core/lm/learners/unigram_baseline.hpp"
 #include "tests/lm_baselines/lm_test_support.hpp"
@@ -67,6 +68,37 @@ TEST(MezoLearner, StepIsTheTwoPointEstimateAlongTheSeededDirection) {
   const Eigen::VectorXd expected = theta0 - (1e-3 * g) * z;
   EXPECT_LT((learner.parameters().flatten() - expected).cwiseAbs().maxCoeff(), 1e-15);
   EXPECT_GT((learner.parameters().flatten() - theta0).norm(), 0.0);
+}
+
+// With a subspace that leaves the body at the base (head: ln_f and the head), one body pass
+// serves both perturbed points (head_logits on its ln_f input); the step is the two-point
+// estimate of whole forward passes to rounding, and both points still count as passes.
+TEST(MezoLearner, HeadSubspaceSharesTheBodyPassAndTakesTheSameStep) {
+  GptConfig model = tiny_model();
+  model.tied_head = false;  // a tied head is the token embedding, part of the body
+  const auto stream = MarkovSource{model.vocab_size, 0.75}.sample(200, 5);
+  const TokenBatch batch = batch_from(stream, 0, 2, 16);
+  MezoConfig config;
+  config.schedule.learning_rate = 1e-3;
+  config.epsilon = 1e-3;
+  config.subspace.kind = SubspaceKind::head;
+  MezoLearner learner(config, model, 23);
+  const ParameterSubspace subspace(config.subspace, GptParameters<double>::init(model, 23));
+  ASSERT_TRUE(subspace.body_fixed());
+  const Eigen::VectorXd u0 = learner.coordinates();
+  const StepReport r = learner.step(batch);
+  EXPECT_EQ(r.forward_passes, 2);
+
+  const Eigen::VectorXd z = MezoLearner::direction(23, 1, u0.size());
+  GptParameters<double> p = learner.parameters();
+  subspace.embed(u0 + 1e-3 * z, p);
+  const double plus = testing::mean_nll(p, batch);  // whole forward passes
+  subspace.embed(u0 - 1e-3 * z, p);
+  const double minus = testing::mean_nll(p, batch);
+  const double g = (plus - minus) / 2e-3;
+  EXPECT_NEAR(learner.last_projected_gradient(), g, 1e-7 * std::abs(g) + 1e-10);
+  EXPECT_NEAR(r.nll_before, 0.5 * (plus + minus), 1e-12);
+  EXPECT_LT((learner.coordinates() - (u0 - (1e-3 * g) * z)).cwiseAbs().maxCoeff(), 1e-12);
 }
 
 TEST(MezoLearner, ReproducibleFromTheSeed) {

@@ -13,7 +13,6 @@
 #include "core/lm/learners/ensemble_draws.hpp"
 #include "core/lm/learners/learner_state_keys.hpp"
 #include "core/lm/learners/rank_collectives.hpp"
-#include "core/lm/linear.hpp"
 
 namespace kwm::lm {
 namespace {
@@ -139,12 +138,6 @@ void EnsembleLearner::restore(const LearnerState& s) {
   steps_ = step;
   seed_ = std::bit_cast<std::uint64_t>(seed);
   refresh_mean();
-}
-
-Matrix<double> head_logits(const GptParameters<double>& p, const Matrix<double>& normalized) {
-  Matrix<double> h = (normalized.array().colwise() * p.ln_f.gain.array()).matrix();
-  h.colwise() += p.ln_f.bias;
-  return affine(p.config.tied_head ? p.token_embedding : p.head.weight, p.head.bias, h);
 }
 
 void EnsembleLearner::shift_head_bias(const Eigen::VectorXd& delta) {

@@ -76,11 +76,6 @@ class EnsembleLearner final : public LanguageLearner {
   int first_ = 0, last_ = 0;
 };
 
-// Logits of parameters p from the normalised input of the final layer norm (ForwardCache
-// ln_f.normalized, d x N): head(ln_f(x)) without the body, for subspaces that leave the body at
-// the base (ParameterSubspace::body_fixed). Equals forward(p, ...) up to rounding.
-Matrix<double> head_logits(const GptParameters<double>& p, const Matrix<double>& normalized);
-
 // q_t of step t (1, 2, ...): process_noise / sqrt(1 + t / process_noise_halflife), or constant.
 double process_noise_std(const EnsembleConfig& config, std::int64_t step);
 

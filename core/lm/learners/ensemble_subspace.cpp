@@ -7,6 +7,7 @@
 
 #include "core/lm/learners/ensemble_random.hpp"
 #include "core/lm/learners/learner_options.hpp"
+#include "core/lm/linear.hpp"
 
 namespace kwm::lm {
 namespace {
@@ -218,6 +219,12 @@ void ParameterSubspace::embed(const Eigen::VectorXd& u, GptParameters<double>& o
     }
   }
   out.unflatten(flat);
+}
+
+Matrix<double> head_logits(const GptParameters<double>& p, const Matrix<double>& normalized) {
+  Matrix<double> h = (normalized.array().colwise() * p.ln_f.gain.array()).matrix();
+  h.colwise() += p.ln_f.bias;
+  return affine(p.config.tied_head ? p.token_embedding : p.head.weight, p.head.bias, h);
 }
 
 }  // namespace kwm::lm

@@ -93,4 +93,11 @@ class ParameterSubspace {
   bool body_fixed_ = false;
 };
 
+// Logits of parameters p from the normalised input of the final layer norm (ForwardCache
+// ln_f.normalized, d x N): head(ln_f(x)) without the body, for subspaces that leave the body at
+// the base (ParameterSubspace::body_fixed), so that one body pass serves every point of the
+// subspace (kwm-ensemble's members, mezo's two perturbations). Equals forward(p, ...) up to
+// rounding.
+Matrix<double> head_logits(const GptParameters<double>& p, const Matrix<double>& normalized);
+
 }  // namespace kwm::lm

@@ -59,9 +59,12 @@ Eigen::VectorXd MezoLearner::direction(std::uint64_t seed, std::int64_t step, Ei
       stream_seed(seed, RandomPurpose::mezo_direction, static_cast<std::uint64_t>(step), 0), n);
 }
 
-double MezoLearner::loss_sum(const Eigen::VectorXd& u, const TokenBatch& batch) {
+double MezoLearner::loss_sum(const Eigen::VectorXd& u, const TokenBatch& batch,
+                             const ForwardCache<double>* body) {
   subspace_.embed(u, scratch_);
-  return cross_entropy(forward(scratch_, batch, nullptr), batch.targets).total_nll;
+  const Matrix<double> logits = body != nullptr ? head_logits(scratch_, body->ln_f.normalized)
+                                                : forward(scratch_, batch, nullptr);
+  return cross_entropy(logits, batch.targets).total_nll;
 }
 
 StepReport MezoLearner::step(const TokenBatch& batch) {
@@ -73,8 +76,13 @@ StepReport MezoLearner::step(const TokenBatch& batch) {
   const double eps = config_.epsilon;
   double sums[3] = {0.0, 0.0, static_cast<double>(batch.tokens())};  // L+ total, L- total, tokens
   if (batch.tokens() > 0) {
-    sums[0] = loss_sum(coordinates_ + eps * z, batch);
-    sums[1] = loss_sum(coordinates_ - eps * z, batch);
+    // A subspace that leaves the body at the base (head): one body pass serves both perturbed
+    // points, which differ only in ln_f and the head. Both still count as forward passes.
+    ForwardCache<double> body;
+    if (subspace_.body_fixed()) forward(parameters_, batch, &body);
+    const ForwardCache<double>* shared = subspace_.body_fixed() ? &body : nullptr;
+    sums[0] = loss_sum(coordinates_ + eps * z, batch, shared);
+    sums[1] = loss_sum(coordinates_ - eps * z, batch, shared);
     report.nll_before = 0.5 * (sums[0] + sums[1]) / sums[2];
     report.forward_passes = 2;
   }

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "core/lm/gpt_config.hpp"
+#include "core/lm/gpt_forward.hpp"
 #include "core/lm/learners/adamw_schedule.hpp"
 #include "core/lm/learners/ensemble_subspace.hpp"
 #include "core/lm/learners/language_learner.hpp"
@@ -64,7 +65,10 @@ class MezoLearner final : public LanguageLearner {
   const Eigen::VectorXd& coordinates() const { return coordinates_; }
 
  private:
-  double loss_sum(const Eigen::VectorXd& u, const TokenBatch& batch);
+  // Total NLL at theta(u); with `body` (a pass of the base, for a body_fixed subspace) only ln_f
+  // and the head are evaluated.
+  double loss_sum(const Eigen::VectorXd& u, const TokenBatch& batch,
+                  const ForwardCache<double>* body);
 
   MezoConfig config_;
   std::uint64_t seed_;
