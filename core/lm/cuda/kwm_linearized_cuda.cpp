@@ -294,7 +294,6 @@ void KwmLinearizedCuda::set_solve_columns(std::int64_t width) {
 void KwmLinearizedCuda::plan_solves() {
   if (solve_plans_.count(solve_columns_) != 0) return;
   struct Entries {
-    std::vector<std::size_t> blocks;
     std::vector<float*> factors, steps;
   };
   std::map<std::pair<std::int64_t, std::int64_t>, Entries> by_shape;
@@ -305,7 +304,6 @@ void KwmLinearizedCuda::plan_solves() {
     for (std::int64_t first = 0; first < b.layer.rows; first += width) {
       const std::int64_t columns = std::min(width, b.layer.rows - first);
       Entries& e = by_shape[{b.inputs, columns}];
-      if (e.blocks.empty() || e.blocks.back() != k) e.blocks.push_back(k);
       e.factors.push_back(b.factor.data());
       e.steps.push_back(b.step.data() + first * b.inputs);
     }
@@ -315,7 +313,6 @@ void KwmLinearizedCuda::plan_solves() {
     Batch batch;
     batch.m = shape.first;
     batch.rows = shape.second;
-    batch.blocks = std::move(e.blocks);
     batch.entries = e.factors.size();
     upload_pointers(batch.factors, e.factors);
     upload_pointers(batch.steps, e.steps);
@@ -482,35 +479,25 @@ void KwmLinearizedCuda::queue_statistics(const TokenBatch& batch) {
 }
 
 // Several ranks, on the pass's stream: every block's moments into packed_ (a linear block's S as
-// its lower triangle, the only part L' and its factor read), and back after the sum. The linear
+// its lower triangle, the only part L' and its factor read), or back after the sum. The linear
 // blocks' S come back symmetric, so the moments hold what one rank's statistics would.
-void KwmLinearizedCuda::pack_statistics() {
+void KwmLinearizedCuda::move_packed_statistics(Packing direction) {
   const cudaStream_t stream = model_.stream();
-  for (std::size_t k = 0; k < blocks_.size(); ++k) {
-    const Block& b = blocks_[k];
-    float* to = packed_.data() + packed_offset_[k];
-    const std::size_t next = k + 1 < blocks_.size() ? packed_offset_[k + 1] : packed_size_;
-    if (b.kind == Kind::linear) {
-      kernels::pack_lower(b.moments, b.inputs, to, stream);
-    } else {
-      KWM_CUDA_CHECK(cudaMemcpyAsync(to, b.moments, (next - packed_offset_[k]) * sizeof(float),
-                                     cudaMemcpyDeviceToDevice, stream));
-    }
-  }
-}
-
-void KwmLinearizedCuda::unpack_statistics() {
-  const cudaStream_t stream = model_.stream();
+  const bool pack = direction == Packing::pack;
   for (std::size_t k = 0; k < blocks_.size(); ++k) {
     Block& b = blocks_[k];
-    const float* from = packed_.data() + packed_offset_[k];
-    const std::size_t next = k + 1 < blocks_.size() ? packed_offset_[k + 1] : packed_size_;
+    float* packed = packed_.data() + packed_offset_[k];
     if (b.kind == Kind::linear) {
-      kernels::unpack_symmetric(from, b.inputs, b.moments, stream);
-    } else {
-      KWM_CUDA_CHECK(cudaMemcpyAsync(b.moments, from, (next - packed_offset_[k]) * sizeof(float),
-                                     cudaMemcpyDeviceToDevice, stream));
+      if (pack)
+        kernels::pack_lower(b.moments, b.inputs, packed, stream);
+      else
+        kernels::unpack_symmetric(packed, b.inputs, b.moments, stream);
+      continue;
     }
+    const std::size_t next = k + 1 < blocks_.size() ? packed_offset_[k + 1] : packed_size_;
+    KWM_CUDA_CHECK(cudaMemcpyAsync(pack ? packed : b.moments, pack ? b.moments : packed,
+                                   (next - packed_offset_[k]) * sizeof(float),
+                                   cudaMemcpyDeviceToDevice, stream));
   }
 }
 
@@ -657,9 +644,9 @@ StepReport KwmLinearizedCuda::step(const TokenBatch& batch) {
 
   if (side_ == nullptr) {  // several ranks: statistics, their sums (with J^T e), L' and factors
     queue_statistics(batch);
-    pack_statistics();
+    move_packed_statistics(Packing::pack);
     reduce_(packed_.data(), packed_size_);
-    unpack_statistics();
+    move_packed_statistics(Packing::unpack);
     reduce_(model_.transpose().data(), as_size(model_.parameters().size()));
     queue_information_and_factors();
   }

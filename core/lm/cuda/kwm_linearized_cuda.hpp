@@ -161,7 +161,7 @@ class KwmLinearizedCuda {
   // (batched solves; the entries are whole blocks or column chunks of them).
   struct Batch {
     std::int64_t m = 0, rows = 0;
-    std::vector<std::size_t> blocks;
+    std::vector<std::size_t> blocks;      // factor batches: the blocks, in potrf's info order
     std::size_t entries = 0;              // the batch count: blocks, or column chunks of them
     DeviceBuffer<float*> factors, steps;  // device arrays of the blocks' pointers
   };
@@ -179,8 +179,8 @@ class KwmLinearizedCuda {
   void queue_information_and_factors();
   void queue_moments(Block& block);
   void queue_information(Block& block, int* flag);
-  void pack_statistics();
-  void unpack_statistics();
+  enum class Packing { pack, unpack };
+  void move_packed_statistics(Packing direction);
   void queue_cross(Block& block, int* flag);
   void queue_embedding(Block& block, int* flag);
   void queue_layer_norm(Block& block, double tokens, int* flag, int* retries);
@@ -213,7 +213,7 @@ class KwmLinearizedCuda {
   DeviceBuffer<float> statistics_;  // every block's moments, summed over ranks
   std::size_t statistics_size_ = 0;
   // Several ranks: the statistics as they travel, each linear block's symmetric S as its lower
-  // triangle (pack_statistics / unpack_statistics), every other block's moments as they are.
+  // triangle (move_packed_statistics), every other block's moments as they are.
   DeviceBuffer<float> packed_;
   std::size_t packed_size_ = 0;
   std::vector<std::size_t> packed_offset_;  // per block, into packed_
