@@ -70,8 +70,8 @@ void validate_batch(const GptConfig& config, const TokenBatch& batch) {
 }
 
 template <typename T>
-Matrix<T> forward(const GptParameters<T>& parameters, const TokenBatch& batch,
-                  std::type_identity_t<ForwardCache<T>>* cache) {
+Matrix<T> forward_body(const GptParameters<T>& parameters, const TokenBatch& batch,
+                       std::type_identity_t<ForwardCache<T>>* cache) {
   const GptConfig& config = parameters.config;
   validate_batch(config, batch);
   if (cache != nullptr) {
@@ -87,14 +87,26 @@ Matrix<T> forward(const GptParameters<T>& parameters, const TokenBatch& batch,
     block_forward(parameters.blocks[static_cast<std::size_t>(i)], config, batch.batch, batch.length,
                   x, cache, i);
   }
-  const Matrix<T> hf = layer_norm(parameters.ln_f, x, static_cast<T>(config.layer_norm_eps),
-                                  cache != nullptr ? &cache->ln_f : nullptr);
+  return x;
+}
+
+template <typename T>
+Matrix<T> forward(const GptParameters<T>& parameters, const TokenBatch& batch,
+                  std::type_identity_t<ForwardCache<T>>* cache) {
+  const GptConfig& config = parameters.config;
+  const Matrix<T> hf =
+      layer_norm(parameters.ln_f, forward_body(parameters, batch, cache),
+                 static_cast<T>(config.layer_norm_eps), cache != nullptr ? &cache->ln_f : nullptr);
   const Matrix<T>& head_weight =
       config.tied_head ? parameters.token_embedding : parameters.head.weight;
   return apply(head_weight, parameters.head.bias, hf,
                cache != nullptr ? &cache->linear[head_linear_index(config)] : nullptr);
 }
 
+template Matrix<double> forward_body(const GptParameters<double>&, const TokenBatch&,
+                                     ForwardCache<double>*);
+template Matrix<float> forward_body(const GptParameters<float>&, const TokenBatch&,
+                                    ForwardCache<float>*);
 template Matrix<double> forward(const GptParameters<double>&, const TokenBatch&,
                                 ForwardCache<double>*);
 template Matrix<float> forward(const GptParameters<float>&, const TokenBatch&,

@@ -49,4 +49,11 @@ template <typename T>
 Matrix<T> forward(const GptParameters<T>& parameters, const TokenBatch& batch,
                   std::type_identity_t<ForwardCache<T>>* cache);
 
+// The residual stream after the last block (d x N): forward() without ln_f and the head, for
+// learners that evaluate many heads on one body. The cache, when given, holds the body's entries
+// (ln_f and the head's stay empty).
+template <typename T>
+Matrix<T> forward_body(const GptParameters<T>& parameters, const TokenBatch& batch,
+                       std::type_identity_t<ForwardCache<T>>* cache);
+
 }  // namespace kwm::lm

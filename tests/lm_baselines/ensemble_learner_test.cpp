@@ -140,6 +140,40 @@ TEST(EnsembleLearner, EmulatedRanksGiveTheSameEnsembleAsOneRank) {
   }
 }
 
+// With a head subspace one pass of the mean over the gathered batch serves every member's body
+// and, on each rank's own columns, that rank's prequential loss: every rank reports the mean NLL
+// of its share before the step, counts one pass for the mean and one per member it runs, and the
+// ensemble is the single rank's. A rank without members (3 ranks, 2 members) scores its share by
+// a pass of its own.
+TEST(EnsembleLearner, SharedBodyPassGivesEachRankItsOwnPrequentialLoss) {
+  GptConfig model = tiny_model();
+  model.tied_head = false;  // a tied head is the token embedding, part of the body
+  const auto train = MarkovSource{model.vocab_size, 0.75}.sample(2000, 5);
+  EnsembleConfig config = small_ensemble(2);
+  config.subspace.kind = SubspaceKind::head;
+  ASSERT_TRUE(
+      ParameterSubspace(config.subspace, GptParameters<double>::init(model, 11)).body_fixed());
+  const TokenBatch whole = batch_from(train, 0, 6, 16);
+  EnsembleLearner single(config, model, 11);
+  const GptParameters<double> before = single.parameters();
+  const StepReport one = single.step(whole);
+  EXPECT_EQ(one.forward_passes, 3);
+  EXPECT_NEAR(one.nll_before, testing::mean_nll(before, whole), 1e-12);
+  for (const int ranks : {2, 3}) {
+    testing::run_ranks(ranks, [&](int rank, LmCollectives c) {
+      EnsembleLearner learner(config, model, 11, c);
+      const int first = rank * 6 / ranks, count = (rank + 1) * 6 / ranks - first;
+      const TokenBatch share = testing::share_of(whole, first, count);
+      const StepReport r = learner.step(share);
+      const int members = (rank + 1) * 2 / ranks - rank * 2 / ranks;
+      EXPECT_EQ(r.forward_passes, 1 + members) << ranks << " ranks, rank " << rank;
+      EXPECT_NEAR(r.nll_before, testing::mean_nll(before, share), 1e-12)
+          << ranks << " ranks, rank " << rank;
+      EXPECT_TRUE(learner.members() == single.members()) << ranks << " ranks, rank " << rank;
+    });
+  }
+}
+
 TEST(EnsembleLearner, SubspacesMoveOnlyTheirParameters) {
   const GptConfig model = tiny_model(32, 16, 2);
   const auto init = GptParameters<double>::init(model, 4);

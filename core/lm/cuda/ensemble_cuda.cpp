@@ -210,17 +210,10 @@ StepReport EnsembleCuda::step(const TokenBatch& batch) {
   validate_batch(model_, batch);
   StepReport report;
   report.tokens = batch.tokens();
-  const TokenBatch all = gather_batch(batch, collectives_);
+  const GatheredBatch gathered = gather_batch(batch, collectives_);
+  const TokenBatch& all = gathered.batch;
   const Eigen::Index m = all.tokens();
-  // This rank's first token in the gathered batch (rank 0's sequences first).
-  std::int64_t offset = 0;
-  if (!collectives_.single_process()) {
-    std::vector<double> counts(as_size(collectives_.ranks), 0.0);
-    counts[as_size(collectives_.rank)] = static_cast<double>(batch.tokens());
-    sum_over_ranks(collectives_, counts.data(), counts.size());
-    for (int r = 0; r < collectives_.rank; ++r)
-      offset += static_cast<std::int64_t>(counts[as_size(r)]);
-  }
+  const std::int64_t offset = gathered.offset;  // this rank's first token in `all`
   // The CPU learner scores its mean before the forecast (theta(mean) of the current members).
   const Eigen::VectorXd mean = members_.rowwise().mean();
   const std::int64_t step = steps_ + 1;

@@ -9,8 +9,8 @@
 
 namespace kwm::lm {
 
-TokenBatch gather_batch(const TokenBatch& local, const LmCollectives& collectives) {
-  if (collectives.single_process()) return local;
+GatheredBatch gather_batch(const TokenBatch& local, const LmCollectives& collectives) {
+  if (collectives.single_process()) return {local, 0};
   const auto ranks = static_cast<std::size_t>(collectives.ranks);
   const auto rank = static_cast<std::size_t>(collectives.rank);
   std::vector<double> sizes(2 * ranks, 0.0);
@@ -18,7 +18,8 @@ TokenBatch gather_batch(const TokenBatch& local, const LmCollectives& collective
   sizes[2 * rank + 1] = local.length;
   sum_over_ranks(collectives, sizes.data(), sizes.size());
 
-  TokenBatch global;
+  GatheredBatch gathered;
+  TokenBatch& global = gathered.batch;
   for (std::size_t r = ranks; r-- > 0;)
     if (sizes[2 * r] > 0) global.length = static_cast<int>(sizes[2 * r + 1]);
   std::size_t offset = 0;  // this rank's first token in the global batch
@@ -45,7 +46,8 @@ TokenBatch gather_batch(const TokenBatch& local, const LmCollectives& collective
     global.inputs[i] = static_cast<std::int32_t>(ids[i]);
     global.targets[i] = static_cast<std::int32_t>(ids[tokens + i]);
   }
-  return global;
+  gathered.offset = static_cast<std::int64_t>(offset);
+  return gathered;
 }
 
 }  // namespace kwm::lm

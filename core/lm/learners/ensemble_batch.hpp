@@ -3,14 +3,21 @@
 // ensemble statistics to mean anything. Token ids travel as doubles (exact below 2^53).
 #pragma once
 
+#include <cstdint>
+
 #include "core/lm/learners/language_learner.hpp"
 #include "core/lm/token_batch.hpp"
 
 namespace kwm::lm {
 
-// Rank 0's sequences first, then rank 1's, ... (one rank: `local` itself). Throws
+struct GatheredBatch {
+  TokenBatch batch;         // every rank's sequences, rank 0's first
+  std::int64_t offset = 0;  // this rank's first token in `batch` (its share's columns start here)
+};
+
+// Rank 0's sequences first, then rank 1's, ... (one rank: `local` itself, offset 0). Throws
 // std::invalid_argument when ranks disagree on the sequence length (every rank sees the same
 // sizes, so every rank throws).
-TokenBatch gather_batch(const TokenBatch& local, const LmCollectives& collectives);
+GatheredBatch gather_batch(const TokenBatch& local, const LmCollectives& collectives);
 
 }  // namespace kwm::lm

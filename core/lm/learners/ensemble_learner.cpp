@@ -63,23 +63,30 @@ StepReport EnsembleLearner::step(const TokenBatch& batch) {
   validate_batch(mean_.config, batch);
   StepReport report;
   report.tokens = batch.tokens();
-  // Prequential loss of the current mean on this rank's share.
-  if (batch.tokens() > 0) {
-    report.nll_before = cross_entropy(forward(mean_, batch, nullptr), batch.targets).mean_nll;
-    report.forward_passes = 1;
-  }
-  const TokenBatch all = gather_batch(batch, collectives_);
+  const GatheredBatch gathered = gather_batch(batch, collectives_);
+  const TokenBatch& all = gathered.batch;
   const Eigen::Index m = all.tokens();
+  // Body shared by every member (head-only subspaces): one pass of the mean (whose body is the
+  // base) over the whole gathered batch serves every member, which then needs only ln_f and the
+  // head, and its logits on this rank's columns give the prequential loss. Otherwise the mean
+  // runs on this rank's share alone. Each member still counts as a pass.
+  ForwardCache<double> body;
+  const bool shared_body = subspace_.body_fixed() && m > 0 && first_ < last_;
+  const auto prequential = [&](const Matrix<double>& logits) {
+    report.nll_before = cross_entropy(logits, batch.targets).mean_nll;
+    report.forward_passes = 1;
+  };
+  if (shared_body) {
+    const Matrix<double> logits = forward(mean_, all, &body);
+    if (batch.tokens() > 0) prequential(logits.middleCols(gathered.offset, batch.tokens()));
+  } else if (batch.tokens() > 0) {
+    prequential(forward(mean_, batch, nullptr));
+  }
   const std::int64_t step = steps_ + 1;
   forecast();
 
   const int j_total = config_.members;
   Eigen::MatrixXd predictions = Eigen::MatrixXd::Zero(m, j_total);
-  // Body shared by every member (head-only subspaces): run it once, on the mean (whose body is
-  // the base), and only ln_f and the head per member. Each member still counts as a pass.
-  ForwardCache<double> body;
-  const bool shared_body = subspace_.body_fixed() && m > 0 && first_ < last_;
-  if (shared_body) forward(mean_, all, &body);
   for (int j = first_; j < last_ && m > 0; ++j) {
     subspace_.embed(members_.col(j), scratch_);
     const Matrix<double> logits =

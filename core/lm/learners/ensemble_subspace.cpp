@@ -4,7 +4,10 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <utility>
 
+#include "core/lm/gpt_forward.hpp"
+#include "core/lm/layer_norm.hpp"
 #include "core/lm/learners/ensemble_random.hpp"
 #include "core/lm/learners/learner_options.hpp"
 #include "core/lm/linear.hpp"
@@ -225,6 +228,12 @@ Matrix<double> head_logits(const GptParameters<double>& p, const Matrix<double>&
   Matrix<double> h = (normalized.array().colwise() * p.ln_f.gain.array()).matrix();
   h.colwise() += p.ln_f.bias;
   return affine(p.config.tied_head ? p.token_embedding : p.head.weight, p.head.bias, h);
+}
+
+Matrix<double> body_normalized(const GptParameters<double>& p, const TokenBatch& batch) {
+  LayerNormCache<double> normalized;
+  layer_norm(p.ln_f, forward_body(p, batch, nullptr), p.config.layer_norm_eps, &normalized);
+  return std::move(normalized.normalized);
 }
 
 }  // namespace kwm::lm

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/lm/gpt_parameters.hpp"
+#include "core/lm/token_batch.hpp"
 
 namespace kwm::lm {
 
@@ -99,5 +100,10 @@ class ParameterSubspace {
 // subspace (kwm-ensemble's members, mezo's two perturbations). Equals forward(p, ...) up to
 // rounding.
 Matrix<double> head_logits(const GptParameters<double>& p, const Matrix<double>& normalized);
+
+// That normalised input for parameters p (d x N): the body and ln_f's normalisation, neither
+// ln_f's gain and bias nor the head (the shared pass of mezo's two perturbed points, whose logits
+// nothing reads).
+Matrix<double> body_normalized(const GptParameters<double>& p, const TokenBatch& batch);
 
 }  // namespace kwm::lm

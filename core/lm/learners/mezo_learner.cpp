@@ -60,10 +60,10 @@ Eigen::VectorXd MezoLearner::direction(std::uint64_t seed, std::int64_t step, Ei
 }
 
 double MezoLearner::loss_sum(const Eigen::VectorXd& u, const TokenBatch& batch,
-                             const ForwardCache<double>* body) {
+                             const Matrix<double>* normalized) {
   subspace_.embed(u, scratch_);
-  const Matrix<double> logits = body != nullptr ? head_logits(scratch_, body->ln_f.normalized)
-                                                : forward(scratch_, batch, nullptr);
+  const Matrix<double> logits = normalized != nullptr ? head_logits(scratch_, *normalized)
+                                                      : forward(scratch_, batch, nullptr);
   return cross_entropy(logits, batch.targets).total_nll;
 }
 
@@ -78,9 +78,9 @@ StepReport MezoLearner::step(const TokenBatch& batch) {
   if (batch.tokens() > 0) {
     // A subspace that leaves the body at the base (head): one body pass serves both perturbed
     // points, which differ only in ln_f and the head. Both still count as forward passes.
-    ForwardCache<double> body;
-    if (subspace_.body_fixed()) forward(parameters_, batch, &body);
-    const ForwardCache<double>* shared = subspace_.body_fixed() ? &body : nullptr;
+    Matrix<double> normalized;
+    if (subspace_.body_fixed()) normalized = body_normalized(parameters_, batch);
+    const Matrix<double>* shared = subspace_.body_fixed() ? &normalized : nullptr;
     sums[0] = loss_sum(coordinates_ + eps * z, batch, shared);
     sums[1] = loss_sum(coordinates_ - eps * z, batch, shared);
     report.nll_before = 0.5 * (sums[0] + sums[1]) / sums[2];

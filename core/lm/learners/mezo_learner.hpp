@@ -65,10 +65,10 @@ class MezoLearner final : public LanguageLearner {
   const Eigen::VectorXd& coordinates() const { return coordinates_; }
 
  private:
-  // Total NLL at theta(u); with `body` (a pass of the base, for a body_fixed subspace) only ln_f
-  // and the head are evaluated.
+  // Total NLL at theta(u); with `normalized` (body_normalized of the base, for a body_fixed
+  // subspace) only ln_f and the head are evaluated.
   double loss_sum(const Eigen::VectorXd& u, const TokenBatch& batch,
-                  const ForwardCache<double>* body);
+                  const Matrix<double>* normalized);
 
   MezoConfig config_;
   std::uint64_t seed_;
