@@ -1,10 +1,10 @@
 // GptForwardCuda (fp32 on the GPU) against core/lm's forward and cross entropy in fp64: the tiny
 // config (tied head with bias) and a deeper one (d 128, 4 layers, context 128, untied head
 // without bias), full-context and shorter batches, a parameter re-upload, workspace growth, and
-// bad input. Tolerances (fp32 against fp64): logits max|a - b| / max|b| <= 1e-5, total NLL
-// relative 1e-6. Measured on an H200 (2026-11-28, docs/gpu-lm.md): logits at most 7.8e-7, total
-// NLL at most 5.6e-8, so the bounds leave more than 10x headroom; the errors are printed.
-// Skipped without a CUDA device.
+// bad input; the head-only pass on the kept body. Tolerances (fp32 against fp64): logits max|a - b|
+// / max|b| <= 1e-5, total NLL relative 1e-6. Measured on an H200 (2026-11-28, docs/gpu-lm.md):
+// logits at most 7.8e-7, total NLL at most 5.6e-8, so the bounds leave more than 10x headroom; the
+// errors are printed. Skipped without a CUDA device.
 #include <gtest/gtest.h>
 
 #include <iostream>
@@ -75,6 +75,32 @@ TEST(LmCudaForward, UploadReplacesTheParameters) {
 
   const auto other_shape = testing::random_parameters(testing::small_config(true), 54, 0.3);
   EXPECT_THROW(device.parameters().upload(other_shape.cast<float>()), std::invalid_argument);
+}
+
+// head_total_nll (mezo's second point on a head subspace): after a whole pass, new ln_f and head
+// parameters scored on the kept residual stream give exactly what a whole pass with them gives,
+// and the fp64 reference to the usual bound; without a pass with targets first it refuses.
+TEST(LmCudaForward, HeadOnlyPassOnTheKeptBodyEqualsAWholePass) {
+  KWM_REQUIRE_CUDA_DEVICE();
+  const GptConfig config = testing::small_config(false);
+  const auto first = testing::random_parameters(config, 71, 0.3);
+  GptParameters<double> second = first;
+  const auto other = testing::random_parameters(config, 72, 0.3);
+  second.ln_f = other.ln_f;
+  second.head = other.head;
+  const auto batch = testing::random_batch(config, 3, config.context, 73);
+  cuda::GptForwardCuda device(first.cast<float>());
+  EXPECT_THROW((void)device.head_total_nll(), std::logic_error);
+  const double whole_first = device.total_nll(batch);
+  device.parameters().upload(second.cast<float>());
+  const double head_only = device.head_total_nll();
+  const double whole_second = device.total_nll(batch);
+  EXPECT_NE(head_only, whole_first);
+  EXPECT_EQ(head_only, whole_second);
+  const double reference = cross_entropy(forward(second, batch, nullptr), batch.targets).total_nll;
+  EXPECT_LT(std::abs(head_only - reference) / reference, kLossTolerance);
+  (void)device.logits(batch);  // no targets: nothing for a head-only pass to score
+  EXPECT_THROW((void)device.head_total_nll(), std::logic_error);
 }
 
 TEST(LmCudaForward, BadInputThrowsNamingTheProblem) {

@@ -106,6 +106,7 @@ void GptForwardCuda::run_forward(const TokenBatch& batch, bool with_targets) {
   const GptConfig& c = parameters_.config();
   validate_batch(c, batch);
   if (with_targets) check_targets(c, batch);
+  targeted_columns_ = -1;
   reserve(batch.batch, batch.length);
   const std::int64_t n = batch.tokens();
   const std::int64_t d = c.d_model;
@@ -129,9 +130,15 @@ void GptForwardCuda::run_forward(const TokenBatch& batch, bool with_targets) {
     linear(block.fc, normed_.data(), hidden_.data(), n, false, /*gelu=*/true);
     linear(block.proj, hidden_.data(), x_.data(), n, true);
   }
+  run_head(n);
+  targeted_columns_ = with_targets ? n : -1;
+}
+
+void GptForwardCuda::run_head(std::int64_t columns) {
+  const GptConfig& c = parameters_.config();
   kernels::layer_norm(x_.data(), parameters_.ln_f().gain, parameters_.ln_f().bias, normed_.data(),
-                      d, n, eps, stream_);
-  linear(parameters_.head(), normed_.data(), logits_.data(), n, false);
+                      c.d_model, columns, static_cast<float>(c.layer_norm_eps), stream_);
+  linear(parameters_.head(), normed_.data(), logits_.data(), columns, false);
 }
 
 GptForwardCuda::DeviceForward GptForwardCuda::device_forward(const TokenBatch& batch) {
@@ -152,12 +159,22 @@ Matrix<float> GptForwardCuda::logits(const TokenBatch& batch) {
 
 double GptForwardCuda::total_nll(const TokenBatch& batch) {
   run_forward(batch, true);
-  const std::int64_t n = batch.tokens();
-  kernels::cross_entropy(logits_.data(), targets_.data(), nll_.data(), nll_.data() + n,
-                         parameters_.config().vocab_size, n, stream_);
+  return sum_nll(batch.tokens());
+}
+
+double GptForwardCuda::head_total_nll() {
+  if (targeted_columns_ < 0)
+    throw std::logic_error("GptForwardCuda::head_total_nll: no pass with targets came first");
+  run_head(targeted_columns_);
+  return sum_nll(targeted_columns_);
+}
+
+double GptForwardCuda::sum_nll(std::int64_t columns) {
+  kernels::cross_entropy(logits_.data(), targets_.data(), nll_.data(), nll_.data() + columns,
+                         parameters_.config().vocab_size, columns, stream_);
   double total = 0.0;
-  KWM_CUDA_CHECK(
-      cudaMemcpyAsync(&total, nll_.data() + n, sizeof(double), cudaMemcpyDeviceToHost, stream_));
+  KWM_CUDA_CHECK(cudaMemcpyAsync(&total, nll_.data() + columns, sizeof(double),
+                                 cudaMemcpyDeviceToHost, stream_));
   KWM_CUDA_CHECK(cudaStreamSynchronize(stream_));
   return total;
 }

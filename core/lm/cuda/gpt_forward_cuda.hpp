@@ -48,6 +48,13 @@ class GptForwardCuda {
   // std::invalid_argument on a bad batch or a target outside [0, vocab).
   double total_nll(const TokenBatch& batch);
 
+  // total_nll of the last batch passed to total_nll or device_forward, running only ln_f and the
+  // head again on that pass's residual stream: for a caller that changed nothing but ln_f and the
+  // head since (mezo's second perturbed point on a head subspace). Equal to total_nll(batch) with
+  // the same parameters, bit for bit (the same kernels on the same inputs). Throws
+  // std::logic_error when no such pass came first.
+  double head_total_nll();
+
   // The forward pass of `batch` left on the device for a learner that continues there (the
   // rls-head step): targets checked and uploaded as total_nll does, nothing waited for. The
   // pointers are this object's workspace, valid until its next call; further work goes on
@@ -65,6 +72,10 @@ class GptForwardCuda {
   // Validates, uploads the tokens (and targets when asked) and queues the forward pass; the
   // logits are left in logits_.
   void run_forward(const TokenBatch& batch, bool with_targets);
+  // ln_f and the head on the residual stream x_ (columns tokens), into logits_.
+  void run_head(std::int64_t columns);
+  // The summed NLL of logits_ against targets_ (columns tokens), waited for.
+  double sum_nll(std::int64_t columns);
   void reserve(int batch, int length);
   void linear(const DeviceLinear& layer, const float* input, float* output, std::int64_t columns,
               bool accumulate, bool gelu = false);
@@ -74,6 +85,7 @@ class GptForwardCuda {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   TensorMath math_ = TensorMath::fp32;
+  std::int64_t targeted_columns_ = -1;  // tokens of the last pass with targets (head_total_nll)
   // Workspace, grown to the largest batch seen.
   DeviceBuffer<std::int32_t> tokens_;
   DeviceBuffer<std::int32_t> targets_;

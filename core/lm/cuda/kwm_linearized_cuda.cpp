@@ -252,12 +252,9 @@ void KwmLinearizedCuda::read_phases() {
 // by one; docs/gpu-lm.md).
 void KwmLinearizedCuda::plan_batches() {
   std::map<std::int64_t, std::vector<std::size_t>> by_size;
-  std::map<std::pair<std::int64_t, std::int64_t>, std::vector<std::size_t>> by_shape;
   for (std::size_t k = 0; k < blocks_.size(); ++k) {
     const Block& b = blocks_[k];
-    if (b.kind != Kind::linear || !owned(b)) continue;
-    by_size[b.inputs].push_back(k);
-    by_shape[{b.inputs, b.layer.rows}].push_back(k);
+    if (b.kind == Kind::linear && owned(b)) by_size[b.inputs].push_back(k);
   }
   const StatusLayout status{blocks_.size()};
   std::size_t infos = 0;
@@ -267,8 +264,8 @@ void KwmLinearizedCuda::plan_batches() {
   for (const auto& [m, members] : by_size) {
     Batch batch;
     batch.m = m;
-    batch.blocks = members;
     batch.entries = members.size();
+    batch.infos = status_.data() + slot;
     std::vector<float*> factors;
     for (const std::size_t k : members) {
       factors.push_back(blocks_[k].factor.data());
@@ -514,8 +511,7 @@ void KwmLinearizedCuda::queue_information_and_factors() {
     for (Batch& batch : factor_batches_) {
       KWM_CUSOLVER_CHECK(cusolverDnSpotrfBatched(
           solver_, CUBLAS_FILL_MODE_LOWER, static_cast<int>(batch.m), batch.factors.data(),
-          static_cast<int>(batch.m), blocks_[batch.blocks.front()].factor_info,
-          static_cast<int>(batch.entries)));
+          static_cast<int>(batch.m), batch.infos, static_cast<int>(batch.entries)));
     }
   });
   mark(Mark::factors, learner_stream());

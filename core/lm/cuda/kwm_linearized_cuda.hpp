@@ -161,8 +161,8 @@ class KwmLinearizedCuda {
   // (batched solves; the entries are whole blocks or column chunks of them).
   struct Batch {
     std::int64_t m = 0, rows = 0;
-    std::vector<std::size_t> blocks;      // factor batches: the blocks, in potrf's info order
     std::size_t entries = 0;              // the batch count: blocks, or column chunks of them
+    int* infos = nullptr;                 // factor batches: potrf's infos, one per block in order
     DeviceBuffer<float*> factors, steps;  // device arrays of the blocks' pointers
   };
 

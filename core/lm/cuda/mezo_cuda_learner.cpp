@@ -107,10 +107,13 @@ StepReport MezoCudaLearner::step(const TokenBatch& batch) {
   const double eps = config_.epsilon;
   double sums[3] = {0.0, 0.0, static_cast<double>(batch.tokens())};  // L+ total, L- total, tokens
   if (batch.tokens() > 0) {
+    // A head subspace moves only ln_f and the head, so the second point reuses the first one's
+    // body (the residual stream the pass keeps) and runs ln_f and the head alone, with the same
+    // result as a whole pass. Both still count as forward passes.
     write_point(stream, eps);
     sums[0] = pass_->total_nll(batch);
     write_point(stream, -eps);
-    sums[1] = pass_->total_nll(batch);
+    sums[1] = subspace_.body_fixed() ? pass_->head_total_nll() : pass_->total_nll(batch);
     report.nll_before = 0.5 * (sums[0] + sums[1]) / sums[2];
     report.forward_passes = 2;
   }
