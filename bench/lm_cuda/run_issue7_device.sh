@@ -73,6 +73,7 @@ if has bench; then
     timeout 90 "$B/lm_cuda_ensemble_bench" --batch 32 --reps 10
     for b in $BATCHES; do
       timeout 60 "$B/lm_cuda_mezo_bench" --batch "$b" --reps 20
+      timeout 60 "$B/lm_cuda_mezo_bench" --batch "$b" --reps 20 --head-subspace 1
     done
   } > "$OUT/bench.log" 2>&1
   pack
