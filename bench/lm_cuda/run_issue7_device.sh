@@ -58,7 +58,7 @@ if has bench; then
     # and the TF32 one once more with the step's graphs off (call by call)
     timeout 60 "$B/lm_cuda_train_bench" --batch 32 --reps 10 --tensor-math tf32 \
       --statistics-math tf32 --phases 1 --graphs off
-    for maths in fp32:fp32 tf32:fp32 tf32:tf32; do
+    for maths in fp32:fp32 tf32:fp32 tf32:tf32 tf32:bf16; do
       for b in $BATCHES; do
         extra=""
         [ "$b" = 32 ] && [ "$maths" = fp32:fp32 ] && extra="--breakdown 1"

@@ -6,18 +6,18 @@
 // host waits the step itself makes; the clock stops after a device synchronise. Random tokens,
 // GPT-2 init (seed 1). The PyTorch counterpart is bench/lm_cuda/torch_gpt_step.py.
 // Run: lm_cuda_train_bench [--batch B] [--reps R] [--breakdown 1] [--tensor-math fp32|tf32]
-//                          [--statistics-math fp32|tf32] [--phases 1] [--graphs on|off]
+//                          [--statistics-math fp32|tf32|bf16] [--phases 1] [--graphs on|off]
 //                          [--skip-pass 1] [--solve-columns W|whole]
 // (breakdown: the learner's SSYRK/SGEMM/potrf/potrs pieces alone at the batch's shapes;
 // tensor-math: the GPT pass's GEMMs in fp32, the default, or on TF32 tensor cores, in both the
-// pass and the step; statistics-math: the same for the learner's x x^T products, whose factors
-// and solves stay fp32 (core/lm/cuda/tensor_math.hpp); phases: after the timed calls, R more
-// steps with KwmLinearizedCuda's event timing on, their mean device time per phase; graphs: the
-// step's fixed call sequences replayed as CUDA graphs, the default, or queued call by call;
-// skip-pass 1: the pass is not timed alone, and its RESULT fields read 0; solve-columns: the
-// triangular solves' right-hand sides in chunks of at most W columns, each a batch entry, or
-// whole (KwmLinearizedCuda::set_solve_columns; without the flag the learner's default, 128;
-// RESULT prints 0 for whole))
+// pass and the step; statistics-math: the same for the learner's x x^T products, or on bfloat16
+// copies of their inputs (bf16), whose factors and solves stay fp32 (core/lm/cuda/tensor_math.hpp);
+// phases: after the timed calls, R more steps with KwmLinearizedCuda's event timing on, their mean
+// device time per phase; graphs: the step's fixed call sequences replayed as CUDA graphs, the
+// default, or queued call by call; skip-pass 1: the pass is not timed alone, and its RESULT fields
+// read 0; solve-columns: the triangular solves' right-hand sides in chunks of at most W columns,
+// each a batch entry, or whole (KwmLinearizedCuda::set_solve_columns; without the flag the
+// learner's default, 128; RESULT prints 0 for whole))
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -225,13 +225,9 @@ int main(int argc, char** argv) {
     if (graphs_text != "on" && graphs_text != "off")
       throw std::invalid_argument("--graphs must be on or off; got '" + graphs_text + "'");
     const int with_graphs = graphs_text == "on" ? 1 : 0;
-    const auto math_flag = [](const std::string& flag, const std::string& text) {
-      if (text != "fp32" && text != "tf32")
-        throw std::invalid_argument(flag + " must be fp32 or tf32; got '" + text + "'");
-      return kwm::lm::cuda::parse_tensor_math(text);
-    };
-    const auto math = math_flag("--tensor-math", math_text);
-    const auto statistics_math = math_flag("--statistics-math", statistics_text);
+    const auto math = kwm::lm::cuda::parse_tensor_math(math_text, "--tensor-math");
+    const auto statistics_math =
+        kwm::lm::cuda::parse_tensor_math(statistics_text, "--statistics-math", true);
     if (!kwm::lm::cuda::device_available()) throw std::runtime_error("no CUDA device visible");
     const kwm::lm::GptConfig config = kwm::lm::bench::lm_gpu_10m_model();
     const auto start = kwm::lm::GptParameters<double>::init(config, 1);

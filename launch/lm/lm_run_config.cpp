@@ -63,18 +63,21 @@ LmRunConfig parse_lm_run_config(YAML::Node root, const std::string& source) {
     c.learner = YAML::Clone(c.learner);  // root (written to config.yaml) keeps the key
     c.learner.remove("device");
   }
-  // fp32 | tf32 for the GPU learner's pass GEMMs (tensor_math) and statistics GEMMs
-  // (statistics_math), read there (kwm_linearized_cuda_learner.hpp); the CPU learners run in fp64
-  // and take neither key.
+  // fp32 | tf32 for the GPU learner's pass GEMMs (tensor_math), and also bf16 for its statistics
+  // GEMMs (statistics_math), read there (kwm_linearized_cuda_learner.hpp); the CPU learners run
+  // in fp64 and take neither key.
   for (const char* key : {"tensor_math", "statistics_math"}) {
     if (!c.learner[key] || c.learner_device == "cuda") continue;
     const std::string name = std::string("learner.") + key;
     const auto math = read_config<std::string>(c.learner, key, source, "learner", "fp32");
-    if (math != "fp32" && math != "tf32")
-      fail_config(source, "key '" + name + "' must be fp32 or tf32; got '" + math + "'");
-    if (math == "tf32")
-      fail_config(source, "key '" + name +
-                              "' tf32 needs learner.device: cuda (the CPU learners run in fp64)");
+    const bool statistics = std::string(key) == "statistics_math";
+    if (math != "fp32" && math != "tf32" && !(statistics && math == "bf16"))
+      fail_config(source, "key '" + name + "' must be fp32 or tf32" +
+                              (statistics ? std::string(" or bf16") : std::string()) + "; got '" +
+                              math + "'");
+    if (math != "fp32")
+      fail_config(source, "key '" + name + "' " + math +
+                              " needs learner.device: cuda (the CPU learners run in fp64)");
     c.learner = YAML::Clone(c.learner);
     c.learner.remove(key);
   }

@@ -3,7 +3,7 @@
 # machines): exit 2 with a message naming the problem, before any run directory is written; a bad
 # learner.device value, and learner.tensor_math or learner.statistics_math: tf32 with the CPU
 # learner, are exit 2 naming the
-# key. Exits 77 (skip) when a device is present (then
+# key (bf16 too, which only statistics_math offers). Exits 77 (skip) when a device is present (then
 # cli_resume_check.sh trains on it).
 # usage: cli_no_device_check.sh KWM SOURCE_DIR
 kwm=$1 src=$2
@@ -19,6 +19,14 @@ grep -q "learner.tensor_math' tf32 needs learner.device: cuda" "$work/train.err"
 run --set learner.statistics_math=tf32 --run-dir "$work/bad"
 [ "$status" = 2 ] || fail "learner.statistics_math: tf32 on the CPU exited $status"
 grep -q "learner.statistics_math' tf32 needs learner.device: cuda" "$work/train.err" ||
+  fail "unexpected message: $(cat "$work/train.err")"
+run --set learner.statistics_math=bf16 --run-dir "$work/bad"
+[ "$status" = 2 ] || fail "learner.statistics_math: bf16 on the CPU exited $status"
+grep -q "learner.statistics_math' bf16 needs learner.device: cuda" "$work/train.err" ||
+  fail "unexpected message: $(cat "$work/train.err")"
+run --set learner.tensor_math=bf16 --run-dir "$work/bad"
+[ "$status" = 2 ] || fail "learner.tensor_math: bf16 exited $status"
+grep -q "learner.tensor_math' must be fp32 or tf32; got 'bf16'" "$work/train.err" ||
   fail "unexpected message: $(cat "$work/train.err")"
 run --set learner.device=cuda --set train.tokens=96 --run-dir "$work/run"
 if [ "$status" = 0 ]; then

@@ -6,7 +6,8 @@
 // docs/gpu-lm.md): parameter change at most 1.9e-4, information at most 5.4e-7, so the bounds
 // leave 5x and 18x headroom. With TF32 statistics (set_statistics_math) the information is the
 // Gram matrix of TF32-rounded inputs: bounds from TF32's unit roundoff (2^-11, about 4.9e-4), and
-// every linear block's information must still factor. Also: a skipped step (non-finite loss)
+// every linear block's information must still factor; BF16 statistics (unit roundoff 2^-8) the
+// same at bounds 8x wider. Also: a skipped step (non-finite loss)
 // leaves the information untouched although its statistics were queued beside the pass, and the
 // phase timing reports a consistent breakdown. Skipped without a CUDA device.
 #include <gtest/gtest.h>
@@ -33,6 +34,10 @@ constexpr double kStepLossTolerance = 1e-6;     // prequential NLL, relative
 // each product) and the step inherits it through the solve.
 constexpr double kTf32StatisticsStepTolerance = 1e-2;
 constexpr double kTf32StatisticsInformationTolerance = 5e-3;
+// BF16 statistics: unit roundoff 2^-8, 8x TF32's; measured (H100) TF32 statistics: change 4.8e-4,
+// information 7.8e-5, so these bounds leave room for 8x that and more.
+constexpr double kBf16StatisticsStepTolerance = 5e-2;
+constexpr double kBf16StatisticsInformationTolerance = 5e-3;
 // ... and must differ from the fp32 information by more than fp32 rounding, or TF32 was not used.
 constexpr double kFp32InformationResolution = 1e-5;
 
@@ -159,6 +164,21 @@ TEST(LmCudaKwmLinearized, Tf32StatisticsTrackTheFp64LearnerAndStayPositiveDefini
       learner_config(), model, 3, model.context, "tiny, TF32 statistics", cuda::TensorMath::tf32,
       {kTf32StatisticsStepTolerance, kTf32StatisticsInformationTolerance});
   EXPECT_GT(worst, kFp32InformationResolution) << "the information equals fp32's: TF32 not used";
+}
+
+// BF16 statistics: the Gram matrix of bfloat16-rounded [x; 1] (the bias row summed from the same
+// rounded values), still positive definite with the prior, within BF16's bounds of fp64, and
+// coarser than TF32's (or BF16 was not used).
+TEST(LmCudaKwmLinearized, Bf16StatisticsTrackTheFp64LearnerAndStayPositiveDefinite) {
+  KWM_REQUIRE_CUDA_DEVICE();
+  GptConfig model;
+  const double tf32 = expect_steps_match(
+      learner_config(), model, 3, model.context, "tiny, TF32 statistics", cuda::TensorMath::tf32,
+      {kTf32StatisticsStepTolerance, kTf32StatisticsInformationTolerance});
+  const double bf16 = expect_steps_match(
+      learner_config(), model, 3, model.context, "tiny, BF16 statistics", cuda::TensorMath::bf16,
+      {kBf16StatisticsStepTolerance, kBf16StatisticsInformationTolerance});
+  EXPECT_GT(bf16, tf32) << "the BF16 information is no coarser than TF32's: BF16 not used";
 }
 
 // A non-finite loss skips the step: the statistics and factors queued beside the pass are

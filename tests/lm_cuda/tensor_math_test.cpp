@@ -170,7 +170,7 @@ const char* const kTf32LearnerKeys =
 // parameter change by kTf32LearnerChangeBound (the fp32 learner's change error is amplified by
 // the solve, 1.9e-4 over two steps at fp32, and TF32's inputs are 8000x coarser); both printed.
 void expect_tf32_learner_tracks_fp64(const std::string& device_keys, const std::string& label,
-                                     int seed) {
+                                     int seed, double change_bound = kTf32LearnerChangeBound) {
   GptConfig model = testing::small_config(false);
   model.context = 16;
   const std::string keys = kTf32LearnerKeys;
@@ -206,7 +206,7 @@ void expect_tf32_learner_tracks_fp64(const std::string& device_keys, const std::
       worst_name = w[k].name;
     }
   }
-  EXPECT_LT(worst, kTf32LearnerChangeBound) << device_keys << ": " << worst_name;
+  EXPECT_LT(worst, change_bound) << device_keys << ": " << worst_name;
   std::cout << "[ measured ] learner with " << device_keys
             << ", 2 steps of 4 x 16 against fp64: prequential NLL " << worst_loss
             << " relative, parameter change " << worst << " (" << worst_name << ")\n";
@@ -222,6 +222,14 @@ TEST(LmCudaTensorMath, Tf32StatisticsThroughTheFactoryTrackTheFp64Learner) {
   KWM_REQUIRE_TF32_DEVICE();
   expect_tf32_learner_tracks_fp64("tensor_math: tf32, statistics_math: tf32", "TF32 statistics",
                                   170);
+}
+
+// learner.statistics_math: bf16: the x x^T statistics from bfloat16 copies of their inputs (unit
+// roundoff 2^-8, 8x TF32's), so the change bound is 5x TF32's.
+TEST(LmCudaTensorMath, Bf16StatisticsThroughTheFactoryTrackTheFp64Learner) {
+  KWM_REQUIRE_TF32_DEVICE();
+  expect_tf32_learner_tracks_fp64("tensor_math: tf32, statistics_math: bf16", "BF16 statistics",
+                                  180, 5 * kTf32LearnerChangeBound);
 }
 
 // The factory refuses `key: value` with std::invalid_argument naming the key and the value.
@@ -245,7 +253,11 @@ TEST(LmCudaTensorMath, LearnerRefusesAnUnknownTensorMathNamingTheKey) {
   EXPECT_EQ(cuda::parse_tensor_math("fp32"), cuda::TensorMath::fp32);
   EXPECT_EQ(cuda::parse_tensor_math("tf32"), cuda::TensorMath::tf32);
   EXPECT_STREQ(cuda::tensor_math_name(cuda::TensorMath::tf32), "tf32");
-  expect_refused("tensor_math", "bf16");
+  EXPECT_EQ(cuda::parse_tensor_math("bf16", "learner.statistics_math", true),
+            cuda::TensorMath::bf16);
+  EXPECT_STREQ(cuda::tensor_math_name(cuda::TensorMath::bf16), "bf16");
+  EXPECT_THROW((void)cuda::pass_math(cuda::TensorMath::bf16), std::invalid_argument);
+  expect_refused("tensor_math", "bf16");  // bf16 is for the statistics only
   expect_refused("statistics_math", "fp16");
 }
 

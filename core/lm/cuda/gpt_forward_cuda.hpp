@@ -36,7 +36,7 @@ class GptForwardCuda {
   cudaStream_t stream() const { return stream_; }
 
   // fp32 (the default) or TF32 tensor-core GEMMs for the following calls.
-  void set_tensor_math(TensorMath math) { math_ = math; }
+  void set_tensor_math(TensorMath math) { math_ = pass_math(math); }
   TensorMath tensor_math() const { return math_; }
 
   // Logits (vocab x N, column n = b*T + t), copied back to the host. Throws

@@ -59,7 +59,7 @@ class GptTransposeCuda {
 
   // fp32 (the default) or TF32 tensor-core GEMMs for the pass's products from the next run() on.
   // The handle's math mode stays fp32 (blas() is shared with the learner).
-  void set_tensor_math(TensorMath math) { math_ = math; }
+  void set_tensor_math(TensorMath math) { math_ = pass_math(math); }
   TensorMath tensor_math() const { return math_; }
 
   // Device access for the learner (valid until the next run()).

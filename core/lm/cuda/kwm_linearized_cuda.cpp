@@ -178,11 +178,11 @@ KwmLinearizedCuda::KwmLinearizedCuda(const KwmLinearizedConfig& config,
     blocks_[k].moments = statistics_.data() + moments_offset[k];
   for (const Block& b : blocks_) names_.push_back(b.name);
   solver_workspace_.reserve(as_size(std::max(workspace, 1)));
-  std::int64_t widest = c.d_model;  // the widest statistics input (the layer norms read d)
+  widest_ = c.d_model;  // the widest statistics input (the layer norms read d)
   for (const Block& b : blocks_)
-    if (b.kind == Kind::linear) widest = std::max<std::int64_t>(widest, b.layer.cols);
-  sums_.reserve(as_size(kernels::row_sums_workspace(widest)));
-  gram_.reserve(as_size(widest * widest));
+    if (b.kind == Kind::linear) widest_ = std::max<std::int64_t>(widest_, b.layer.cols);
+  sums_.reserve(as_size(kernels::row_sums_workspace(widest_)));
+  gram_.reserve(as_size(widest_ * widest_));
   plan_batches();
   if (host_.ranks > 1) {
     packed_.reserve(std::max<std::size_t>(packed_size_, 1));
@@ -352,13 +352,27 @@ void KwmLinearizedCuda::queue_moments(Block& b) {
   const std::int64_t d = b.layer.cols, m = b.inputs;
   const float* x = model_.input(b.site);
   const auto inverse_r = static_cast<float>(1.0 / config_.noise_variance);
-  KWM_CUBLAS_CHECK(gemm(blas, statistics_math_, CUBLAS_OP_N, CUBLAS_OP_T, d, d, n, &inverse_r, x, d,
-                        x, d, &zero, gram_.data(), d));
+  // BF16: x rounded once into rounded_, the bias row summed from the same rounded values, and the
+  // products (exact in fp32) summed in fp32 by cuBLAS: S is the Gram matrix of [rounded x; 1],
+  // positive semi-definite as the fp32 one, at bfloat16's input precision.
+  float* const bias_row = b.layer.bias != nullptr ? b.moments + d : nullptr;
+  if (statistics_math_ == TensorMath::bf16) {
+    kernels::round_bf16_row_sums(x, d, n, rounded_.data(), inverse_r, bias_row, m, sums_.data(),
+                                 stream);
+    KWM_CUBLAS_CHECK(cublasGemmEx_64(blas, CUBLAS_OP_N, CUBLAS_OP_T, d, d, n, &inverse_r,
+                                     rounded_.data(), CUDA_R_16BF, d, rounded_.data(), CUDA_R_16BF,
+                                     d, &zero, gram_.data(), CUDA_R_32F, d, CUBLAS_COMPUTE_32F,
+                                     CUBLAS_GEMM_DEFAULT));
+  } else {
+    KWM_CUBLAS_CHECK(gemm(blas, statistics_math_, CUBLAS_OP_N, CUBLAS_OP_T, d, d, n, &inverse_r, x,
+                          d, x, d, &zero, gram_.data(), d));
+    if (bias_row != nullptr)
+      kernels::row_sums(x, d, n, inverse_r, false, bias_row, m, sums_.data(), stream);
+  }
   KWM_CUDA_CHECK(cudaMemcpy2DAsync(b.moments, as_size(m) * sizeof(float), gram_.data(),
                                    as_size(d) * sizeof(float), as_size(d) * sizeof(float),
                                    as_size(d), cudaMemcpyDeviceToDevice, stream));
-  if (b.layer.bias != nullptr) {
-    kernels::row_sums(x, d, n, inverse_r, false, b.moments + d, m, sums_.data(), stream);
+  if (bias_row != nullptr) {
     kernels::add_diagonal(b.moments + d * m + d,
                           static_cast<float>(static_cast<double>(n) / config_.noise_variance), 1, m,
                           stream);
@@ -433,9 +447,11 @@ void KwmLinearizedCuda::queue_layer_norm(Block& b, double tokens, int* flag, int
 // Every device pointer of the forward cache the statistics read, and the batch's width: a new
 // value means a new graph (the pass re-slices its workspace per batch shape and may reallocate it).
 StreamGraphs::Key KwmLinearizedCuda::statistics_key() const {
-  StreamGraphs::Key key{1, static_cast<std::uintptr_t>(model_.columns()),
+  StreamGraphs::Key key{1,
+                        static_cast<std::uintptr_t>(model_.columns()),
                         reinterpret_cast<std::uintptr_t>(sums_.data()),
                         reinterpret_cast<std::uintptr_t>(gram_.data()),
+                        reinterpret_cast<std::uintptr_t>(rounded_.data()),
                         static_cast<std::uintptr_t>(statistics_math_)};
   for (const Block& b : blocks_) {
     if (!active(b)) continue;
@@ -452,6 +468,8 @@ StreamGraphs::Key KwmLinearizedCuda::statistics_key() const {
 void KwmLinearizedCuda::queue_statistics(const TokenBatch& batch) {
   const cudaStream_t stream = learner_stream();
   const GptConfig& c = model_.parameters().config();
+  if (statistics_math_ == TensorMath::bf16)  // outside the graph: an allocation is not captured
+    rounded_.reserve(as_size(widest_ * model_.columns()));
   graphs_.run(statistics_key(), stream, [&] {
     KWM_CUDA_CHECK(cudaMemsetAsync(status_.data(), 0, status_.capacity() * sizeof(int), stream));
     KWM_CUDA_CHECK(

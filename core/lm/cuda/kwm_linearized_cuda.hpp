@@ -25,6 +25,7 @@
 // stay below the prior by forgetting toward it. Observation noise: `fixed` only (adaptive throws).
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cusolverDn.h>
 
 #include <cstdint>
@@ -90,11 +91,14 @@ class KwmLinearizedCuda {
   // TF32 or fp32 GEMMs in the GPT pass (GptTransposeCuda); the statistics follow
   // set_statistics_math, the factors and solves stay fp32.
   void set_tensor_math(TensorMath math) { model_.set_tensor_math(math); }
-  // TF32 or fp32 for the x x^T products of the linear blocks' statistics (the one GEMM of the
-  // learner). With TF32 each input is rounded to a 10-bit mantissa once and the products of two
-  // such values are exact in fp32, so S is the fp32-accumulated Gram matrix of the rounded inputs:
-  // still symmetric positive semi-definite, an information for slightly perturbed inputs rather
-  // than an indefinite approximation. The factors, solves and information stay fp32.
+  // fp32, TF32 or BF16 for the x x^T products of the linear blocks' statistics (the one GEMM of
+  // the learner). With TF32 each input is rounded to a 10-bit mantissa once and the products of
+  // two such values are exact in fp32, so S is the fp32-accumulated Gram matrix of the rounded
+  // inputs: still symmetric positive semi-definite, an information for slightly perturbed inputs
+  // rather than an indefinite approximation. BF16 does the same at an 8-bit significand (7 bits
+  // stored; unit roundoff 2^-8): the inputs are rounded into a bfloat16 copy, whose row sums give
+  // the bias row, so S is exactly such a Gram matrix of [rounded x; 1]; twice TF32's tensor-core
+  // rate. The factors, solves and information stay fp32.
   void set_statistics_math(TensorMath math) { statistics_math_ = math; }
   TensorMath statistics_math() const { return statistics_math_; }
 
@@ -219,8 +223,10 @@ class KwmLinearizedCuda {
   std::vector<std::size_t> packed_offset_;  // per block, into packed_
   std::size_t parameter_count_ = 0;
   DeviceBuffer<float> solver_workspace_;
-  DeviceBuffer<float> sums_;  // row_sums' partials (the learner stream's own)
-  DeviceBuffer<float> gram_;  // one block's x x^T at an aligned leading dimension
+  DeviceBuffer<float> sums_;             // row_sums' partials (the learner stream's own)
+  DeviceBuffer<float> gram_;             // one block's x x^T at an aligned leading dimension
+  DeviceBuffer<__nv_bfloat16> rounded_;  // BF16 statistics: one block's inputs in bfloat16
+  std::int64_t widest_ = 0;              // the widest statistics input
   std::int64_t steps_ = 0;
   std::int64_t skips_ = 0;
   std::int64_t block_skips_ = 0;

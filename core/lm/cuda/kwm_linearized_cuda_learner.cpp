@@ -113,7 +113,8 @@ std::unique_ptr<LanguageLearner> make_kwm_linearized_cuda_learner(
   const auto device_key = [&](const char* key) {
     if (!learner[key]) return TensorMath::fp32;
     const TensorMath math =
-        parse_tensor_math(learner[key].as<std::string>(), std::string("learner.") + key);
+        parse_tensor_math(learner[key].as<std::string>(), std::string("learner.") + key,
+                          std::string(key) == "statistics_math");
     keys.remove(key);
     return math;
   };

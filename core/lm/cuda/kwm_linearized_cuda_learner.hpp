@@ -43,6 +43,7 @@ class KwmLinearizedCudaLearner final : public LanguageLearner {
     std::string label = "linearized (transposed Jacobians), fp32 on CUDA";
     if (math_ == TensorMath::tf32) label += ", TF32 GEMMs in the pass";
     if (statistics_math_ == TensorMath::tf32) label += ", TF32 statistics";
+    if (statistics_math_ == TensorMath::bf16) label += ", BF16 statistics";
     return label;
   }
   StepReport step(const TokenBatch& batch) override;
@@ -69,8 +70,8 @@ class KwmLinearizedCudaLearner final : public LanguageLearner {
 };
 
 // learner.type must be kwm-linearized (its keys as parse_kwm_linearized_config reads them), plus
-// the optional tensor_math and statistics_math: fp32 | tf32 (default fp32; anything else throws
-// std::invalid_argument naming the key).
+// the optional tensor_math (fp32 | tf32) and statistics_math (fp32 | tf32 | bf16), default fp32;
+// anything else throws std::invalid_argument naming the key.
 std::unique_ptr<LanguageLearner> make_kwm_linearized_cuda_learner(
     const YAML::Node& learner, const GptConfig& model, std::uint64_t seed,
     const LmCollectives& collectives, const DeviceAllReduceMaker& device_all_reduce = {});

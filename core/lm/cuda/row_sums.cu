@@ -17,11 +17,20 @@ constexpr int kRowsPerBlock = 32;
 constexpr int kWarps = 8;
 constexpr int kFinishWarps = 8;
 
+// Writes v rounded to bfloat16 and returns that value in fp32 (exactly representable).
+__device__ __forceinline__ float round_bf16(float v, __nv_bfloat16* to) {
+  const __nv_bfloat16 r = __float2bfloat16_rn(v);
+  *to = r;
+  return __bfloat162float(r);
+}
+
 // partial (chunks x rows, twice when kSquares: sums, then sums of squares). Four independent
 // accumulators per thread keep four loads in flight (one chain of adds waited on every load).
+// With `rounded` every element is also rounded to bfloat16 (to nearest even), written there, and
+// the sums are of the rounded values.
 template <bool kSquares>
 __global__ void row_sum_chunks_kernel(const float* a, Index rows, Index columns, Index per_chunk,
-                                      float* partial) {
+                                      float* partial, __nv_bfloat16* rounded) {
   __shared__ float sums[kWarps][kRowsPerBlock + 1];
   __shared__ float squares[kWarps][kRowsPerBlock + 1];
   const int lane = static_cast<int>(threadIdx.x);
@@ -37,6 +46,11 @@ __global__ void row_sum_chunks_kernel(const float* a, Index rows, Index columns,
       float v[4];
 #pragma unroll
       for (int u = 0; u < 4; ++u) v[u] = a[row + (j + u * kWarps) * rows];
+      if (rounded != nullptr) {
+#pragma unroll
+        for (int u = 0; u < 4; ++u)
+          v[u] = round_bf16(v[u], rounded + row + (j + u * kWarps) * rows);
+      }
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
         s[u] += v[u];
@@ -44,7 +58,8 @@ __global__ void row_sum_chunks_kernel(const float* a, Index rows, Index columns,
       }
     }
     for (; j < end; j += kWarps) {
-      const float v = a[row + j * rows];
+      float v = a[row + j * rows];
+      if (rounded != nullptr) v = round_bf16(v, rounded + row + j * rows);
       s[0] += v;
       if constexpr (kSquares) q[0] += v * v;
     }
@@ -93,12 +108,14 @@ void finish(const float* partial, Index rows, float alpha, bool accumulate, floa
 }
 
 template <bool kSquares>
-void chunks(const float* a, Index rows, Index columns, float* partial, cudaStream_t stream) {
+void chunks(const float* a, Index rows, Index columns, float* partial, cudaStream_t stream,
+            __nv_bfloat16* rounded = nullptr) {
   const Index per_chunk = (columns + kChunks - 1) / kChunks;
   const dim3 grid(static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock),
                   static_cast<unsigned>(kChunks));
   const dim3 block(kRowsPerBlock, kWarps);
-  row_sum_chunks_kernel<kSquares><<<grid, block, 0, stream>>>(a, rows, columns, per_chunk, partial);
+  row_sum_chunks_kernel<kSquares>
+      <<<grid, block, 0, stream>>>(a, rows, columns, per_chunk, partial, rounded);
   KWM_CUDA_CHECK_LAUNCH();
 }
 
@@ -111,6 +128,14 @@ void row_sums(const float* a, Index rows, Index columns, float alpha, bool accum
   if (rows == 0) return;
   chunks<false>(a, rows, columns, workspace, stream);
   finish(workspace, rows, alpha, accumulate, out, stride, nullptr, stream);
+}
+
+void round_bf16_row_sums(const float* a, Index rows, Index columns, __nv_bfloat16* rounded,
+                         float alpha, float* out, Index stride, float* workspace,
+                         cudaStream_t stream) {
+  if (rows == 0) return;
+  chunks<false>(a, rows, columns, workspace, stream, rounded);
+  if (out != nullptr) finish(workspace, rows, alpha, false, out, stride, nullptr, stream);
 }
 
 void row_sums_and_squares(const float* a, Index rows, Index columns, float* sums, float* squares,

@@ -4,6 +4,7 @@
 // Every reduction sums in a fixed order, so results do not depend on scheduling.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -54,6 +55,13 @@ void position_embedding_transpose(const float* g, float* out, Index d, Index bat
 Index row_sums_workspace(Index rows);
 void row_sums(const float* a, Index rows, Index columns, float alpha, bool accumulate, float* out,
               Index stride, float* workspace, cudaStream_t stream);
+// rounded = a rounded to bfloat16 (to nearest even; same layout), and, when out is not null,
+// out[i * stride] = alpha * the row sums of the rounded values, in one read of a: the BF16
+// statistics' operand and its bias row, which must come from the same rounded inputs for S to be
+// the Gram matrix of [rounded x; 1].
+void round_bf16_row_sums(const float* a, Index rows, Index columns, __nv_bfloat16* rounded,
+                         float alpha, float* out, Index stride, float* workspace,
+                         cudaStream_t stream);
 // sums[i] = sum_j a(i, j) and squares[i] = sum_j a(i, j)^2 in one read of a.
 void row_sums_and_squares(const float* a, Index rows, Index columns, float* sums, float* squares,
                           float* workspace, cudaStream_t stream);
