@@ -2,13 +2,16 @@
 // against host fp64 on random data, at shapes that take every path: row sums (strided,
 // accumulated, fewer columns than chunks, rows not a multiple of the 32-row tile), row sums with
 // squares, the bias add and bias + GELU (float4 and scalar paths, in place and not), and the cross
-// terms (with and without the bias row, and their non-finite flag), and the packed lower triangle
-// of the several-rank statistics (exact). Outputs are poisoned with NaN first, so an element the
+// terms (with and without the bias row, and their non-finite flag), the packed lower triangle
+// of the several-rank statistics (exact), and the BF16 statistics' rounded copy (exact, ties to
+// even) with its row sums. Outputs are poisoned with NaN first, so an element the
 // kernel never writes fails. Tolerance: fp32 sums of at most 1000 terms
 // against fp64, 1e-5 of the largest magnitude. Skipped without a CUDA device.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -113,6 +116,79 @@ TEST(LmCudaFusedKernels, RowSumsAndSquaresMatchFp64) {
     }
     EXPECT_LT(error(download(sums, rows), want_sums), kTolerance) << columns;
     EXPECT_LT(error(download(squares, rows), want_squares), kTolerance) << columns;
+  }
+}
+
+// bfloat16 of a finite float, rounded to nearest even: the top 16 bits after adding half an ulp
+// of the kept part (less one when the kept part is even, so ties go to even).
+std::uint16_t bf16_bits(float v) {
+  std::uint32_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(bits));
+  bits += 0x7FFFu + ((bits >> 16) & 1u);
+  return static_cast<std::uint16_t>(bits >> 16);
+}
+
+double bf16_value(std::uint16_t b) {
+  const std::uint32_t bits = static_cast<std::uint32_t>(b) << 16;
+  float v = 0.0f;
+  std::memcpy(&v, &bits, sizeof(v));
+  return v;
+}
+
+// The BF16 statistics' operand: every entry rounded exactly as the host rounds it (ties among
+// them), the copy poisoned first so an unwritten entry fails, and the optional row sums those of
+// the rounded values (strided, as the bias row of the moments).
+TEST(LmCudaFusedKernels, RoundBf16RowSumsRoundToNearestEvenAndSumTheRoundedValues) {
+  KWM_REQUIRE_CUDA_DEVICE();
+  struct Shape {
+    Index rows, columns, stride;
+    bool sums;
+  };
+  for (const Shape s : {Shape{256, 1000, 1, true}, Shape{37, 5, 3, false}, Shape{1025, 97, 2, true},
+                        Shape{1, 64, 1, true}}) {
+    auto a = random_values(static_cast<std::size_t>(s.rows * s.columns), 11);
+    // Ties: 1 + 2^-8 lies halfway between 1 and 1 + 2^-7 (even: 1), 1 + 3 * 2^-8 halfway between
+    // 1 + 2^-7 and 1 + 2^-6 (even: 1 + 2^-6).
+    a[0] = 1.0f + 0x1p-8f;
+    if (a.size() > 1) a[1] = -(1.0f + 3 * 0x1p-8f);
+    DeviceBuffer<float> da = upload(a);
+    const auto count = static_cast<std::size_t>(s.rows * s.columns);
+    DeviceBuffer<__nv_bfloat16> rounded(count);
+    KWM_CUDA_CHECK(cudaMemset(rounded.data(), 0xFF, count * sizeof(__nv_bfloat16)));
+    const std::vector<float> before(static_cast<std::size_t>(s.rows * s.stride), kPoison);
+    DeviceBuffer<float> out = upload(before);
+    DeviceBuffer<float> work(static_cast<std::size_t>(cuda::kernels::row_sums_workspace(s.rows)));
+    const float alpha = 0.25f;
+    cuda::kernels::round_bf16_row_sums(da.data(), s.rows, s.columns, rounded.data(), alpha,
+                                       s.sums ? out.data() : nullptr, s.stride, work.data(),
+                                       nullptr);
+    std::vector<std::uint16_t> got_bits(count);
+    KWM_CUDA_CHECK(cudaMemcpy(got_bits.data(), rounded.data(), count * sizeof(std::uint16_t),
+                              cudaMemcpyDeviceToHost));
+    std::size_t mismatches = 0;
+    for (std::size_t k = 0; k < count; ++k) mismatches += got_bits[k] != bf16_bits(a[k]) ? 1 : 0;
+    EXPECT_EQ(mismatches, 0u) << s.rows << " x " << s.columns;
+    EXPECT_EQ(bf16_value(got_bits[0]), 1.0);
+    if (count > 1) {
+      EXPECT_EQ(bf16_value(got_bits[1]), -(1.0 + 0x1p-6));
+    }
+    const auto got_all = download(out, before.size());
+    std::vector<float> got;
+    std::vector<double> want;
+    for (Index i = 0; i < s.rows; ++i) {
+      double sum = 0.0;
+      for (Index j = 0; j < s.columns; ++j)
+        sum += bf16_value(bf16_bits(a[static_cast<std::size_t>(i + j * s.rows)]));
+      want.push_back(static_cast<double>(alpha) * sum);
+      got.push_back(got_all[static_cast<std::size_t>(i * s.stride)]);
+    }
+    if (s.sums) {
+      EXPECT_LT(error(got, want), kTolerance) << s.rows << " x " << s.columns;
+    } else {
+      for (const float g : got_all) {
+        EXPECT_TRUE(std::isnan(g)) << "sums written without a target";
+      }
+    }
   }
 }
 
