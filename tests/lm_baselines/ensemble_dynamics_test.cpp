@@ -1,6 +1,7 @@
-// The low-rank-adapter subspace (closed form of the merged weights), the shared-body member
-// logits, the ensemble's process-noise dynamics (centered draws keep the mean; the annealed
-// schedule's closed form), and its member draws (own streams, or antithetic mirrored pairs).
+// The low-rank-adapter subspace (closed form of the merged weights; with fixed layer norms, the
+// low-rank member logits), the shared-body member logits, the ensemble's process-noise dynamics
+// (centered draws keep the mean; the annealed schedule's closed form), and its member draws (own
+// streams, or antithetic mirrored pairs).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,6 +11,7 @@
 #include "core/lm/learners/ensemble_config.hpp"
 #include "core/lm/learners/ensemble_draws.hpp"
 #include "core/lm/learners/ensemble_learner.hpp"
+#include "core/lm/learners/ensemble_random.hpp"
 #include "core/lm/learners/ensemble_subspace.hpp"
 #include "core/lm/learners/mezo_learner.hpp"
 #include "core/lm/learners/unigram_baseline.hpp"
@@ -128,6 +130,51 @@ TEST(EnsembleLearner, SharedBodyHeadLogitsEqualTheFullForwardPass) {
   EXPECT_LT((head_logits(p, cache.ln_f.normalized) - full).cwiseAbs().maxCoeff(), 1e-12);
   EXPECT_LT((head_logits(q, cache.ln_f.normalized) - forward(q, b, nullptr)).cwiseAbs().maxCoeff(),
             1e-12);
+}
+
+// lora on the head with layer_norms: false keeps ln_f (and only ln_f, blocks 0) at the base, so
+// the head input is fixed: a point's logits from the shared W_0 h plus its rank-r correction and
+// bias equal the merged model's whole pass, for random coordinates (adapters and bias moved).
+TEST(EnsembleLearner, FixedLayerNormLoraLogitsEqualTheMergedModel) {
+  const GptConfig model = untied_model();
+  const auto p = GptParameters<double>::init(model, 3);
+  SubspaceConfig with_norms;
+  with_norms.kind = SubspaceKind::lora;
+  with_norms.blocks = 0;
+  with_norms.rank = 2;
+  SubspaceConfig fixed = with_norms;
+  fixed.layer_norms = false;
+  const ParameterSubspace moving(with_norms, p), subspace(fixed, p);
+  EXPECT_FALSE(moving.head_input_fixed());
+  ASSERT_TRUE(subspace.head_input_fixed());
+  const Eigen::Index norms = 2 * model.d_model;  // ln_f's gain and bias
+  EXPECT_EQ(subspace.dimension(), moving.dimension() - norms);
+  EXPECT_EQ(describe(fixed), "lora(2, 0, 1, fixed layer norms)");
+  EXPECT_THROW((void)moving.base_head_product(Matrix<double>::Zero(model.d_model, 1)),
+               std::logic_error);
+
+  const MarkovSource source{model.vocab_size, 0.75};
+  const TokenBatch b = batch_from(source.sample(200, 1), 0, 3, 16);
+  ForwardCache<double> cache;
+  (void)forward(p, b, &cache);
+  const Matrix<double>& h = cache.linear.back().input;
+  const Matrix<double> shared = subspace.base_head_product(h);
+  GptParameters<double> merged = p;
+  for (const std::uint64_t seed : {std::uint64_t{1}, std::uint64_t{2}}) {
+    const Eigen::VectorXd u =
+        subspace.origin() + 0.3 * counter_normal_vector(seed, subspace.dimension());
+    subspace.embed(u, merged);
+    EXPECT_TRUE(merged.ln_f.gain == p.ln_f.gain && merged.ln_f.bias == p.ln_f.bias);
+    EXPECT_FALSE(merged.head.bias == p.head.bias);
+    const Matrix<double> want = forward(merged, b, nullptr);
+    EXPECT_LT((subspace.low_rank_head_logits(u, h, shared) - want).cwiseAbs().maxCoeff(), 1e-12);
+  }
+  const auto parse = [](const std::string& yaml) {
+    return parse_subspace(YAML::Load(yaml), "learner.subspace");
+  };
+  EXPECT_FALSE(parse("{type: lora, rank: 2, layer_norms: false}").layer_norms);
+  EXPECT_TRUE(parse("{type: lora, rank: 2}").layer_norms);
+  EXPECT_THROW(parse("{type: head, layer_norms: false}"), std::invalid_argument);
 }
 
 EnsembleConfig noisy_ensemble(EnsembleConfig::ProcessNoiseMode mode) {

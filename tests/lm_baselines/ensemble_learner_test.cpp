@@ -144,33 +144,43 @@ TEST(EnsembleLearner, EmulatedRanksGiveTheSameEnsembleAsOneRank) {
 // and, on each rank's own columns, that rank's prequential loss: every rank reports the mean NLL
 // of its share before the step, counts one pass for the mean and one per member it runs, and the
 // ensemble is the single rank's. A rank without members (3 ranks, 2 members) scores its share by
-// a pass of its own.
+// a pass of its own. The same for lora on the head with fixed layer norms, whose members' logits
+// are the shared W_0 h plus their rank-r corrections.
 TEST(EnsembleLearner, SharedBodyPassGivesEachRankItsOwnPrequentialLoss) {
   GptConfig model = tiny_model();
   model.tied_head = false;  // a tied head is the token embedding, part of the body
   const auto train = MarkovSource{model.vocab_size, 0.75}.sample(2000, 5);
-  EnsembleConfig config = small_ensemble(2);
-  config.subspace.kind = SubspaceKind::head;
-  ASSERT_TRUE(
-      ParameterSubspace(config.subspace, GptParameters<double>::init(model, 11)).body_fixed());
-  const TokenBatch whole = batch_from(train, 0, 6, 16);
-  EnsembleLearner single(config, model, 11);
-  const GptParameters<double> before = single.parameters();
-  const StepReport one = single.step(whole);
-  EXPECT_EQ(one.forward_passes, 3);
-  EXPECT_NEAR(one.nll_before, testing::mean_nll(before, whole), 1e-12);
-  for (const int ranks : {2, 3}) {
-    testing::run_ranks(ranks, [&](int rank, LmCollectives c) {
-      EnsembleLearner learner(config, model, 11, c);
-      const int first = rank * 6 / ranks, count = (rank + 1) * 6 / ranks - first;
-      const TokenBatch share = testing::share_of(whole, first, count);
-      const StepReport r = learner.step(share);
-      const int members = (rank + 1) * 2 / ranks - rank * 2 / ranks;
-      EXPECT_EQ(r.forward_passes, 1 + members) << ranks << " ranks, rank " << rank;
-      EXPECT_NEAR(r.nll_before, testing::mean_nll(before, share), 1e-12)
-          << ranks << " ranks, rank " << rank;
-      EXPECT_TRUE(learner.members() == single.members()) << ranks << " ranks, rank " << rank;
-    });
+  SubspaceConfig fixed_norms;
+  fixed_norms.kind = SubspaceKind::lora;
+  fixed_norms.blocks = 0;
+  fixed_norms.layer_norms = false;
+  SubspaceConfig head;
+  head.kind = SubspaceKind::head;
+  for (const SubspaceConfig& subspace : {head, fixed_norms}) {
+    EnsembleConfig config = small_ensemble(2);
+    config.subspace = subspace;
+    ASSERT_TRUE(ParameterSubspace(subspace, GptParameters<double>::init(model, 11)).body_fixed());
+    const TokenBatch whole = batch_from(train, 0, 6, 16);
+    EnsembleLearner single(config, model, 11);
+    const GptParameters<double> before = single.parameters();
+    const StepReport one = single.step(whole);
+    EXPECT_EQ(one.forward_passes, 3);
+    EXPECT_NEAR(one.nll_before, testing::mean_nll(before, whole), 1e-12);
+    EXPECT_FALSE(single.parameters().flatten() == before.flatten()) << describe(subspace);
+    for (const int ranks : {2, 3}) {
+      testing::run_ranks(ranks, [&](int rank, LmCollectives c) {
+        EnsembleLearner learner(config, model, 11, c);
+        const int first = rank * 6 / ranks, count = (rank + 1) * 6 / ranks - first;
+        const TokenBatch share = testing::share_of(whole, first, count);
+        const StepReport r = learner.step(share);
+        const int members = (rank + 1) * 2 / ranks - rank * 2 / ranks;
+        const std::string where = describe(subspace) + ", " + std::to_string(ranks) +
+                                  " ranks, rank " + std::to_string(rank);
+        EXPECT_EQ(r.forward_passes, 1 + members) << where;
+        EXPECT_NEAR(r.nll_before, testing::mean_nll(before, share), 1e-12) << where;
+        EXPECT_TRUE(learner.members() == single.members()) << where;
+      });
+    }
   }
 }
 

@@ -25,12 +25,13 @@ namespace {
 
 // The refusal of everything but the shared-body subspaces, before anything is allocated.
 void check_shared_body(const SubspaceConfig& subspace, const GptConfig& model) {
-  const bool head_only = subspace.kind == SubspaceKind::head ||
-                         (subspace.kind == SubspaceKind::lora && subspace.blocks == 0);
+  const bool head_only =
+      subspace.kind == SubspaceKind::head ||
+      (subspace.kind == SubspaceKind::lora && subspace.blocks == 0 && subspace.layer_norms);
   if (!head_only || model.tied_head)
     throw std::invalid_argument(
-        "learner.device: cuda runs kwm-ensemble with subspace head or {type: lora, blocks: 0} on "
-        "an untied head only (the members share one body pass); got " +
+        "learner.device: cuda runs kwm-ensemble with subspace head or {type: lora, blocks: 0} "
+        "(with its layer norms) on an untied head only (the members share one body pass); got " +
         describe(subspace) + (model.tied_head ? " on a tied head" : ""));
 }
 

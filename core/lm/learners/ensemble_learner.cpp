@@ -35,6 +35,11 @@ Eigen::VectorXd token_observables(const Matrix<double>& logits,
 
 std::string member_key(int j) { return "member." + std::to_string(j); }
 
+// The head's input of a forward pass (the final layer norm's output, d x N).
+const Matrix<double>& head_input(const ForwardCache<double>& cache) {
+  return cache.linear.back().input;
+}
+
 }  // namespace
 
 EnsembleLearner::EnsembleLearner(const EnsembleConfig& config, const GptConfig& model,
@@ -76,9 +81,14 @@ StepReport EnsembleLearner::step(const TokenBatch& batch) {
     report.nll_before = cross_entropy(logits, batch.targets).mean_nll;
     report.forward_passes = 1;
   };
+  // With the head input fixed too (lora on the head without ln_f), every member's logits are the
+  // shared W_0 h plus its rank-r correction and bias: no member's parameters are merged.
+  const bool low_rank = shared_body && subspace_.head_input_fixed();
+  Matrix<double> base_product;
   if (shared_body) {
     const Matrix<double> logits = forward(mean_, all, &body);
     if (batch.tokens() > 0) prequential(logits.middleCols(gathered.offset, batch.tokens()));
+    if (low_rank) base_product = subspace_.base_head_product(head_input(body));
   } else if (batch.tokens() > 0) {
     prequential(forward(mean_, batch, nullptr));
   }
@@ -88,9 +98,14 @@ StepReport EnsembleLearner::step(const TokenBatch& batch) {
   const int j_total = config_.members;
   Eigen::MatrixXd predictions = Eigen::MatrixXd::Zero(m, j_total);
   for (int j = first_; j < last_ && m > 0; ++j) {
-    subspace_.embed(members_.col(j), scratch_);
-    const Matrix<double> logits =
-        shared_body ? head_logits(scratch_, body.ln_f.normalized) : forward(scratch_, all, nullptr);
+    Matrix<double> logits;
+    if (low_rank) {
+      logits = subspace_.low_rank_head_logits(members_.col(j), head_input(body), base_product);
+    } else {
+      subspace_.embed(members_.col(j), scratch_);
+      logits = shared_body ? head_logits(scratch_, body.ln_f.normalized)
+                           : forward(scratch_, all, nullptr);
+    }
     predictions.col(j) = token_observables(logits, all.targets, config_.observation);
     ++report.forward_passes;
   }

@@ -2,6 +2,7 @@
 // random projection and the low-rank adapters.
 #include "core/lm/learners/ensemble_subspace.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <utility>
@@ -22,6 +23,11 @@ bool starts_with(const std::string& s, const std::string& prefix) {
 // Whether tensor `name` belongs to an index subspace.
 bool selected(const SubspaceConfig& c, const GptConfig& model, const std::string& name) {
   if (c.kind == SubspaceKind::all) return true;
+  // lora without layer norms: ln_f and the blocks' ln1 / ln2 stay at the base.
+  if (c.kind == SubspaceKind::lora && !c.layer_norms &&
+      (starts_with(name, "ln_f.") || name.find(".ln1.") != std::string::npos ||
+       name.find(".ln2.") != std::string::npos))
+    return false;
   const bool head = starts_with(name, "ln_f.") || starts_with(name, "head.") ||
                     (model.tied_head && name == "token_embedding");
   if (head) return true;
@@ -41,7 +47,7 @@ SubspaceConfig parse_subspace(const YAML::Node& node, const std::string& key) {
   if (node.IsScalar()) {
     type = node.as<std::string>();
   } else {
-    check_option_keys(node, key, {"type", "blocks", "dimension", "rank", "seed"});
+    check_option_keys(node, key, {"type", "blocks", "dimension", "rank", "seed", "layer_norms"});
     if (!node["type"])
       fail_option(key + ".type", "is required (all, head, last_blocks, random, lora)");
     type = read_option<std::string>(node, "type", key, "");
@@ -50,6 +56,7 @@ SubspaceConfig parse_subspace(const YAML::Node& node, const std::string& key) {
     c.dimension = read_option<Eigen::Index>(node, "dimension", key, c.dimension);
     c.rank = read_option<Eigen::Index>(node, "rank", key, c.rank);
     c.seed = read_option<std::uint64_t>(node, "seed", key, c.seed);
+    c.layer_norms = read_option<bool>(node, "layer_norms", key, c.layer_norms);
     if (node["blocks"] && type != "last_blocks" && type != "lora")
       fail_option(key + ".blocks",
                   "only applies to types last_blocks and lora; type is '" + type + "'");
@@ -57,6 +64,8 @@ SubspaceConfig parse_subspace(const YAML::Node& node, const std::string& key) {
       fail_option(key + ".dimension", "only applies to type random; type is '" + type + "'");
     if (node["rank"] && type != "lora")
       fail_option(key + ".rank", "only applies to type lora; type is '" + type + "'");
+    if (node["layer_norms"] && type != "lora")
+      fail_option(key + ".layer_norms", "only applies to type lora; type is '" + type + "'");
     if (node["seed"] && type != "random" && type != "lora")
       fail_option(key + ".seed", "only applies to types random and lora; type is '" + type + "'");
   }
@@ -103,7 +112,7 @@ std::string describe(const SubspaceConfig& c) {
       return "random(" + std::to_string(c.dimension) + ", " + std::to_string(c.seed) + ")";
     case SubspaceKind::lora:
       return "lora(" + std::to_string(c.rank) + ", " + std::to_string(c.blocks) + ", " +
-             std::to_string(c.seed) + ")";
+             std::to_string(c.seed) + (c.layer_norms ? ")" : ", fixed layer norms)");
   }
   return "unknown";
 }
@@ -138,8 +147,10 @@ ParameterSubspace::ParameterSubspace(const SubspaceConfig& config,
   const bool lora = config.kind == SubspaceKind::lora;
   body_fixed_ =
       !base.config.tied_head && (config.kind == SubspaceKind::head || (lora && config.blocks == 0));
+  head_input_fixed_ = body_fixed_ && lora && !config.layer_norms;
   Eigen::Index offset = 0, count = 0;
   for (const auto& t : base.tensors()) {
+    if (t.name == "head.bias") head_bias_offset_ = offset;
     if (lora && t.cols > 1 && selected(config, base.config, t.name)) {
       adapters_.push_back({offset, t.rows, t.cols, 0});  // `at` is set once the vectors are counted
     } else if (selected(config, base.config, t.name)) {
@@ -222,6 +233,42 @@ void ParameterSubspace::embed(const Eigen::VectorXd& u, GptParameters<double>& o
     }
   }
   out.unflatten(flat);
+}
+
+Matrix<double> ParameterSubspace::base_head_product(const Matrix<double>& h) const {
+  if (!head_input_fixed_)
+    throw std::logic_error("subspace " + describe(config_) + ": the head input is not fixed");
+  const Adapter& a = adapters_.front();  // the head weight, V x d
+  return Eigen::Map<const Eigen::MatrixXd>(base_.data() + a.offset, a.rows, a.cols) * h;
+}
+
+Matrix<double> ParameterSubspace::low_rank_head_logits(const Eigen::VectorXd& u,
+                                                       const Matrix<double>& h,
+                                                       const Matrix<double>& base_product) const {
+  if (!head_input_fixed_)
+    throw std::logic_error("subspace " + describe(config_) + ": the head input is not fixed");
+  if (u.size() != dimension())
+    throw std::invalid_argument("subspace: coordinates have size " + std::to_string(u.size()) +
+                                "; the subspace has dimension " + std::to_string(dimension()));
+  const Adapter& a = adapters_.front();
+  const Eigen::Index r = config_.rank;
+  const Eigen::Map<const Eigen::MatrixXd> down(u.data() + a.at, r, a.cols);             // A
+  const Eigen::Map<const Eigen::MatrixXd> up(u.data() + a.at + r * a.cols, a.rows, r);  // B
+  Matrix<double> logits = base_product;
+  logits.noalias() += up * (down * h);
+  if (head_bias_offset_ >= 0) {  // the bias: the base's, or u's where u holds it
+    Eigen::VectorXd bias = base_.segment(head_bias_offset_, a.rows);
+    Eigen::Index at = 0;
+    for (const auto& [start, size] : ranges_) {
+      const Eigen::Index from = std::max(start, head_bias_offset_);
+      const Eigen::Index to = std::min(start + size, head_bias_offset_ + a.rows);
+      if (from < to)
+        bias.segment(from - head_bias_offset_, to - from) = u.segment(at + from - start, to - from);
+      at += size;
+    }
+    logits.colwise() += bias;
+  }
+  return logits;
 }
 
 Matrix<double> head_logits(const GptParameters<double>& p, const Matrix<double>& normalized) {

@@ -38,13 +38,16 @@ struct SubspaceConfig {
   Eigen::Index dimension = 64;  // random: d >= 1
   Eigen::Index rank = 4;        // lora: r >= 1
   std::uint64_t seed = 1;       // random, lora: seed of A
+  bool layer_norms = true;      // lora: whether ln_f and the k blocks' layer norms move
 };
 
 // `node` is a scalar (all | head) or a mapping {type: all | head | last_blocks | random | lora,
-// blocks: k, dimension: d, rank: r, seed: s}; absent -> all. For lora, blocks defaults to 0.
+// blocks: k, dimension: d, rank: r, seed: s, layer_norms: true | false}; absent -> all. For lora,
+// blocks defaults to 0 and layer_norms to true.
 // Errors name `key` (e.g. learner.subspace).
 SubspaceConfig parse_subspace(const YAML::Node& node, const std::string& key);
-// "all", "last_blocks(2)", "random(64, 7)", "lora(4, 0, 1)" (rank, blocks, seed)
+// "all", "last_blocks(2)", "random(64, 7)", "lora(4, 0, 1)" (rank, blocks, seed; "lora(4, 0, 1,
+// fixed layer norms)" with layer_norms false)
 std::string describe(const SubspaceConfig& config);
 
 class ParameterSubspace {
@@ -64,6 +67,20 @@ class ParameterSubspace {
   // lora with blocks 0, on an untied head (a tied head's weight is the token embedding). Then a
   // learner may run the body once per batch and only the final layer norm and head per point.
   bool body_fixed() const { return body_fixed_; }
+
+  // Whether, beyond that, every point's head input is the base's (lora on the head alone with
+  // layer_norms false: ln_f stays at the base) and its head is W_0 + B A plus its own bias. Then
+  // a point's logits are W_0 h + B (A h) + b(u) from one shared product W_0 h, r (d + V)
+  // multiply-adds a token instead of V d (low_rank_head_logits).
+  bool head_input_fixed() const { return head_input_fixed_; }
+
+  // With head_input_fixed(): the logits of theta(u) from the base's head input h (d x N, the
+  // final layer norm's output) and base_product = W_0 h (V x N). Equals head_logits of theta(u)
+  // up to rounding (tested). Throws std::logic_error otherwise.
+  Matrix<double> low_rank_head_logits(const Eigen::VectorXd& u, const Matrix<double>& h,
+                                      const Matrix<double>& base_product) const;
+  // With head_input_fixed(): W_0 h, the product every point shares.
+  Matrix<double> base_head_product(const Matrix<double>& h) const;
 
   // Moves every point by the flat parameter shift `delta`: the base, and the coordinates (the
   // columns of `points`, and the origin) of the entries the subspace selects, so theta(u) + delta
@@ -92,6 +109,8 @@ class ParameterSubspace {
   Eigen::MatrixXd projection_;                                 // random only: P x d
   Eigen::VectorXd origin_;
   bool body_fixed_ = false;
+  bool head_input_fixed_ = false;
+  Eigen::Index head_bias_offset_ = -1;  // head_input_fixed: the head bias in the flat parameters
 };
 
 // Logits of parameters p from the normalised input of the final layer norm (ForwardCache
