@@ -18,7 +18,10 @@
 //   3. every rank computes the same J x J weights (ensemble_kalman_update.hpp) and applies them
 //      to the ensemble, which every rank keeps in full (n x J): only J x m and sizes travel.
 // parameters() is theta(mean of the members). nll_before is the mean's loss on this rank's
-// share (one more forward pass).
+// share (one more forward pass). With a head-only subspace (body_fixed) that pass runs over the
+// whole gathered batch and its body serves every member, which then evaluates only ln_f and the
+// head; with lora without layer norms (head_input_fixed) a member is only its rank-r correction
+// on one shared head product.
 #pragma once
 
 #include <Eigen/Core>
