@@ -8,26 +8,17 @@
 # usage: cli_no_device_check.sh KWM SOURCE_DIR
 kwm=$1 src=$2
 source "$src/tests/lm_cuda/cli_common.sh"
-run --set learner.device=tpu --run-dir "$work/bad"
-[ "$status" = 2 ] || fail "learner.device: tpu exited $status"
-grep -q "learner.device' must be cpu or cuda; got 'tpu'" "$work/train.err" ||
-  fail "unexpected message: $(cat "$work/train.err")"
-run --set learner.tensor_math=tf32 --run-dir "$work/bad"
-[ "$status" = 2 ] || fail "learner.tensor_math: tf32 on the CPU exited $status"
-grep -q "learner.tensor_math' tf32 needs learner.device: cuda" "$work/train.err" ||
-  fail "unexpected message: $(cat "$work/train.err")"
-run --set learner.statistics_math=tf32 --run-dir "$work/bad"
-[ "$status" = 2 ] || fail "learner.statistics_math: tf32 on the CPU exited $status"
-grep -q "learner.statistics_math' tf32 needs learner.device: cuda" "$work/train.err" ||
-  fail "unexpected message: $(cat "$work/train.err")"
-run --set learner.statistics_math=bf16 --run-dir "$work/bad"
-[ "$status" = 2 ] || fail "learner.statistics_math: bf16 on the CPU exited $status"
-grep -q "learner.statistics_math' bf16 needs learner.device: cuda" "$work/train.err" ||
-  fail "unexpected message: $(cat "$work/train.err")"
-run --set learner.tensor_math=bf16 --run-dir "$work/bad"
-[ "$status" = 2 ] || fail "learner.tensor_math: bf16 exited $status"
-grep -q "learner.tensor_math' must be fp32 or tf32; got 'bf16'" "$work/train.err" ||
-  fail "unexpected message: $(cat "$work/train.err")"
+# refused SETTING MESSAGE: kwm train --set SETTING exits 2 with MESSAGE on stderr.
+refused() {
+  run --set "$1" --run-dir "$work/bad"
+  [ "$status" = 2 ] || fail "$1 exited $status"
+  grep -q "$2" "$work/train.err" || fail "$1: unexpected message: $(cat "$work/train.err")"
+}
+refused learner.device=tpu "learner.device' must be cpu or cuda; got 'tpu'"
+refused learner.tensor_math=tf32 "learner.tensor_math' tf32 needs learner.device: cuda"
+refused learner.statistics_math=tf32 "learner.statistics_math' tf32 needs learner.device: cuda"
+refused learner.statistics_math=bf16 "learner.statistics_math' bf16 needs learner.device: cuda"
+refused learner.tensor_math=bf16 "learner.tensor_math' must be fp32 or tf32; got 'bf16'"
 run --set learner.device=cuda --set train.tokens=96 --run-dir "$work/run"
 if [ "$status" = 0 ]; then
   echo "skip: a CUDA device is present (cli_resume_check.sh covers it)"

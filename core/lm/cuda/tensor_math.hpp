@@ -49,7 +49,8 @@ inline TensorMath parse_tensor_math(const std::string& name,
                               name + "'");
 }
 
-// The math of a pass's GEMMs (fp32 operands in memory): bf16 is refused.
+// The math of a pass's GEMMs (fp32 operands in memory): bf16 is refused. The passes' setters
+// check here, so gemm and gemm_strided_batched below only ever see fp32 or tf32.
 inline TensorMath pass_math(TensorMath math) {
   if (math == TensorMath::bf16)
     throw std::invalid_argument(
@@ -71,7 +72,6 @@ inline cublasStatus_t gemm(cublasHandle_t handle, TensorMath math, cublasOperati
                            std::int64_t ldb, const float* beta, float* c, std::int64_t ldc) {
   if (math == TensorMath::fp32)
     return cublasSgemm_64(handle, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  (void)pass_math(math);
   return cublasGemmEx_64(handle, ta, tb, m, n, k, alpha, a, CUDA_R_32F, lda, b, CUDA_R_32F, ldb,
                          beta, c, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F_FAST_TF32,
                          CUBLAS_GEMM_DEFAULT);
@@ -89,7 +89,6 @@ inline cublasStatus_t gemm_strided_batched(cublasHandle_t handle, TensorMath mat
   if (math == TensorMath::fp32)
     return cublasSgemmStridedBatched_64(handle, ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb,
                                         stride_b, beta, c, ldc, stride_c, count);
-  (void)pass_math(math);
   return cublasGemmStridedBatchedEx_64(
       handle, ta, tb, m, n, k, alpha, a, CUDA_R_32F, lda, stride_a, b, CUDA_R_32F, ldb, stride_b,
       beta, c, CUDA_R_32F, ldc, stride_c, count, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT);

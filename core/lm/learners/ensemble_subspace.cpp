@@ -2,7 +2,6 @@
 // random projection and the low-rank adapters.
 #include "core/lm/learners/ensemble_subspace.hpp"
 
-#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <utility>
@@ -150,10 +149,10 @@ ParameterSubspace::ParameterSubspace(const SubspaceConfig& config,
   head_input_fixed_ = body_fixed_ && lora && !config.layer_norms;
   Eigen::Index offset = 0, count = 0;
   for (const auto& t : base.tensors()) {
-    if (t.name == "head.bias") head_bias_offset_ = offset;
     if (lora && t.cols > 1 && selected(config, base.config, t.name)) {
       adapters_.push_back({offset, t.rows, t.cols, 0});  // `at` is set once the vectors are counted
     } else if (selected(config, base.config, t.name)) {
+      if (t.name == "head.bias") head_bias_at_ = count;
       if (!ranges_.empty() && ranges_.back().first + ranges_.back().second == offset)
         ranges_.back().second += t.size();
       else
@@ -256,18 +255,7 @@ Matrix<double> ParameterSubspace::low_rank_head_logits(const Eigen::VectorXd& u,
   const Eigen::Map<const Eigen::MatrixXd> up(u.data() + a.at + r * a.cols, a.rows, r);  // B
   Matrix<double> logits = base_product;
   logits.noalias() += up * (down * h);
-  if (head_bias_offset_ >= 0) {  // the bias: the base's, or u's where u holds it
-    Eigen::VectorXd bias = base_.segment(head_bias_offset_, a.rows);
-    Eigen::Index at = 0;
-    for (const auto& [start, size] : ranges_) {
-      const Eigen::Index from = std::max(start, head_bias_offset_);
-      const Eigen::Index to = std::min(start + size, head_bias_offset_ + a.rows);
-      if (from < to)
-        bias.segment(from - head_bias_offset_, to - from) = u.segment(at + from - start, to - from);
-      at += size;
-    }
-    logits.colwise() += bias;
-  }
+  if (head_bias_at_ >= 0) logits.colwise() += u.segment(head_bias_at_, a.rows);
   return logits;
 }
 

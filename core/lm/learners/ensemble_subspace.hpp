@@ -110,7 +110,7 @@ class ParameterSubspace {
   Eigen::VectorXd origin_;
   bool body_fixed_ = false;
   bool head_input_fixed_ = false;
-  Eigen::Index head_bias_offset_ = -1;  // head_input_fixed: the head bias in the flat parameters
+  Eigen::Index head_bias_at_ = -1;  // where u holds the head bias (-1: not held, no bias or random)
 };
 
 // Logits of parameters p from the normalised input of the final layer norm (ForwardCache
